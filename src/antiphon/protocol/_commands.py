@@ -1,0 +1,121 @@
+"""Commands: what the app (and the runtime's own actors) ask a session to do.
+
+Commands are not journalled themselves; their effects are (as events). Translators turn the
+provider-facing ones into wire frames with ``encode(command, state)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ._tools import ToolOutcome, ToolSpec
+
+
+class CommandBase(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="command", forbid_unknown_fields=True
+):
+    """Base of all commands: strict, since commands are built by our own code."""
+
+
+class SendAudio(CommandBase, frozen=True, kw_only=True, tag="send_audio"):
+    """App audio in any PCM16 format; audio-in converts it for the provider."""
+
+    pcm: bytes
+    sample_rate: int
+    channels: int = 1
+
+
+class AudioFrame(CommandBase, frozen=True, kw_only=True, tag="audio_frame"):
+    """One provider-sized frame in the provider's input format. ``index`` counts frames over the
+    whole session, so a re-sent frame keeps its index."""
+
+    pcm: bytes
+    index: int
+
+
+class SendText(CommandBase, frozen=True, kw_only=True, tag="send_text"):
+    """A user text message added to the conversation (it does not by itself ask for a reply,
+    unless ``generate_reply`` is True)."""
+
+    text: str
+    item_id: str = ""
+    generate_reply: bool = True
+
+
+class GenerateReply(CommandBase, frozen=True, kw_only=True, tag="generate_reply"):
+    instructions: str = ""
+
+
+class Interrupt(CommandBase, frozen=True, kw_only=True, tag="interrupt"):
+    """Stop the current generation. ``played_ms`` is how much of its audio the user heard, when
+    the app knows it, so the provider's history can be truncated to match."""
+
+    played_ms: int | None = None
+
+
+class CommitAudio(CommandBase, frozen=True, kw_only=True, tag="commit_audio"):
+    """End of a user turn under manual turn-taking."""
+
+
+class DeliverToolResult(CommandBase, frozen=True, kw_only=True, tag="deliver_tool_result"):
+    """Send a recorded tool result to the provider. ``respond`` asks for the follow-up reply
+    (False while other calls of the same turn are still running)."""
+
+    call_id: str
+    name: str
+    output: str
+    outcome: ToolOutcome = ToolOutcome.OK
+    respond: bool = True
+
+
+class SubmitToolResult(CommandBase, frozen=True, kw_only=True, tag="submit_tool_result"):
+    """The app's result for a call of a tool it executes itself."""
+
+    call_id: str
+    output: str
+    outcome: ToolOutcome = ToolOutcome.OK
+
+
+class UpdateInstructions(CommandBase, frozen=True, kw_only=True, tag="update_instructions"):
+    instructions: str
+
+
+class UpdateTools(CommandBase, frozen=True, kw_only=True, tag="update_tools"):
+    tools: tuple[ToolSpec, ...]
+
+
+class UpdateOptions(CommandBase, frozen=True, kw_only=True, tag="update_options"):
+    options: dict[str, Any]
+
+
+class RotateConnection(CommandBase, frozen=True, kw_only=True, tag="rotate_connection"):
+    cause: str = "requested"
+
+
+class CloseSession(CommandBase, frozen=True, kw_only=True, tag="close_session"):
+    reason: str = "closed"
+
+
+class KeepAlive(CommandBase, frozen=True, kw_only=True, tag="keep_alive"):
+    """Keep an idle connection from being reset (e.g. silence for Nova)."""
+
+
+Command = (
+    SendAudio
+    | AudioFrame
+    | SendText
+    | GenerateReply
+    | Interrupt
+    | CommitAudio
+    | DeliverToolResult
+    | SubmitToolResult
+    | UpdateInstructions
+    | UpdateTools
+    | UpdateOptions
+    | RotateConnection
+    | CloseSession
+    | KeepAlive
+)
+"""Every command."""

@@ -1,0 +1,293 @@
+"""Events: journalled, provider-neutral state changes.
+
+Every event is a frozen msgspec Struct with an explicit, stable ``tag``; a journal keeps tags
+forever, so a tag is never renamed (add an alias in ``EVENT_TAG_ALIASES`` instead) and new
+fields always get defaults.
+
+Translators produce events from wire frames; the generation tracker appends them to the
+journal and folds them into :class:`~antiphon.protocol.SessionState` with ``apply``. Audio
+arrives inline from a translator (``audio``) and is moved to the journal's audio store before
+the event is journalled, leaving a ``span`` behind: journals never carry audio inline.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+from ._base import AudioSpan
+from ._tools import ToolOutcome, ToolSpec
+
+
+class EventBase(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False
+):
+    """Base of all events. Unknown fields are ignored so older code reads newer journals."""
+
+
+# --- session ------------------------------------------------------------------------------
+
+
+class SessionStarted(EventBase, frozen=True, kw_only=True, tag="session.started"):
+    session_id: str
+    provider: str
+    model: str = ""
+    instructions: str = ""
+    tools: tuple[ToolSpec, ...] = ()
+    options: dict[str, Any] = {}
+
+
+class SessionClosed(EventBase, frozen=True, kw_only=True, tag="session.closed"):
+    reason: str = "closed"
+
+
+class InstructionsUpdated(EventBase, frozen=True, kw_only=True, tag="instructions.updated"):
+    instructions: str
+
+
+class ToolsUpdated(EventBase, frozen=True, kw_only=True, tag="tools.updated"):
+    tools: tuple[ToolSpec, ...]
+
+
+class OptionsUpdated(EventBase, frozen=True, kw_only=True, tag="options.updated"):
+    options: dict[str, Any]
+
+
+# --- connection ---------------------------------------------------------------------------
+
+
+class ConnectionOpened(EventBase, frozen=True, kw_only=True, tag="connection.opened"):
+    """A provider connection for ``epoch`` is up and primed."""
+
+    epoch: int
+    provider_session_id: str = ""
+    expires_at_s: float | None = None  # provider's own expiry (unix seconds), when announced
+    resumed: bool = False  # the provider restored state server-side (e.g. Gemini handle)
+
+
+class ConnectionLost(EventBase, frozen=True, kw_only=True, tag="connection.lost"):
+    epoch: int
+    cause: str
+    recoverable: bool
+    detail: str = ""
+
+
+class ConnectionRotated(EventBase, frozen=True, kw_only=True, tag="connection.rotated"):
+    """A planned switch from ``previous_epoch`` to ``epoch`` (session cap, goAway, ...)."""
+
+    epoch: int
+    previous_epoch: int
+    cause: str
+
+
+class ProviderSessionInfo(EventBase, frozen=True, kw_only=True, tag="provider.session"):
+    """The provider announced (or changed) its session: id, expiry, conversation id."""
+
+    provider_session_id: str = ""
+    conversation_id: str = ""
+    expires_at_s: float | None = None
+
+
+class GoAwayReceived(EventBase, frozen=True, kw_only=True, tag="provider.go_away"):
+    time_left_ms: int
+
+
+class ResumptionHandleUpdated(EventBase, frozen=True, kw_only=True, tag="provider.resumption"):
+    handle: str
+    resumable: bool = True
+
+
+class ProviderErrorEvent(EventBase, frozen=True, kw_only=True, tag="provider.error"):
+    code: str
+    message: str = ""
+    recoverable: bool = False
+
+
+class UnknownProviderEvent(EventBase, frozen=True, kw_only=True, tag="provider.unknown"):
+    """A provider event this version does not understand, kept verbatim (never a crash)."""
+
+    provider_type: str
+    raw: str = ""
+
+
+# --- user input ---------------------------------------------------------------------------
+
+
+class UserAudio(EventBase, frozen=True, kw_only=True, tag="user.audio"):
+    """Audio handed to the provider for ``epoch``; ``audio`` is inline only before journalling."""
+
+    epoch: int = 0
+    first_frame: int = 0
+    frames: int = 0
+    audio: bytes = b""
+    span: AudioSpan | None = None
+
+
+class UserAudioCommitted(EventBase, frozen=True, kw_only=True, tag="user.audio_committed"):
+    """The provider took the user audio up to ``audio_end_ms`` of this connection's input into
+    the conversation: a safe point. Audio before it need never be re-sent."""
+
+    item_id: str = ""
+    audio_end_ms: int | None = None  # None: everything sent so far
+
+
+class UserSpeechStarted(EventBase, frozen=True, kw_only=True, tag="user.speech_started"):
+    item_id: str = ""
+    audio_start_ms: int | None = None
+
+
+class UserSpeechStopped(EventBase, frozen=True, kw_only=True, tag="user.speech_stopped"):
+    item_id: str = ""
+    audio_end_ms: int | None = None
+
+
+class UserTextSent(EventBase, frozen=True, kw_only=True, tag="user.text"):
+    """Text the app sent as a user message."""
+
+    item_id: str
+    text: str
+
+
+class InputTranscriptDelta(EventBase, frozen=True, kw_only=True, tag="user.transcript_delta"):
+    item_id: str
+    text: str
+    cumulative: bool = False  # True: ``text`` replaces what came before (xAI ``.updated``)
+
+
+class InputTranscriptFinal(EventBase, frozen=True, kw_only=True, tag="user.transcript"):
+    item_id: str
+    text: str
+
+
+# --- generation ---------------------------------------------------------------------------
+
+
+class GenerationEndReason(enum.StrEnum):
+    COMPLETED = "completed"
+    INTERRUPTED = "interrupted"
+    TOOL_CALL = "tool_call"
+    FAILED = "failed"
+
+
+class GenerationStarted(EventBase, frozen=True, kw_only=True, tag="generation.started"):
+    generation_id: str
+
+
+class GenerationTextDelta(EventBase, frozen=True, kw_only=True, tag="generation.text"):
+    """Assistant text: the transcript of its speech, or text output in text mode."""
+
+    generation_id: str
+    item_id: str = ""
+    text: str
+
+
+class GenerationAudioDelta(EventBase, frozen=True, kw_only=True, tag="generation.audio"):
+    generation_id: str
+    item_id: str = ""
+    sample_rate: int = 24_000
+    audio: bytes = b""
+    span: AudioSpan | None = None
+
+
+class GenerationEnded(EventBase, frozen=True, kw_only=True, tag="generation.ended"):
+    generation_id: str
+    reason: GenerationEndReason
+    detail: str = ""
+
+
+class AssistantTruncated(EventBase, frozen=True, kw_only=True, tag="generation.truncated"):
+    """Only the first ``audio_end_ms`` of the item's audio was heard (barge-in)."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+class Usage(EventBase, frozen=True, kw_only=True, tag="usage"):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    ttft_ms: float | None = None
+
+
+# --- tools --------------------------------------------------------------------------------
+
+
+class ToolCallRequested(EventBase, frozen=True, kw_only=True, tag="tool.requested"):
+    call_id: str
+    name: str
+    arguments: str = "{}"
+    generation_id: str = ""
+
+
+class ToolCallStarted(EventBase, frozen=True, kw_only=True, tag="tool.started"):
+    call_id: str
+
+
+class ToolCallFinished(EventBase, frozen=True, kw_only=True, tag="tool.finished"):
+    """The call's single output is recorded (completed, failed, timed out, cancelled or
+    unknown). It is delivered to the provider only after this is durable."""
+
+    call_id: str
+    name: str
+    output: str
+    outcome: ToolOutcome = ToolOutcome.OK
+
+
+class ToolCallCancelRequested(EventBase, frozen=True, kw_only=True, tag="tool.cancel_requested"):
+    """The provider withdrew calls (Gemini ``toolCallCancellation``) or a barge-in did."""
+
+    call_ids: tuple[str, ...]
+    reason: str = ""
+
+
+class ToolResultDelivered(EventBase, frozen=True, kw_only=True, tag="tool.delivered"):
+    call_id: str
+    epoch: int
+
+
+Event = (
+    SessionStarted
+    | SessionClosed
+    | InstructionsUpdated
+    | ToolsUpdated
+    | OptionsUpdated
+    | ConnectionOpened
+    | ConnectionLost
+    | ConnectionRotated
+    | ProviderSessionInfo
+    | GoAwayReceived
+    | ResumptionHandleUpdated
+    | ProviderErrorEvent
+    | UnknownProviderEvent
+    | UserAudio
+    | UserAudioCommitted
+    | UserSpeechStarted
+    | UserSpeechStopped
+    | UserTextSent
+    | InputTranscriptDelta
+    | InputTranscriptFinal
+    | GenerationStarted
+    | GenerationTextDelta
+    | GenerationAudioDelta
+    | GenerationEnded
+    | AssistantTruncated
+    | Usage
+    | ToolCallRequested
+    | ToolCallStarted
+    | ToolCallFinished
+    | ToolCallCancelRequested
+    | ToolResultDelivered
+)
+"""Every journalled event."""
+
+EVENT_TYPES: tuple[type[EventBase], ...] = Event.__args__  # type: ignore[attr-defined]
+
+EVENT_TAG_ALIASES: dict[str, str] = {}
+"""Old tag -> current tag, for records written before a rename."""
+
+
+def event_tag(event: EventBase) -> str:
+    """The stable tag of an event."""
+    return type(event).__struct_config__.tag  # type: ignore[return-value]

@@ -1,0 +1,518 @@
+"""SessionState and the pure, total reducer ``apply(state, event) -> state``.
+
+How this works: the state is an immutable msgspec Struct. ``apply`` looks up a handler by the
+event's type in a table and returns a new state built with ``msgspec.structs.replace``; events
+that carry no state change return the state unchanged. Every handler accepts every value its
+event type can hold, so ``apply`` never raises on a valid event — replaying a journal folds its
+events into exactly the state the live session had.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+from msgspec.structs import replace
+
+from ._base import SCHEMA_VERSION
+from ._events import (
+    AssistantTruncated,
+    ConnectionLost,
+    ConnectionOpened,
+    ConnectionRotated,
+    Event,
+    EventBase,
+    GenerationAudioDelta,
+    GenerationEnded,
+    GenerationEndReason,
+    GenerationStarted,
+    GenerationTextDelta,
+    GoAwayReceived,
+    InputTranscriptDelta,
+    InputTranscriptFinal,
+    InstructionsUpdated,
+    OptionsUpdated,
+    ProviderErrorEvent,
+    ProviderSessionInfo,
+    ResumptionHandleUpdated,
+    SessionClosed,
+    SessionStarted,
+    ToolCallCancelRequested,
+    ToolCallFinished,
+    ToolCallRequested,
+    ToolCallStarted,
+    ToolResultDelivered,
+    ToolsUpdated,
+    UnknownProviderEvent,
+    Usage,
+    UserAudio,
+    UserAudioCommitted,
+    UserTextSent,
+)
+from ._tools import ToolOutcome, ToolSpec
+
+# --- conversation items -------------------------------------------------------------------
+
+
+class ItemBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    id: str
+
+
+class UserMessage(ItemBase, frozen=True, kw_only=True, tag="user"):
+    """A user turn: typed text, or speech whose transcript may still be arriving."""
+
+    text: str = ""
+    from_audio: bool = False
+    final: bool = True
+
+
+class AssistantMessage(ItemBase, frozen=True, kw_only=True, tag="assistant"):
+    text: str = ""
+    interrupted: bool = False
+    heard_ms: int | None = None  # set when truncated after a barge-in
+
+
+class FunctionCall(ItemBase, frozen=True, kw_only=True, tag="function_call"):
+    """``id`` is the provider's call id."""
+
+    name: str
+    arguments: str = "{}"
+
+
+class FunctionOutput(ItemBase, frozen=True, kw_only=True, tag="function_output"):
+    """``id`` is the call id this output answers."""
+
+    name: str
+    output: str
+    outcome: ToolOutcome = ToolOutcome.OK
+
+
+Item = UserMessage | AssistantMessage | FunctionCall | FunctionOutput
+
+
+# --- tool calls in flight -----------------------------------------------------------------
+
+
+class ToolCallStatus(enum.StrEnum):
+    REQUESTED = "requested"  # journalled; may run now
+    RUNNING = "running"  # started; if the process dies here the outcome is unknown
+    CANCEL_REQUESTED = "cancel_requested"
+    FINISHED = "finished"  # output recorded, not yet delivered
+
+
+class PendingToolCall(msgspec.Struct, frozen=True, kw_only=True):
+    call_id: str
+    name: str
+    arguments: str
+    status: ToolCallStatus
+    output: str = ""
+    outcome: ToolOutcome = ToolOutcome.OK
+
+
+class OpenGeneration(msgspec.Struct, frozen=True, kw_only=True):
+    generation_id: str
+    item_id: str = ""
+    text: str = ""
+    audio_bytes: int = 0
+    epoch: int = 0
+    segments: int = 0  # assistant messages already split off (text before a tool call)
+
+    @property
+    def message_id(self) -> str:
+        """Id for the assistant message this generation's text becomes."""
+        if self.item_id:
+            return self.item_id
+        return self.generation_id if not self.segments else f"{self.generation_id}/{self.segments}"
+
+
+class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class SessionState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a session knows, as folded from its events.
+
+    Attributes:
+        items: The conversation, oldest first: what a new connection is primed with.
+        generation: The assistant generation in progress, if any.
+        pending_tools: Tool calls that have not had their output delivered yet.
+        resumption_handle: Newest resumable provider handle (Gemini), or "".
+        epoch: Current connection epoch (0 before the first connection).
+        user_audio_bytes / assistant_audio_bytes: Audio positions in the audio store.
+    """
+
+    schema: int = SCHEMA_VERSION
+    session_id: str = ""
+    provider: str = ""
+    model: str = ""
+    instructions: str = ""
+    tools: tuple[ToolSpec, ...] = ()
+    options: dict[str, Any] = {}
+    items: tuple[Item, ...] = ()
+    generation: OpenGeneration | None = None
+    pending_tools: tuple[PendingToolCall, ...] = ()
+    resumption_handle: str = ""
+    provider_session_id: str = ""
+    conversation_id: str = ""
+    expires_at_s: float | None = None
+    epoch: int = 0
+    connected: bool = False
+    closed: bool = False
+    go_away_ms: int | None = None
+    usage: UsageTotals = UsageTotals()
+    user_audio_bytes: int = 0
+    user_frames: int = 0
+    assistant_audio_bytes: int = 0
+    generations: int = 0
+    interrupted_generations: int = 0
+    last_error: str = ""
+    unknown_events: int = 0
+
+    def pending_tool(self, call_id: str) -> PendingToolCall | None:
+        for call in self.pending_tools:
+            if call.call_id == call_id:
+                return call
+        return None
+
+    def undelivered_results(self) -> tuple[PendingToolCall, ...]:
+        """Recorded tool outputs not yet delivered to the provider, oldest first."""
+        return tuple(c for c in self.pending_tools if c.status is ToolCallStatus.FINISHED)
+
+    @property
+    def turns(self) -> int:
+        """Completed assistant turns (messages) in the conversation."""
+        return sum(1 for item in self.items if isinstance(item, AssistantMessage))
+
+
+# --- the reducer --------------------------------------------------------------------------
+
+
+def _find(items: tuple[Item, ...], item_id: str) -> int:
+    """Index of the newest item with ``item_id``, or -1. Scans from the end: updates almost
+    always concern the newest items."""
+    if not item_id:
+        return -1
+    for i in range(len(items) - 1, -1, -1):
+        if items[i].id == item_id:
+            return i
+    return -1
+
+
+def _set_item(items: tuple[Item, ...], index: int, item: Item) -> tuple[Item, ...]:
+    return (*items[:index], item, *items[index + 1 :])
+
+
+def _upsert_user(state: SessionState, item_id: str, text: str, *, final: bool) -> SessionState:
+    items = state.items
+    i = _find(items, item_id)
+    if i >= 0 and isinstance(items[i], UserMessage):
+        old = items[i]
+        assert isinstance(old, UserMessage)
+        return replace(state, items=_set_item(items, i, replace(old, text=text, final=final)))
+    msg = UserMessage(id=item_id, text=text, from_audio=True, final=final)
+    return replace(state, items=(*items, msg))
+
+
+def _session_started(s: SessionState, e: SessionStarted) -> SessionState:
+    return replace(
+        s,
+        session_id=e.session_id,
+        provider=e.provider,
+        model=e.model,
+        instructions=e.instructions,
+        tools=e.tools,
+        options=dict(e.options),
+    )
+
+
+def _session_closed(s: SessionState, e: SessionClosed) -> SessionState:
+    return replace(s, closed=True, connected=False)
+
+
+def _instructions(s: SessionState, e: InstructionsUpdated) -> SessionState:
+    return replace(s, instructions=e.instructions)
+
+
+def _tools(s: SessionState, e: ToolsUpdated) -> SessionState:
+    return replace(s, tools=e.tools)
+
+
+def _options(s: SessionState, e: OptionsUpdated) -> SessionState:
+    return replace(s, options={**s.options, **e.options})
+
+
+def _opened(s: SessionState, e: ConnectionOpened) -> SessionState:
+    return replace(
+        s,
+        epoch=e.epoch,
+        connected=True,
+        go_away_ms=None,
+        provider_session_id=e.provider_session_id or s.provider_session_id,
+        expires_at_s=e.expires_at_s,
+    )
+
+
+def _lost(s: SessionState, e: ConnectionLost) -> SessionState:
+    if e.epoch != s.epoch:
+        return s
+    return _cut_generation(replace(s, connected=False))
+
+
+def _cut_generation(s: SessionState) -> SessionState:
+    """A connection ended under an open generation: keep what was said, marked interrupted."""
+    gen = s.generation
+    if gen is None:
+        return s
+    items = s.items
+    if gen.text:
+        items = (*items, AssistantMessage(id=gen.message_id, text=gen.text, interrupted=True))
+    return replace(
+        s, generation=None, items=items, interrupted_generations=s.interrupted_generations + 1
+    )
+
+
+def _rotated(s: SessionState, e: ConnectionRotated) -> SessionState:
+    return replace(s, epoch=e.epoch, go_away_ms=None)
+
+
+def _provider_session(s: SessionState, e: ProviderSessionInfo) -> SessionState:
+    return replace(
+        s,
+        provider_session_id=e.provider_session_id or s.provider_session_id,
+        conversation_id=e.conversation_id or s.conversation_id,
+        expires_at_s=e.expires_at_s if e.expires_at_s is not None else s.expires_at_s,
+    )
+
+
+def _go_away(s: SessionState, e: GoAwayReceived) -> SessionState:
+    return replace(s, go_away_ms=e.time_left_ms)
+
+
+def _handle(s: SessionState, e: ResumptionHandleUpdated) -> SessionState:
+    # A non-resumable update (mid-generation, tool call pending) must not replace a good handle.
+    if not (e.resumable and e.handle):
+        return s
+    return replace(s, resumption_handle=e.handle)
+
+
+def _provider_error(s: SessionState, e: ProviderErrorEvent) -> SessionState:
+    return replace(s, last_error=f"{e.code}: {e.message}" if e.message else e.code)
+
+
+def _unknown(s: SessionState, e: UnknownProviderEvent) -> SessionState:
+    return replace(s, unknown_events=s.unknown_events + 1)
+
+
+def _user_audio(s: SessionState, e: UserAudio) -> SessionState:
+    n = e.span.length if e.span is not None else len(e.audio)
+    return replace(s, user_audio_bytes=s.user_audio_bytes + n, user_frames=s.user_frames + e.frames)
+
+
+def _committed(s: SessionState, e: UserAudioCommitted) -> SessionState:
+    if not e.item_id or _find(s.items, e.item_id) >= 0:
+        return s
+    return replace(s, items=(*s.items, UserMessage(id=e.item_id, from_audio=True, final=False)))
+
+
+def _user_text(s: SessionState, e: UserTextSent) -> SessionState:
+    return replace(s, items=(*s.items, UserMessage(id=e.item_id, text=e.text)))
+
+
+def _transcript_delta(s: SessionState, e: InputTranscriptDelta) -> SessionState:
+    i = _find(s.items, e.item_id)
+    old = s.items[i] if i >= 0 else None
+    if isinstance(old, UserMessage) and old.final and old.text:
+        return s  # a late delta after the final transcript changes nothing
+    base = old.text if isinstance(old, UserMessage) and not e.cumulative else ""
+    return _upsert_user(s, e.item_id, base + e.text, final=False)
+
+
+def _transcript_final(s: SessionState, e: InputTranscriptFinal) -> SessionState:
+    return _upsert_user(s, e.item_id, e.text, final=True)
+
+
+def _ensure_generation(s: SessionState, generation_id: str, item_id: str) -> OpenGeneration:
+    gen = s.generation
+    if gen is not None and gen.generation_id == generation_id:
+        if item_id and not gen.item_id:
+            return replace(gen, item_id=item_id)
+        return gen
+    return OpenGeneration(generation_id=generation_id, item_id=item_id, epoch=s.epoch)
+
+
+def _gen_started(s: SessionState, e: GenerationStarted) -> SessionState:
+    if s.generation is not None and s.generation.generation_id != e.generation_id:
+        s = _cut_generation(s)
+    return replace(
+        s,
+        generation=_ensure_generation(s, e.generation_id, ""),
+        generations=s.generations + (s.generation is None),
+    )
+
+
+def _gen_text(s: SessionState, e: GenerationTextDelta) -> SessionState:
+    if s.generation is None or s.generation.generation_id != e.generation_id:
+        s = _gen_started(s, GenerationStarted(generation_id=e.generation_id))
+    gen = _ensure_generation(s, e.generation_id, e.item_id)
+    return replace(s, generation=replace(gen, text=gen.text + e.text))
+
+
+def _gen_audio(s: SessionState, e: GenerationAudioDelta) -> SessionState:
+    if s.generation is None or s.generation.generation_id != e.generation_id:
+        s = _gen_started(s, GenerationStarted(generation_id=e.generation_id))
+    n = e.span.length if e.span is not None else len(e.audio)
+    gen = _ensure_generation(s, e.generation_id, e.item_id)
+    return replace(
+        s,
+        generation=replace(gen, audio_bytes=gen.audio_bytes + n),
+        assistant_audio_bytes=s.assistant_audio_bytes + n,
+    )
+
+
+def _gen_ended(s: SessionState, e: GenerationEnded) -> SessionState:
+    gen = s.generation
+    if gen is None or gen.generation_id != e.generation_id:
+        return s
+    interrupted = e.reason is GenerationEndReason.INTERRUPTED
+    items = s.items
+    if gen.text:
+        items = (
+            *items,
+            AssistantMessage(id=gen.message_id, text=gen.text, interrupted=interrupted),
+        )
+    return replace(
+        s,
+        generation=None,
+        items=items,
+        interrupted_generations=s.interrupted_generations + interrupted,
+    )
+
+
+def _truncated(s: SessionState, e: AssistantTruncated) -> SessionState:
+    i = _find(s.items, e.item_id)
+    old = s.items[i] if i >= 0 else None
+    if not isinstance(old, AssistantMessage):
+        return s
+    return replace(s, items=_set_item(s.items, i, replace(old, heard_ms=e.audio_end_ms)))
+
+
+def _usage(s: SessionState, e: Usage) -> SessionState:
+    u = s.usage
+    return replace(
+        s,
+        usage=UsageTotals(
+            input_tokens=u.input_tokens + e.input_tokens,
+            output_tokens=u.output_tokens + e.output_tokens,
+            total_tokens=u.total_tokens + e.total_tokens,
+        ),
+    )
+
+
+def _set_call(s: SessionState, call_id: str, **changes: Any) -> SessionState:
+    calls = s.pending_tools
+    for i, call in enumerate(calls):
+        if call.call_id == call_id:
+            return replace(s, pending_tools=(*calls[:i], replace(call, **changes), *calls[i + 1 :]))
+    return s
+
+
+def _tool_requested(s: SessionState, e: ToolCallRequested) -> SessionState:
+    if s.pending_tool(e.call_id) is not None or _find(s.items, e.call_id) >= 0:
+        return s  # a provider repeating a call (or a replay of the same event) is one call
+    call = PendingToolCall(
+        call_id=e.call_id, name=e.name, arguments=e.arguments, status=ToolCallStatus.REQUESTED
+    )
+    items = s.items
+    gen = s.generation
+    if gen is not None and gen.text:
+        # What the assistant said before the call comes before it in the history.
+        items = (*items, AssistantMessage(id=gen.message_id, text=gen.text))
+        s = replace(s, generation=replace(gen, text="", item_id="", segments=gen.segments + 1))
+    item = FunctionCall(id=e.call_id, name=e.name, arguments=e.arguments)
+    return replace(s, pending_tools=(*s.pending_tools, call), items=(*items, item))
+
+
+def _tool_started(s: SessionState, e: ToolCallStarted) -> SessionState:
+    call = s.pending_tool(e.call_id)
+    if call is None or call.status is not ToolCallStatus.REQUESTED:
+        return s
+    return _set_call(s, e.call_id, status=ToolCallStatus.RUNNING)
+
+
+def _tool_cancel(s: SessionState, e: ToolCallCancelRequested) -> SessionState:
+    for call_id in e.call_ids:
+        call = s.pending_tool(call_id)
+        if call is not None and call.status is not ToolCallStatus.FINISHED:
+            s = _set_call(s, call_id, status=ToolCallStatus.CANCEL_REQUESTED)
+    return s
+
+
+def _tool_finished(s: SessionState, e: ToolCallFinished) -> SessionState:
+    call = s.pending_tool(e.call_id)
+    if call is None or call.status is ToolCallStatus.FINISHED:
+        return s  # exactly one output per call: a second one is ignored
+    s = _set_call(s, e.call_id, status=ToolCallStatus.FINISHED, output=e.output, outcome=e.outcome)
+    out = FunctionOutput(id=e.call_id, name=e.name, output=e.output, outcome=e.outcome)
+    return replace(s, items=(*s.items, out))
+
+
+def _tool_delivered(s: SessionState, e: ToolResultDelivered) -> SessionState:
+    calls = tuple(c for c in s.pending_tools if c.call_id != e.call_id)
+    return replace(s, pending_tools=calls) if len(calls) != len(s.pending_tools) else s
+
+
+_Handler = Callable[[SessionState, Any], SessionState]
+
+_HANDLERS: dict[type[EventBase], _Handler] = {
+    SessionStarted: _session_started,
+    SessionClosed: _session_closed,
+    InstructionsUpdated: _instructions,
+    ToolsUpdated: _tools,
+    OptionsUpdated: _options,
+    ConnectionOpened: _opened,
+    ConnectionLost: _lost,
+    ConnectionRotated: _rotated,
+    ProviderSessionInfo: _provider_session,
+    GoAwayReceived: _go_away,
+    ResumptionHandleUpdated: _handle,
+    ProviderErrorEvent: _provider_error,
+    UnknownProviderEvent: _unknown,
+    UserAudio: _user_audio,
+    UserAudioCommitted: _committed,
+    UserTextSent: _user_text,
+    InputTranscriptDelta: _transcript_delta,
+    InputTranscriptFinal: _transcript_final,
+    GenerationStarted: _gen_started,
+    GenerationTextDelta: _gen_text,
+    GenerationAudioDelta: _gen_audio,
+    GenerationEnded: _gen_ended,
+    AssistantTruncated: _truncated,
+    Usage: _usage,
+    ToolCallRequested: _tool_requested,
+    ToolCallStarted: _tool_started,
+    ToolCallCancelRequested: _tool_cancel,
+    ToolCallFinished: _tool_finished,
+    ToolResultDelivered: _tool_delivered,
+}
+"""Event type -> handler. Types absent here (speech edges) change no state."""
+
+
+def apply(state: SessionState, event: Event) -> SessionState:
+    """Fold one event into the state. Pure and total: never raises on a valid event."""
+    handler = _HANDLERS.get(type(event))
+    return state if handler is None else handler(state, event)
+
+
+def fold(events: Iterable[Event], state: SessionState | None = None) -> SessionState:
+    """Fold many events, starting from ``state`` (or an empty state)."""
+    s = SessionState() if state is None else state
+    handlers = _HANDLERS
+    for event in events:
+        handler = handlers.get(type(event))
+        if handler is not None:
+            s = handler(s, event)
+    return s
