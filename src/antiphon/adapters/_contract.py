@@ -65,6 +65,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         max_history_messages / max_message_bytes / max_history_bytes: priming caps.
         connect_timeout_s / send_timeout_s / close_timeout_s: deadlines on connector awaits.
         resend_window_s: Audio kept since the last safe point for a reconnect to re-send.
+        stall_timeout_s: A connection that sends nothing for this long while a reply is
+            awaited is treated as stalled and replaced.
     """
 
     input_sample_rate: int = 24_000
@@ -81,6 +83,7 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     send_timeout_s: float = 5.0
     close_timeout_s: float = 2.0
     resend_window_s: float = 30.0
+    stall_timeout_s: float = 15.0
 
     @property
     def input_frame_bytes(self) -> int:
@@ -114,7 +117,11 @@ class Translator(Protocol):
     def handshake(self, state: SessionState) -> list[Frame]:
         """Frames that set up the connection and prime it from ``state``: instructions, tools,
         options, and the conversation history within the provider's limits (or a resumption
-        handle where the provider keeps state itself)."""
+        handle where the provider keeps state itself).
+
+        History comes from ``state.history()``, which leaves out tool outputs not yet
+        delivered: the runtime delivers those itself right after the handshake, each exactly
+        once, with ``DeliverToolResult``."""
         ...
 
     @property

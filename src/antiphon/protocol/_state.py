@@ -178,6 +178,18 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
                 return call
         return None
 
+    def history(self) -> tuple[Item, ...]:
+        """The conversation to prime a new connection with: ``items`` without the outputs of
+        tool calls still waiting for delivery (the runtime delivers those after priming)."""
+        waiting = {c.call_id for c in self.pending_tools}
+        if not waiting:
+            return self.items
+        return tuple(
+            item
+            for item in self.items
+            if not (isinstance(item, FunctionOutput) and item.id in waiting)
+        )
+
     def undelivered_results(self) -> tuple[PendingToolCall, ...]:
         """Recorded tool outputs not yet delivered to the provider, oldest first."""
         return tuple(c for c in self.pending_tools if c.status is ToolCallStatus.FINISHED)

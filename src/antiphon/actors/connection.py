@@ -1,0 +1,720 @@
+"""The connection manager: one provider connection per epoch, replaced when it fails or ages.
+
+How this works: the manager is the session supervisor's ``transport`` child. Each start opens
+a connection for a new epoch — a *link*: the connector dials, the translator's handshake
+primes it from :class:`SessionState` (instructions, tools, history within the provider's
+limits, or a resumption handle), and transport-recv runs until the translator reports the
+provider ready. Then the link is *activated*: the epoch is journalled, undelivered tool
+results are queued (each exactly once), and transport-send starts at the audio log's resend
+point, so user audio since the last safe point goes out again and nothing is lost.
+
+When a link fails, the manager records ``ConnectionLost`` (which cuts an open generation in
+the state), classifies the error with the translator, and raises: the supervisor backs off
+and starts the manager again, which opens the next epoch. A fatal error ends the session.
+
+Limits known in advance are handled before they bite. A rotation is wanted when the
+connection reaches ``limits.rotate_after_s``, nears a provider-announced expiry, gets a
+``goAway``, or the app asks; it happens at the next turn boundary (no generation open, no
+tool call outstanding, the user not mid-utterance), or at once at the hard deadline.
+Providers that allow two connections rotate make-before-break (open and prime the next,
+switch audio, then close the old one cleanly); the others close first, then reopen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from msgspec.structs import replace
+
+from ..adapters import Connection, Disposition, ErrorClass, Provider, Translator
+from ..errors import ConnectionLostError, ProviderError, ProviderTimeout
+from ..protocol import (
+    CloseSession,
+    Command,
+    CommitAudio,
+    ConnectionLost,
+    ConnectionOpened,
+    ConnectionRotated,
+    DeliverToolResult,
+    Event,
+    GenerateReply,
+    GenerationAudioDelta,
+    GenerationEnded,
+    GenerationStarted,
+    GenerationTextDelta,
+    GoAwayReceived,
+    ProviderErrorEvent,
+    ProviderSessionInfo,
+    SendText,
+    SessionState,
+    ToolCallFinished,
+    ToolCallRequested,
+    ToolCallStatus,
+    ToolResultDelivered,
+    UserAudioCommitted,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+from ._clock import Clock
+from ._outbox import Outbox
+from ._session_events import Reconnected
+from .audio_in import AudioIn
+from .generation_tracker import GenerationTracker
+from .transport_recv import TransportRecv
+from .transport_send import TransportSend
+
+# A goAway's time left is a budget, not a promise: rotate with this share of it to spare.
+GO_AWAY_MARGIN = 0.2
+# An app-requested rotation waits this long for a turn boundary before forcing it.
+REQUESTED_ROTATION_DEADLINE_S = 10.0
+# After a failed attempt to open the next connection of a make-before-break rotation, keep
+# the old one and try again this much later.
+ROTATION_RETRY_S = 5.0
+
+
+@dataclass(kw_only=True)
+class ConnectionStats:
+    epoch: int = 0
+    connects: int = 0
+    reconnects: int = 0
+    rotations: int = 0
+    failures: int = 0
+    gaps_ms: list[float] = field(default_factory=list)
+    frames_sent: int = 0
+    frames_resent: int = 0
+    frames_skipped: int = 0
+    malformed_frames: int = 0
+    last_cause: str = ""
+
+
+class Link:
+    """One epoch: a connection, its translator, and its transport-send/recv pair."""
+
+    def __init__(
+        self,
+        *,
+        epoch: int,
+        translator: Translator,
+        connection: Connection,
+        receiver: TransportRecv,
+        close_timeout_s: float,
+        opened_at: float,
+    ) -> None:
+        self.epoch = epoch
+        self.translator = translator
+        self.connection = connection
+        self.receiver = receiver
+        self.sender: TransportSend | None = None
+        self.opened_at = opened_at
+        self.failure: Exception | None = None
+        self.done = anyio.Event()
+        self.closing = False
+        self.last_error_code = ""
+        self._close_timeout = close_timeout_s
+        self._tg: TaskGroup | None = None
+        self._sender_scope: anyio.CancelScope | None = None
+        self._sender_done = anyio.Event()
+        self._closed = False
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._guard, self.receiver.run)
+                task_status.started()
+        finally:
+            self.done.set()
+            with anyio.CancelScope(shield=True):
+                await self._close_connection()
+
+    async def _guard(self, run: Callable[[], object]) -> None:
+        try:
+            await run()  # type: ignore[misc]
+        except Exception as exc:
+            if self.failure is None and not self.closing:
+                self.failure = exc
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+
+    def start_sending(self, sender: TransportSend) -> None:
+        assert self._tg is not None
+        self.sender = sender
+        self._tg.start_soon(self._run_sender, sender)
+
+    async def _run_sender(self, sender: TransportSend) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._sender_scope = scope
+                await self._guard(sender.run)
+        finally:
+            self._sender_done.set()
+
+    def start_watchdog(self, check: Callable[[], float | None], clock: Clock) -> None:
+        """Run ``check`` periodically; it returns seconds until the next check, or raises."""
+        assert self._tg is not None
+
+        async def watchdog() -> None:
+            while True:
+                delay = check()
+                await clock.sleep(delay if delay is not None else 1.0)
+
+        self._tg.start_soon(self._guard, watchdog)
+
+    async def stop_sending(self) -> None:
+        """Stop transport-send and wait for it, so its cursor is final."""
+        if self.sender is None:
+            return
+        if self._sender_scope is not None:
+            self._sender_scope.cancel()
+        await self._sender_done.wait()
+
+    async def close(self, state: SessionState, *, graceful: bool) -> None:
+        """Close this link; ``graceful`` first sends the provider's close sequence."""
+        self.closing = True
+        await self.stop_sending()
+        if graceful and not self.done.is_set():
+            with anyio.move_on_after(self._close_timeout):
+                for frame in self.translator.encode(CloseSession(), state):
+                    await self.connection.send(frame)
+        await self._close_connection()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+        await self.done.wait()
+
+    async def _close_connection(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.closing = True
+        with anyio.move_on_after(self._close_timeout, shield=True):
+            try:
+                await self.connection.aclose()
+            except Exception:  # a close that fails has still closed: nothing to recover
+                pass
+
+
+@dataclass(kw_only=True)
+class _Pending:
+    """What the next activation reports: why we reconnect, since when, and honesty."""
+
+    cause: str = "start"
+    since: float | None = None
+    restored: bool = True
+    fresh_start: bool = False
+    first: bool = True
+
+
+class ConnectionManager:
+    """The transport child of a session. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        tracker: GenerationTracker,
+        audio_in: AudioIn,
+        outbox: Outbox,
+        clock: Clock,
+        fail_session: Callable[[BaseException], None],
+    ) -> None:
+        self.provider = provider
+        self.limits = provider.limits
+        self.tracker = tracker
+        self.audio_in = audio_in
+        self.outbox = outbox
+        self.clock = clock
+        self._fail_session = fail_session
+        self._connector = provider.new_connector()
+        self.epoch = tracker.state.epoch
+        self.active: Link | None = None
+        self.stats = ConnectionStats(epoch=self.epoch)
+        self.high_water = 0  # frames below this index were sent on some connection
+        self._pending = _Pending(first=self.epoch == 0)
+        self._tg: TaskGroup | None = None
+        self._poke = anyio.Event()
+        self._rotate_reason = ""
+        self._rotate_soft_at = math.inf  # rotate at the first turn boundary after this
+        self._rotate_hard_at = math.inf  # rotate at this time whatever the turn state
+        self._retry_rotation_at = 0.0
+        self._user_speaking = False
+        self.awaiting_since: float | None = None
+        self._bad_handle = ""
+        self._closing = False
+        tracker.subscribe(self._on_events)
+
+    # -- supervised run ----------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        error: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                link = await self._open()
+            except Exception as exc:
+                error = exc
+                self.stats.failures += 1
+                self._note_connect_failure(exc)
+            else:
+                self._activate(link, rotated_from=None)
+                task_status.started()
+                error = await self._serve(link)
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _serve(self, link: Link) -> Exception | None:
+        while True:
+            outcome = await self._wait(link)
+            if outcome is None:
+                return self._on_failure(link)
+            link = await self._rotate(link, outcome)
+
+    async def _wait(self, link: Link) -> str | None:
+        """Wait until the link fails (None) or a rotation is due (its reason)."""
+        while True:
+            if link.done.is_set():
+                if self._closing:
+                    await anyio.sleep_forever()
+                return None
+            reason = self._rotation_due(link)
+            if reason:
+                return reason
+            delay = self._next_rotation_check(link)
+            async with anyio.create_task_group() as tg:
+
+                async def wake_on(event: anyio.Event) -> None:
+                    await event.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(wake_on, link.done)
+                tg.start_soon(wake_on, self._poke)
+                if delay is not None:
+
+                    async def timer() -> None:
+                        await self.clock.sleep(delay)
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(timer)
+            if self._poke.is_set():
+                self._poke = anyio.Event()
+
+    # -- opening and activating ----------------------------------------------------------------
+
+    async def _open(self) -> Link:
+        assert self._tg is not None
+        self.epoch += 1
+        epoch = self.epoch
+        translator = self.provider.new_translator()
+        state = self.tracker.state
+        if self._pending.fresh_start or (state.resumption_handle == self._bad_handle != ""):
+            state = replace(state, resumption_handle="")
+        # The handshake sees the epoch it primes, so translators can name things per epoch.
+        state = replace(state, epoch=epoch)
+        request = translator.connect_request(state)
+        handshake = translator.handshake(state)
+        timeout = self.limits.connect_timeout_s
+        try:
+            with anyio.fail_after(timeout + self.limits.close_timeout_s):
+                connection = await self._connector.connect(request, handshake)
+        except TimeoutError as exc:
+            raise ProviderTimeout(
+                f"connecting to {self.provider.name} took longer than {timeout} s",
+                provider=self.provider.name,
+                code="connect_timeout",
+                recoverable=True,
+            ) from exc
+        receiver = TransportRecv(
+            epoch=epoch,
+            connection=connection,
+            translator=translator,
+            deliver=self._deliver,
+            now=self.clock.now,
+        )
+        link = Link(
+            epoch=epoch,
+            translator=translator,
+            connection=connection,
+            receiver=receiver,
+            close_timeout_s=self.limits.close_timeout_s,
+            opened_at=self.clock.now(),
+        )
+        await self._tg.start(link.run)
+        with anyio.move_on_after(timeout):
+            async with anyio.create_task_group() as tg:
+
+                async def ready_or_done(event: anyio.Event) -> None:
+                    await event.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(ready_or_done, receiver.ready)
+                tg.start_soon(ready_or_done, link.done)
+        if not receiver.ready.is_set():
+            failure = link.failure
+            await link.close(self.tracker.state, graceful=False)
+            if failure is not None:
+                raise failure
+            raise ProviderTimeout(
+                f"{self.provider.name} did not acknowledge the session setup within {timeout} s",
+                provider=self.provider.name,
+                code="handshake_timeout",
+                recoverable=True,
+            )
+        self.stats.connects += 1
+        return link
+
+    def _deliver(self, events: Sequence[Event], epoch: int) -> None:
+        self.tracker.record(events, epoch=epoch)
+
+    def _activate(self, link: Link, *, rotated_from: int | None) -> None:
+        pending = self._pending
+        now = self.clock.now()
+        self.active = link
+        self.tracker.epoch = link.epoch
+        state = self.tracker.state
+        events: list[Event] = []
+        if rotated_from is not None:
+            events.append(
+                ConnectionRotated(epoch=link.epoch, previous_epoch=rotated_from, cause=pending.cause)
+            )
+        events.append(
+            ConnectionOpened(
+                epoch=link.epoch,
+                provider_session_id=state.provider_session_id,
+                expires_at_s=state.expires_at_s,
+                resumed=bool(state.resumption_handle) and link.translator.capabilities.server_resume,
+            )
+        )
+        self.tracker.record(events, epoch=link.epoch)
+        self._queue_tool_results()
+        log = self.audio_in.log
+        sender = TransportSend(
+            epoch=link.epoch,
+            connection=link.connection,
+            translator=link.translator,
+            log=log,
+            outbox=self.outbox,
+            start_index=log.resend_start(),
+            high_water=self.high_water,
+            state=lambda: self.tracker.state,
+            on_sent=self._on_sent,
+        )
+        link.start_sending(sender)
+        link.start_watchdog(lambda: self._check_stall(link), self.clock)
+        self._rotate_reason = ""
+        self._rotate_soft_at = (
+            link.opened_at + self.limits.rotate_after_s
+            if self.limits.rotate_after_s is not None
+            else math.inf
+        )
+        self._rotate_hard_at = (
+            link.opened_at + self.limits.rotate_deadline_s
+            if self.limits.rotate_deadline_s is not None
+            else math.inf
+        )
+        self._schedule_expiry(state.expires_at_s)
+        self.awaiting_since = None
+        self.stats.epoch = link.epoch
+        if not pending.first:
+            gap_ms = (now - pending.since) * 1000.0 if pending.since is not None else 0.0
+            if rotated_from is None:
+                self.stats.reconnects += 1
+            self.stats.gaps_ms.append(gap_ms)
+            self.tracker.emit(
+                Reconnected(
+                    epoch=link.epoch,
+                    cause=pending.cause,
+                    state_restored=pending.restored,
+                    gap_ms=gap_ms,
+                )
+            )
+        self._pending = _Pending(first=False)
+
+    def _queue_tool_results(self) -> None:
+        """Queue every recorded, undelivered tool result once, for the active connection."""
+        self.outbox.drop_tool_results()
+        state = self.tracker.state
+        results = state.undelivered_results()
+        unfinished = any(c.status is not ToolCallStatus.FINISHED for c in state.pending_tools)
+        for i, call in enumerate(results):
+            last = i == len(results) - 1
+            self.outbox.put(
+                DeliverToolResult(
+                    call_id=call.call_id,
+                    name=call.name,
+                    output=call.output,
+                    outcome=call.outcome,
+                    respond=last and not unfinished,
+                )
+            )
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def _classify(self, translator: Translator, exc: BaseException) -> ErrorClass:
+        try:
+            return translator.classify(exc)
+        except Exception as inner:  # a translator bug must not hide the original failure
+            return ErrorClass(disposition=Disposition.RECOVERABLE, reason=f"unclassified: {inner}")
+
+    def _on_failure(self, link: Link) -> Exception:
+        exc = link.failure or ConnectionLostError(
+            "connection ended", provider=self.provider.name, code="eof", recoverable=True
+        )
+        self.stats.failures += 1
+        if link.sender is not None:
+            self._absorb_sender(link.sender)
+        verdict = self._classify(link.translator, exc)
+        cause = link.last_error_code or verdict.reason or _cause_of(exc)
+        restored = self.tracker.state.generation is None
+        self.tracker.record(
+            [
+                ConnectionLost(
+                    epoch=link.epoch,
+                    cause=cause,
+                    recoverable=verdict.disposition is not Disposition.FATAL,
+                    detail=str(exc)[:500],
+                )
+            ],
+            epoch=link.epoch,
+        )
+        self.stats.last_cause = cause
+        if verdict.fresh_start:
+            self._bad_handle = self.tracker.state.resumption_handle
+        self._pending = _Pending(
+            cause=cause,
+            since=self.clock.now(),
+            restored=restored,
+            fresh_start=verdict.fresh_start,
+            first=False,
+        )
+        if verdict.disposition is Disposition.FATAL:
+            self._fail_session(exc)
+        return exc
+
+    def _note_connect_failure(self, exc: Exception) -> None:
+        if self._pending.since is None:
+            self._pending.since = self.clock.now()
+        if isinstance(exc, ProviderError) and not exc.recoverable:
+            if self.active is None and self._pending.first:
+                self._fail_session(exc)
+                return
+            translator = self.provider.new_translator()
+            if self._classify(translator, exc).disposition is Disposition.FATAL:
+                self._fail_session(exc)
+
+    def _absorb_sender(self, sender: TransportSend) -> None:
+        self.high_water = max(self.high_water, sender.cursor)
+        self.stats.frames_sent += sender.frames_sent
+        self.stats.frames_resent += sender.frames_resent
+        self.stats.frames_skipped += sender.frames_skipped
+        self.stats.malformed_frames += 0
+        sender.frames_sent = sender.frames_resent = sender.frames_skipped = 0
+
+    # -- rotation ----------------------------------------------------------------------------
+
+    def request_rotation(self, reason: str, *, hard_after_s: float) -> None:
+        now = self.clock.now()
+        if not self._rotate_reason:
+            self._rotate_reason = reason
+        self._rotate_soft_at = min(self._rotate_soft_at, now)
+        self._rotate_hard_at = min(self._rotate_hard_at, now + hard_after_s)
+        self._poke.set()
+
+    def _schedule_expiry(self, expires_at_s: float | None) -> None:
+        if expires_at_s is None:
+            return
+        wall_now = self.clock.wall_ns() / 1e9
+        left = expires_at_s - wall_now
+        now = self.clock.now()
+        soft = now + left - self.limits.rotate_before_expiry_s
+        if soft < self._rotate_soft_at:
+            self._rotate_soft_at = soft
+            self._rotate_reason = self._rotate_reason or "rotation:expiry"
+        # Whatever happens, be gone well before the provider cuts us off.
+        hard = now + left - min(60.0, self.limits.rotate_before_expiry_s / 2)
+        self._rotate_hard_at = min(self._rotate_hard_at, hard)
+
+    def _at_turn_boundary(self) -> bool:
+        state = self.tracker.state
+        if state.generation is not None or self._user_speaking:
+            return False
+        return all(c.status is ToolCallStatus.FINISHED for c in state.pending_tools)
+
+    def _rotation_due(self, link: Link) -> str:
+        now = self.clock.now()
+        if now < self._retry_rotation_at:
+            return ""
+        if now >= self._rotate_hard_at:
+            return self._rotate_reason or "rotation:deadline"
+        if now >= self._rotate_soft_at and self._at_turn_boundary():
+            return self._rotate_reason or "rotation:age"
+        return ""
+
+    def _next_rotation_check(self, link: Link) -> float | None:
+        now = self.clock.now()
+        times = [t for t in (self._rotate_soft_at, self._rotate_hard_at, self._retry_rotation_at)
+                 if t > now and t != math.inf]
+        if not times:
+            return None
+        return max(0.0, min(times) - now)
+
+    async def _rotate(self, old: Link, reason: str) -> Link:
+        started = self.clock.now()
+        restored = self.tracker.state.generation is None
+        self._pending = _Pending(cause=reason, since=started, restored=restored, first=False)
+        if old.translator.capabilities.make_before_break:
+            try:
+                new = await self._open()
+            except Exception as exc:
+                # Keep the working connection and try again a little later.
+                self.stats.failures += 1
+                self._retry_rotation_at = self.clock.now() + ROTATION_RETRY_S
+                self.stats.last_cause = f"rotation failed: {_cause_of(exc)}"
+                return old
+            await old.stop_sending()
+            self._absorb_sender(old.sender) if old.sender is not None else None
+            self._activate(new, rotated_from=old.epoch)
+            self.stats.rotations += 1
+            assert self._tg is not None
+            self._tg.start_soon(old.close, self.tracker.state, True)
+            return new
+        await old.stop_sending()
+        if old.sender is not None:
+            self._absorb_sender(old.sender)
+        await old.close(self.tracker.state, graceful=True)
+        try:
+            new = await self._open()
+        except Exception as exc:
+            # The old connection is gone: this is now a plain failure, retried by the supervisor.
+            raise ConnectionLostError(
+                f"rotation could not reconnect: {exc}",
+                provider=self.provider.name,
+                code="rotation_failed",
+                recoverable=True,
+            ) from exc
+        self._activate(new, rotated_from=old.epoch)
+        self.stats.rotations += 1
+        return new
+
+    # -- reacting to recorded events ---------------------------------------------------------
+
+    def _on_events(self, events: Sequence[Event], epoch: int) -> None:
+        link = self.active
+        now = self.clock.now()
+        for event in events:
+            match event:
+                case UserSpeechStarted():
+                    self._user_speaking = True
+                case UserSpeechStopped():
+                    self._user_speaking = False
+                    self.awaiting_since = now
+                case UserAudioCommitted():
+                    self._user_speaking = False
+                    if link is not None and epoch == link.epoch and link.sender is not None:
+                        sender = link.sender
+                        index = self.audio_in.safe_index_for(
+                            sender.start_index, event.audio_end_ms, sender.cursor
+                        )
+                        self.audio_in.log.mark_safe(index)
+                case GenerationStarted() | GenerationTextDelta() | GenerationAudioDelta():
+                    self.awaiting_since = None
+                case ToolCallRequested():
+                    self.awaiting_since = None
+                case GenerationEnded():
+                    self.awaiting_since = None
+                    self._poke.set()
+                case ToolCallFinished():
+                    self._queue_result(event)
+                    self._poke.set()
+                case GoAwayReceived():
+                    budget = event.time_left_ms / 1000.0
+                    self.request_rotation("go_away", hard_after_s=budget * (1 - GO_AWAY_MARGIN))
+                case ProviderSessionInfo():
+                    if event.expires_at_s is not None:
+                        self._schedule_expiry(event.expires_at_s)
+                        self._poke.set()
+                case ProviderErrorEvent():
+                    if link is not None and epoch == link.epoch and event.recoverable:
+                        link.last_error_code = event.code
+                case _:
+                    pass
+
+    def _queue_result(self, event: ToolCallFinished) -> None:
+        state = self.tracker.state
+        call = state.pending_tool(event.call_id)
+        if call is None or call.status is not ToolCallStatus.FINISHED:
+            return
+        unfinished = any(c.status is not ToolCallStatus.FINISHED for c in state.pending_tools)
+        self.outbox.put(
+            DeliverToolResult(
+                call_id=event.call_id,
+                name=event.name,
+                output=event.output,
+                outcome=event.outcome,
+                respond=not unfinished,
+            )
+        )
+        if not unfinished:
+            # The model holds several results of one turn back until all are in; release the
+            # ones queued earlier without a follow-up request.
+            pass
+
+    def _on_sent(self, command: Command, epoch: int) -> None:
+        if isinstance(command, DeliverToolResult):
+            self.tracker.record([ToolResultDelivered(call_id=command.call_id, epoch=epoch)])
+            if command.respond:
+                self.awaiting_since = self.clock.now()
+        elif isinstance(command, GenerateReply | CommitAudio) or (
+            isinstance(command, SendText) and command.generate_reply
+        ):
+            self.awaiting_since = self.clock.now()
+
+    def _check_stall(self, link: Link) -> float:
+        timeout = self.limits.stall_timeout_s
+        since = self.awaiting_since
+        if since is None or link is not self.active:
+            return timeout / 4
+        quiet_since = max(since, link.receiver.last_frame_at)
+        if self.clock.now() - quiet_since >= timeout:
+            raise ProviderTimeout(
+                f"{self.provider.name} sent nothing for {timeout} s while a reply was due",
+                provider=self.provider.name,
+                code="stalled",
+                recoverable=True,
+            )
+        return timeout / 4
+
+    # -- closing -------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the active connection cleanly (the provider's close sequence, then close)."""
+        self._closing = True
+        link = self.active
+        if link is not None:
+            await link.stop_sending()
+            if link.sender is not None:
+                self._absorb_sender(link.sender)
+            await link.close(self.tracker.state, graceful=True)
+
+    def statistics(self) -> ConnectionStats:
+        stats = replace_stats(self.stats)
+        link = self.active
+        if link is not None and link.sender is not None:
+            stats.frames_sent += link.sender.frames_sent
+            stats.frames_resent += link.sender.frames_resent
+            stats.frames_skipped += link.sender.frames_skipped
+        return stats
+
+
+def replace_stats(stats: ConnectionStats) -> ConnectionStats:
+    return ConnectionStats(**{**stats.__dict__, "gaps_ms": list(stats.gaps_ms)})
+
+
+def _cause_of(exc: BaseException) -> str:
+    if isinstance(exc, ProviderError) and exc.code:
+        kind = "timeout" if isinstance(exc, ProviderTimeout) else "closed"
+        return f"{kind}:{exc.code}"
+    return type(exc).__name__

@@ -1,0 +1,424 @@
+"""A scripted provider that runs in-process, with fault injection and a record of what it got.
+
+How it behaves: the provider treats every ``commit_every`` audio frames it receives on a
+connection as one user turn. It then *commits* them (``committed``, a safe point: those
+frames are now in its conversation), transcribes the turn, and answers with the next
+:class:`Turn` of its script — text and audio, or a tool call whose output it folds into the
+follow-up reply. Frames received but not yet committed when a connection dies are lost with
+it, as with a real provider's input buffer; the runtime must send them again.
+
+Each connection's record (:class:`ConnectionRecord`) keeps what arrived: the setup and the
+history it was primed with, every audio frame, the committed frames, the tool outputs. Tests
+assert on it: every app frame committed exactly once, history restored, one output per call.
+
+Faults are injected with :meth:`ScriptedProvider.fault` — now, or at a deterministic point
+(after N frames of the current user turn, after N audio chunks of a reply, right after a tool
+call). Kinds: ``drop`` (connection lost, close code 1006), ``expire`` (``session_expired``
+error, then close 1001), ``stall`` (the provider goes silent), ``error`` (a provider error
+frame), ``malformed`` (a frame that is not JSON), ``refuse`` (the next connect fails).
+
+The connection is a pair of in-memory queues, so no sockets are involved; the server logic
+runs synchronously inside the client's ``send``.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import enum
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..adapters import Capabilities, ConnectRequest, Frame, Limits
+from ..errors import ConnectionLostError, ProviderError
+from ._translator import ScriptedTranslator
+from ._wire import DECODER, encode
+
+
+class FaultKind(enum.StrEnum):
+    DROP = "drop"
+    EXPIRE = "expire"
+    STALL = "stall"
+    ERROR = "error"
+    MALFORMED = "malformed"
+    REFUSE = "refuse"
+
+
+class Trigger(enum.StrEnum):
+    NOW = "now"
+    USER_FRAMES = "user_frames"  # after N frames of the current (uncommitted) user turn
+    REPLY_AUDIO = "reply_audio"  # after N audio chunks of the next reply
+    TOOL_CALL = "tool_call"  # right after the next tool call is sent
+
+
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    """One scripted reply. With ``tool``, the model first calls the tool with ``arguments``
+    and then says ``text`` with ``{output}`` replaced by the tool's output."""
+
+    text: str
+    audio_chunks: int = 4
+    tool: str = ""
+    arguments: str = "{}"
+
+
+DEFAULT_SCRIPT: tuple[Turn, ...] = (
+    Turn(text="Hello! How can I help?"),
+    Turn(text="It is {output} in Paris.", tool="get_weather", arguments='{"city": "Paris"}'),
+    Turn(text="Here is a longer answer, told in several pieces.", audio_chunks=12),
+    Turn(text="Goodbye!"),
+)
+
+
+@dataclass(kw_only=True)
+class ConnectionRecord:
+    """What one connection received (and how it ended)."""
+
+    index: int
+    query: dict[str, str]
+    setup: dict[str, Any] = field(default_factory=dict)
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    audio: list[bytes] = field(default_factory=list)
+    committed: list[bytes] = field(default_factory=list)
+    tool_outputs: list[tuple[str, str]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    closed_by_client: bool = False
+    ended_by: str = ""
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return list(self.setup.get("history", []))
+
+
+@dataclass(kw_only=True)
+class _Fault:
+    kind: FaultKind
+    trigger: Trigger
+    count: int = 0
+    code: str = "server_error"
+    recoverable: bool = True
+
+
+class _Connection:
+    """Client end of one in-memory connection; the server logic lives in the provider."""
+
+    def __init__(self, provider: ScriptedProvider, record: ConnectionRecord) -> None:
+        self._provider = provider
+        self.record = record
+        self._inbox: collections.deque[Frame] = collections.deque()
+        self._wake = anyio.Event()
+        self._ended: ConnectionLostError | None = None
+        self.stalled = False
+        self.pending_user: list[bytes] = []
+
+    # server side
+    def push(self, frame: Frame) -> None:
+        if self.stalled or self._ended is not None:
+            return
+        self._inbox.append(frame)
+        self._wake.set()
+
+    def end(self, code: str, reason: str, *, by: str) -> None:
+        if self._ended is None:
+            self._ended = ConnectionLostError(
+                f"connection closed ({code}): {reason}",
+                provider="scripted",
+                code=code,
+                recoverable=True,
+            )
+            self.record.ended_by = by
+            self.pending_user.clear()  # uncommitted input dies with the connection
+            self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._ended is None
+
+    # client side (the Connection protocol)
+    async def send(self, frame: Frame) -> None:
+        await anyio.lowlevel.checkpoint()
+        if self._ended is not None:
+            raise self._ended
+        self._provider._on_frame(self, frame)
+
+    async def receive(self) -> Frame:
+        while not self._inbox:
+            if self._ended is not None:
+                raise self._ended
+            self._wake = anyio.Event()
+            await self._wake.wait()
+        return self._inbox.popleft()
+
+    async def aclose(self) -> None:
+        if self._ended is None:
+            self.record.closed_by_client = True
+            self.end("1000", "closed by client", by="client")
+
+
+class _Connector:
+    def __init__(self, provider: ScriptedProvider) -> None:
+        self._provider = provider
+
+    async def connect(self, request: ConnectRequest, handshake: Sequence[Frame]) -> _Connection:
+        await anyio.lowlevel.checkpoint()
+        conn = self._provider._accept(request)
+        for frame in handshake:
+            await conn.send(frame)
+        return conn
+
+
+class ScriptedProvider:
+    """An in-process provider for testing apps and the runtime. See the module docstring.
+
+    Args:
+        script: Replies, in order, one per user turn (cycled when exhausted).
+        commit_every: Audio frames per user turn.
+        frame_ms / input_sample_rate / output_sample_rate: Audio formats.
+        make_before_break: Whether rotations may open the next connection first.
+        session_seconds: Announce an expiry this far ahead (wall clock) on each connection.
+        limits: Overrides for the provider limits (e.g. ``rotate_after_s``).
+    """
+
+    name = "scripted"
+    model = "scripted-1"
+
+    def __init__(
+        self,
+        *,
+        script: Sequence[Turn] = DEFAULT_SCRIPT,
+        commit_every: int = 10,
+        frame_ms: int = 20,
+        input_sample_rate: int = 16_000,
+        output_sample_rate: int = 24_000,
+        make_before_break: bool = True,
+        session_seconds: float | None = None,
+        wall_clock: Any = None,
+        **limits: Any,
+    ) -> None:
+        self.script = tuple(script)
+        self.commit_every = commit_every
+        self.capabilities = Capabilities(make_before_break=make_before_break)
+        base = {
+            "input_sample_rate": input_sample_rate,
+            "output_sample_rate": output_sample_rate,
+            "frame_ms": frame_ms,
+            "connect_timeout_s": 2.0,
+            "close_timeout_s": 0.5,
+            "stall_timeout_s": 1.0,
+        }
+        self.limits = Limits(**{**base, **limits})
+        self.session_seconds = session_seconds
+        self._wall_clock = wall_clock
+        self.connections: list[ConnectionRecord] = []
+        self._live: list[_Connection] = []
+        self._faults: list[_Fault] = []
+        self._turns = 0
+        self._replies = 0
+        self._calls = 0
+        self._pending_calls: dict[str, tuple[str, Turn]] = {}
+        self._refuse = 0
+
+    # -- Provider protocol ------------------------------------------------------------------
+
+    def new_translator(self) -> ScriptedTranslator:
+        return ScriptedTranslator(capabilities=self.capabilities, limits=self.limits)
+
+    def new_connector(self) -> _Connector:
+        return _Connector(self)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def fault(
+        self,
+        kind: FaultKind | str,
+        *,
+        trigger: Trigger | str = Trigger.NOW,
+        count: int = 0,
+        code: str = "server_error",
+        recoverable: bool = True,
+    ) -> None:
+        """Inject a fault now or at a trigger point (see the module docstring)."""
+        f = _Fault(
+            kind=FaultKind(kind),
+            trigger=Trigger(trigger),
+            count=count,
+            code=code,
+            recoverable=recoverable,
+        )
+        if f.kind is FaultKind.REFUSE:
+            self._refuse += max(1, count)
+            return
+        if f.trigger is Trigger.NOW:
+            conn = self._current()
+            if conn is not None:
+                self._apply(conn, f)
+            return
+        self._faults.append(f)
+
+    def _current(self) -> _Connection | None:
+        live = [c for c in self._live if c.alive]
+        return live[-1] if live else None
+
+    def _take(self, trigger: Trigger, value: int) -> _Fault | None:
+        for f in self._faults:
+            if f.trigger is trigger and value >= f.count:
+                self._faults.remove(f)
+                return f
+        return None
+
+    def _apply(self, conn: _Connection, f: _Fault) -> None:
+        match f.kind:
+            case FaultKind.DROP:
+                conn.end("1006", "connection dropped", by="fault:drop")
+            case FaultKind.EXPIRE:
+                conn.push(
+                    encode(t="error", code="session_expired",
+                           message="Your session hit the maximum duration.", recoverable=True)
+                )
+                conn.end("1001", "session expired", by="fault:expire")
+            case FaultKind.STALL:
+                conn.stalled = True
+            case FaultKind.ERROR:
+                conn.push(encode(t="error", code=f.code, message="injected provider error",
+                                 recoverable=f.recoverable))
+            case FaultKind.MALFORMED:
+                conn.push("{this is not json")
+            case FaultKind.REFUSE:  # handled in fault()
+                pass
+
+    # -- server logic ------------------------------------------------------------------------
+
+    def _accept(self, request: ConnectRequest) -> _Connection:
+        if self._refuse:
+            self._refuse -= 1
+            raise ProviderError(
+                "scripted provider refused the connection",
+                provider="scripted",
+                code="refused",
+                recoverable=True,
+            )
+        record = ConnectionRecord(index=len(self.connections), query=dict(request.query))
+        self.connections.append(record)
+        conn = _Connection(self, record)
+        self._live.append(conn)
+        return conn
+
+    def _now_wall(self) -> float:
+        if self._wall_clock is not None:
+            return float(self._wall_clock())
+        import time
+
+        return time.time()
+
+    def _on_frame(self, conn: _Connection, frame: Frame) -> None:
+        record = conn.record
+        try:
+            msg = DECODER.decode(frame)
+        except Exception:
+            conn.push(encode(t="error", code="invalid_frame", message="bad frame"))
+            return
+        record.frames.append(json.loads(frame))
+        match msg.t:
+            case "setup":
+                record.setup = json.loads(frame)
+                expires = (
+                    self._now_wall() + self.session_seconds
+                    if self.session_seconds is not None
+                    else None
+                )
+                conn.push(encode(t="ready", id=f"conn-{record.index}", expires_at=expires))
+            case "audio":
+                self._on_audio(conn, base64.b64decode(msg.b64))
+            case "text":
+                record.texts.append(msg.text)
+                if msg.reply:
+                    self._reply(conn)
+            case "reply" | "commit":
+                self._reply(conn)
+            case "tool_output":
+                record.tool_outputs.append((msg.call_id, msg.output))
+                pending = self._pending_calls.pop(msg.call_id, None)
+                if pending is not None and msg.reply:
+                    reply_id, turn = pending
+                    self._speak(conn, turn.text.replace("{output}", msg.output), turn.audio_chunks)
+            case "close":
+                record.closed_by_client = True
+            case _:
+                pass
+
+    def _on_audio(self, conn: _Connection, pcm: bytes) -> None:
+        conn.record.audio.append(pcm)
+        if not conn.pending_user:
+            conn.push(encode(t="speech_started", id=f"u{self._turns}"))
+        conn.pending_user.append(pcm)
+        fault = self._take(Trigger.USER_FRAMES, len(conn.pending_user))
+        if fault is not None:
+            self._apply(conn, fault)
+            if not conn.alive:
+                return
+        if len(conn.pending_user) >= self.commit_every:
+            self._commit(conn)
+
+    def _commit(self, conn: _Connection) -> None:
+        item = f"u{self._turns}"
+        self._turns += 1
+        frames = len(conn.record.audio)
+        conn.record.committed.extend(conn.pending_user)
+        conn.pending_user.clear()
+        conn.push(encode(t="committed", id=item, end_ms=frames * self.limits.frame_ms))
+        conn.push(encode(t="transcript", id=item, text=f"user turn {self._turns}"))
+        self._reply(conn)
+
+    def _reply(self, conn: _Connection) -> None:
+        turn = self.script[self._replies % len(self.script)]
+        self._replies += 1
+        if turn.tool:
+            reply_id = f"r{self._replies}"
+            self._calls += 1
+            call_id = f"call_{self._calls}"
+            self._pending_calls[call_id] = (reply_id, turn)
+            conn.push(encode(t="gen_start", id=reply_id))
+            conn.push(encode(t="tool_call", id=reply_id, call_id=call_id, name=turn.tool,
+                             args=turn.arguments))
+            conn.push(encode(t="gen_end", id=reply_id, reason="tool_call"))
+            fault = self._take(Trigger.TOOL_CALL, 0)
+            if fault is not None:
+                self._apply(conn, fault)
+            return
+        self._speak(conn, turn.text, turn.audio_chunks)
+
+    def _speak(self, conn: _Connection, text: str, chunks: int) -> None:
+        reply_id = f"r{self._replies}-{len(conn.record.frames)}"
+        conn.push(encode(t="gen_start", id=reply_id))
+        words = text.split(" ")
+        per = max(1, math.ceil(len(words) / max(1, chunks)))
+        chunk_bytes = self.limits.output_sample_rate * 40 // 1000 * 2  # 40 ms per chunk
+        for i in range(chunks):
+            piece = " ".join(words[i * per : (i + 1) * per])
+            if piece:
+                conn.push(encode(t="text", id=reply_id, text=(" " if i else "") + piece))
+            audio = bytes([(i * 7 + j) % 251 for j in range(16)]) * (chunk_bytes // 16)
+            conn.push(encode(t="audio", id=reply_id, b64=base64.b64encode(audio).decode()))
+            fault = self._take(Trigger.REPLY_AUDIO, i + 1)
+            if fault is not None:
+                self._apply(conn, fault)
+                if not conn.alive or conn.stalled:
+                    return
+        conn.push(encode(t="gen_end", id=reply_id, reason="completed"))
+
+    # -- what tests look at -------------------------------------------------------------------
+
+    def committed_frames(self) -> list[bytes]:
+        """Every frame committed into the conversation, over all connections, in order."""
+        return [f for c in self.connections for f in c.committed]
+
+    def received_frames(self) -> list[bytes]:
+        return [f for c in self.connections for f in c.audio]
+
+
+
