@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import SupervisorEscalation
 from ._clock import Clock, SystemClock
@@ -131,8 +132,8 @@ class Supervisor:
         self._restart_times: list[float] = []
         self._consecutive = 0
         self._exits: tuple[
-            anyio.abc.ObjectSendStream[tuple[_Child, Exception | None]],
-            anyio.abc.ObjectReceiveStream[tuple[_Child, Exception | None]],
+            MemoryObjectSendStream[tuple[_Child, Exception | None]],
+            MemoryObjectReceiveStream[tuple[_Child, Exception | None]],
         ]
         # One slot per child is enough: a child reports its exit once per run, and the
         # supervisor drains reports before starting anything again.
@@ -150,16 +151,23 @@ class Supervisor:
             SupervisorEscalation: a child exceeded the restart intensity.
         """
         send, receive = self._exits
+        escalation: SupervisorEscalation | None = None
         async with anyio.create_task_group() as tg:
             for child in self._children:
                 await self._start(tg, child)
             task_status.started()
-            while any(c.running for c in self._children):
-                child, error = await receive.receive()
-                child.running = False
-                await self._on_exit(tg, child, error)
+            try:
+                while any(c.running for c in self._children):
+                    child, error = await receive.receive()
+                    child.running = False
+                    await self._on_exit(tg, child, error)
+            except SupervisorEscalation as exc:
+                # Raised outside the task group, so callers get it as is, not in a group.
+                escalation = exc
             tg.cancel_scope.cancel()
         send.close()
+        if escalation is not None:
+            raise escalation
 
     async def _on_exit(self, tg: TaskGroup, child: _Child, error: Exception | None) -> None:
         restart = child.spec.restart

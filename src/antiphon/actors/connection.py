@@ -22,8 +22,10 @@ switch audio, then close the old one cleanly); the others close first, then reop
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import anyio
@@ -44,6 +46,7 @@ from ..protocol import (
     GenerateReply,
     GenerationAudioDelta,
     GenerationEnded,
+    GenerationEndReason,
     GenerationStarted,
     GenerationTextDelta,
     GoAwayReceived,
@@ -190,11 +193,9 @@ class Link:
             return
         self._closed = True
         self.closing = True
-        with anyio.move_on_after(self._close_timeout, shield=True):
-            try:
-                await self.connection.aclose()
-            except Exception:  # a close that fails has still closed: nothing to recover
-                pass
+        # A close that fails has still closed: there is nothing to recover.
+        with anyio.move_on_after(self._close_timeout, shield=True), suppress(Exception):
+            await self.connection.aclose()
 
 
 @dataclass(kw_only=True)
@@ -283,22 +284,9 @@ class ConnectionManager:
             reason = self._rotation_due(link)
             if reason:
                 return reason
-            delay = self._next_rotation_check(link)
-            async with anyio.create_task_group() as tg:
-
-                async def wake_on(event: anyio.Event) -> None:
-                    await event.wait()
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(wake_on, link.done)
-                tg.start_soon(wake_on, self._poke)
-                if delay is not None:
-
-                    async def timer() -> None:
-                        await self.clock.sleep(delay)
-                        tg.cancel_scope.cancel()
-
-                    tg.start_soon(timer)
+            await wait_any(
+                link.done, self._poke, clock=self.clock, within_s=self._next_rotation_check(link)
+            )
             if self._poke.is_set():
                 self._poke = anyio.Event()
 
@@ -343,15 +331,7 @@ class ConnectionManager:
             opened_at=self.clock.now(),
         )
         await self._tg.start(link.run)
-        with anyio.move_on_after(timeout):
-            async with anyio.create_task_group() as tg:
-
-                async def ready_or_done(event: anyio.Event) -> None:
-                    await event.wait()
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(ready_or_done, receiver.ready)
-                tg.start_soon(ready_or_done, link.done)
+        await wait_any(receiver.ready, link.done, clock=self.clock, within_s=timeout)
         if not receiver.ready.is_set():
             failure = link.failure
             await link.close(self.tracker.state, graceful=False)
@@ -378,14 +358,17 @@ class ConnectionManager:
         events: list[Event] = []
         if rotated_from is not None:
             events.append(
-                ConnectionRotated(epoch=link.epoch, previous_epoch=rotated_from, cause=pending.cause)
+                ConnectionRotated(
+                    epoch=link.epoch, previous_epoch=rotated_from, cause=pending.cause
+                )
             )
         events.append(
             ConnectionOpened(
                 epoch=link.epoch,
                 provider_session_id=state.provider_session_id,
                 expires_at_s=state.expires_at_s,
-                resumed=bool(state.resumption_handle) and link.translator.capabilities.server_resume,
+                resumed=bool(state.resumption_handle)
+                and link.translator.capabilities.server_resume,
             )
         )
         self.tracker.record(events, epoch=link.epoch)
@@ -471,12 +454,13 @@ class ConnectionManager:
         restored = self.tracker.state.generation is None
         self.tracker.record(
             [
+                *cut_generation(self.tracker.state, "connection lost"),
                 ConnectionLost(
                     epoch=link.epoch,
                     cause=cause,
                     recoverable=verdict.disposition is not Disposition.FATAL,
                     detail=str(exc)[:500],
-                )
+                ),
             ],
             epoch=link.epoch,
         )
@@ -555,8 +539,11 @@ class ConnectionManager:
 
     def _next_rotation_check(self, link: Link) -> float | None:
         now = self.clock.now()
-        times = [t for t in (self._rotate_soft_at, self._rotate_hard_at, self._retry_rotation_at)
-                 if t > now and t != math.inf]
+        times = [
+            t
+            for t in (self._rotate_soft_at, self._rotate_hard_at, self._retry_rotation_at)
+            if t > now and t != math.inf
+        ]
         if not times:
             return None
         return max(0.0, min(times) - now)
@@ -575,11 +562,12 @@ class ConnectionManager:
                 self.stats.last_cause = f"rotation failed: {_cause_of(exc)}"
                 return old
             await old.stop_sending()
-            self._absorb_sender(old.sender) if old.sender is not None else None
+            if old.sender is not None:
+                self._absorb_sender(old.sender)
             self._activate(new, rotated_from=old.epoch)
             self.stats.rotations += 1
             assert self._tg is not None
-            self._tg.start_soon(old.close, self.tracker.state, True)
+            self._tg.start_soon(functools.partial(old.close, self.tracker.state, graceful=True))
             return new
         await old.stop_sending()
         if old.sender is not None:
@@ -707,6 +695,35 @@ class ConnectionManager:
             stats.frames_resent += link.sender.frames_resent
             stats.frames_skipped += link.sender.frames_skipped
         return stats
+
+
+async def wait_any(*events: anyio.Event, clock: Clock, within_s: float | None) -> None:
+    """Return when any of ``events`` is set, or after ``within_s`` seconds on ``clock``."""
+    if any(e.is_set() for e in events):
+        return
+    async with anyio.create_task_group() as tg:
+
+        async def wake_on(event: anyio.Event) -> None:
+            await event.wait()
+            tg.cancel_scope.cancel()
+
+        for event in events:
+            tg.start_soon(wake_on, event)
+        if within_s is not None:
+            await clock.sleep(within_s)
+            tg.cancel_scope.cancel()
+
+
+def cut_generation(state: SessionState, why: str) -> list[Event]:
+    """The event that ends an open generation as interrupted (none if nothing is open)."""
+    gen = state.generation
+    if gen is None:
+        return []
+    return [
+        GenerationEnded(
+            generation_id=gen.generation_id, reason=GenerationEndReason.INTERRUPTED, detail=why
+        )
+    ]
 
 
 def replace_stats(stats: ConnectionStats) -> ConnectionStats:

@@ -68,7 +68,9 @@ Listener = Callable[[Sequence[Event], int], None]
 class GenerationTracker(Actor[Sequence[Event]]):
     """The generation-tracker actor. See the module docstring."""
 
-    def __init__(self, *, state: SessionState, writer: JournalWriter, clock: Clock) -> None:
+    def __init__(
+        self, *, state: SessionState, writer: JournalWriter, clock: Clock, input_rate: int
+    ) -> None:
         super().__init__("generation-tracker", mailbox_size=MAILBOX_SIZE)
         self.state = state
         self.writer = writer
@@ -78,6 +80,8 @@ class GenerationTracker(Actor[Sequence[Event]]):
             APP_EVENTS_SIZE
         )
         self.app_events_dropped = 0
+        self.input_rate = input_rate
+        self._reply_text: dict[str, list[str]] = {}
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(events, epoch)`` after each batch is recorded."""
@@ -87,8 +91,15 @@ class GenerationTracker(Actor[Sequence[Event]]):
         self.record(message, epoch=epoch)
 
     def record(self, events: Sequence[Event], *, epoch: int = 0) -> None:
-        """Fold, journal, then act on ``events``. See the module docstring."""
+        """Fold, journal, then act on ``events``. See the module docstring.
+
+        ``epoch``: the connection the events came from (0: not from a connection). Events of
+        an epoch older than the current one are dropped and counted.
+        """
         if not events:
+            return
+        if epoch and epoch < self.epoch:
+            self.stats.dropped_stale += 1
             return
         stored = [self._store_audio(e) for e in events]
         new_state = fold(stored, self.state)
@@ -100,25 +111,21 @@ class GenerationTracker(Actor[Sequence[Event]]):
             wall_ns=self.clock.wall_ns(),
             state=new_state,
         )
-        old_state, self.state = self.state, new_state
+        self.state = new_state
+        self.stats.handled += 1
         for listener in self._listeners:
             listener(events, epoch)
         for event in events:
-            self._emit_for(event, old_state)
+            self._emit_for(event)
 
     def _store_audio(self, event: Event) -> Event:
         if isinstance(event, UserAudio) and event.audio:
-            span = self.writer.write_audio("user", event.audio, self._input_rate)
+            span = self.writer.write_audio("user", event.audio, self.input_rate)
             return replace(event, audio=b"", span=span)
         if isinstance(event, GenerationAudioDelta) and event.audio:
             span = self.writer.write_audio("assistant", event.audio, event.sample_rate)
             return replace(event, audio=b"", span=span)
         return event
-
-    _input_rate = 24_000
-
-    def set_input_rate(self, rate: int) -> None:
-        self._input_rate = rate
 
     def emit(self, event: SessionEvent) -> None:
         try:
@@ -128,7 +135,7 @@ class GenerationTracker(Actor[Sequence[Event]]):
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # nobody will read events any more
 
-    def _emit_for(self, event: Event, before: SessionState) -> None:
+    def _emit_for(self, event: Event) -> None:
         match event:
             case GenerationAudioDelta():
                 self.emit(
@@ -139,12 +146,12 @@ class GenerationTracker(Actor[Sequence[Event]]):
                     )
                 )
             case GenerationTextDelta():
+                self._reply_text.setdefault(event.generation_id, []).append(event.text)
                 self.emit(AssistantText(generation_id=event.generation_id, text=event.text))
             case GenerationStarted():
                 self.emit(ReplyStarted(generation_id=event.generation_id))
             case GenerationEnded():
-                gen = before.generation
-                text = gen.text if gen is not None and gen.generation_id == event.generation_id else ""
+                text = "".join(self._reply_text.pop(event.generation_id, ()))
                 self.emit(
                     ReplyEnded(generation_id=event.generation_id, reason=event.reason, text=text)
                 )

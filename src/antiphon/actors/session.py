@@ -53,7 +53,7 @@ from ._session_events import SessionEnded, SessionEvent
 from ._supervisor import Backoff, ChildSpec, Intensity, Strategy, Supervisor
 from ._tools import Tool, as_tool, error_output
 from .audio_in import AudioIn, check_format
-from .connection import ConnectionManager
+from .connection import ConnectionManager, cut_generation
 from .generation_tracker import GenerationTracker
 from .tool_executor import ToolExecutor, recover_calls
 
@@ -95,9 +95,10 @@ class Session:
         self.clock = clock
         self._tools = {t.name: t for t in tools}
         self._writer = journal.writer(session_id)
-        self.tracker = GenerationTracker(state=state, writer=self._writer, clock=clock)
         limits = provider.limits
-        self.tracker.set_input_rate(limits.input_sample_rate)
+        self.tracker = GenerationTracker(
+            state=state, writer=self._writer, clock=clock, input_rate=limits.input_sample_rate
+        )
         self.audio_in = AudioIn(
             out_rate=limits.input_sample_rate,
             frame_ms=limits.frame_ms,
@@ -443,7 +444,10 @@ async def resume_session(
     )
     restored = state.generation is None
     session.tracker.record(
-        [ConnectionLost(epoch=state.epoch, cause="process_restart", recoverable=True)],
+        [
+            *cut_generation(state, "process restart"),
+            ConnectionLost(epoch=state.epoch, cause="process_restart", recoverable=True),
+        ],
         epoch=state.epoch,
     )
     rerun, unknown = recover_calls(session.tracker.state.pending_tools, session._tools)

@@ -91,14 +91,16 @@ class ToolExecutor(Actor[ToolCallRequested]):
         try:
             tool = self.tools.get(call.name)
             if tool is None:
-                self._finish(call, error_output("error", f"unknown tool {call.name!r}"),
-                             ToolOutcome.ERROR)
+                self._finish(
+                    call, error_output("error", f"unknown tool {call.name!r}"), ToolOutcome.ERROR
+                )
                 return
             try:
                 arguments = tool.parse_arguments(call.arguments)
             except ToolError as exc:
-                self._finish(call, error_output("error", f"bad arguments: {exc}"),
-                             ToolOutcome.ERROR)
+                self._finish(
+                    call, error_output("error", f"bad arguments: {exc}"), ToolOutcome.ERROR
+                )
                 return
             self._record([ToolCallStarted(call_id=call.call_id)])
             timeout = tool.spec.timeout_s
@@ -116,8 +118,11 @@ class ToolExecutor(Actor[ToolCallRequested]):
                     except Exception as exc:
                         failed = exc
                 if timer.cancelled_caught:
-                    self._finish(call, error_output("timeout", f"timed out after {timeout} s"),
-                                 ToolOutcome.TIMEOUT)
+                    self._finish(
+                        call,
+                        error_output("timeout", f"timed out after {timeout} s"),
+                        ToolOutcome.TIMEOUT,
+                    )
                     return
             if scope.cancelled_caught:
                 reason = self._cancel_reasons.get(call.call_id, "cancelled")

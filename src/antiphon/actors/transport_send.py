@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from ..adapters import Connection, Translator
 from ..protocol import AudioFrame, Command, SessionState
-from .audio_in import AudioLog
 from ._outbox import Outbox
+from .audio_in import AudioLog
 
 
 class TransportSend:

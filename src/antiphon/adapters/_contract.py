@@ -193,9 +193,16 @@ class Connector(Protocol):
 class Provider(Protocol):
     """A configured provider: what ``open_session`` takes. Presets are configuration."""
 
-    name: str
-    model: str
-    limits: Limits
+    @property
+    def name(self) -> str:
+        """Provider name, as journalled (``"openai"``, ``"xai"``, ``"gemini"``, ``"nova"``)."""
+        ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def limits(self) -> Limits: ...
 
     def new_translator(self) -> Translator:
         """A fresh translator for one connection."""

@@ -6,6 +6,8 @@ Records written under an older schema are upgraded on read: tags renamed since a
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 
 from ._events import EVENT_TAG_ALIASES, Event
@@ -29,14 +31,14 @@ def decode_event(data: bytes) -> Event:
         msgspec.DecodeError: the payload is not msgpack.
     """
     try:
-        return _event_decoder.decode(data)
+        return cast("Event", _event_decoder.decode(data))
     except msgspec.ValidationError:
         if not EVENT_TAG_ALIASES:
             raise
         raw = _raw_decoder.decode(data)
         if isinstance(raw, dict) and raw.get("type") in EVENT_TAG_ALIASES:
             raw["type"] = EVENT_TAG_ALIASES[raw["type"]]
-            return _event_decoder.decode(_encoder.encode(raw))
+            return cast("Event", _event_decoder.decode(_encoder.encode(raw)))
         raise
 
 

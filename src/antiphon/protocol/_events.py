@@ -13,6 +13,7 @@ the event is journalled, leaving a ``span`` behind: journals never carry audio i
 from __future__ import annotations
 
 import enum
+import typing
 from typing import Any
 
 import msgspec
@@ -282,7 +283,7 @@ Event = (
 )
 """Every journalled event."""
 
-EVENT_TYPES: tuple[type[EventBase], ...] = Event.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type[EventBase], ...] = typing.get_args(Event)
 
 EVENT_TAG_ALIASES: dict[str, str] = {}
 """Old tag -> current tag, for records written before a rename."""
@@ -290,4 +291,5 @@ EVENT_TAG_ALIASES: dict[str, str] = {}
 
 def event_tag(event: EventBase) -> str:
     """The stable tag of an event."""
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    tag = type(event).__struct_config__.tag
+    return tag if isinstance(tag, str) else type(event).__name__

@@ -14,7 +14,8 @@ assert on it: every app frame committed exactly once, history restored, one outp
 Faults are injected with :meth:`ScriptedProvider.fault` — now, or at a deterministic point
 (after N frames of the current user turn, after N audio chunks of a reply, right after a tool
 call). Kinds: ``drop`` (connection lost, close code 1006), ``expire`` (``session_expired``
-error, then close 1001), ``stall`` (the provider goes silent), ``error`` (a provider error
+error, then close 1001), ``stall`` (the provider hangs: it answers nothing and
+takes nothing it receives into the conversation), ``error`` (a provider error
 frame), ``malformed`` (a frame that is not JSON), ``refuse`` (the next connect fails).
 
 The connection is a pair of in-memory queues, so no sockets are involved; the server logic
@@ -277,15 +278,25 @@ class ScriptedProvider:
                 conn.end("1006", "connection dropped", by="fault:drop")
             case FaultKind.EXPIRE:
                 conn.push(
-                    encode(t="error", code="session_expired",
-                           message="Your session hit the maximum duration.", recoverable=True)
+                    encode(
+                        t="error",
+                        code="session_expired",
+                        message="Your session hit the maximum duration.",
+                        recoverable=True,
+                    )
                 )
                 conn.end("1001", "session expired", by="fault:expire")
             case FaultKind.STALL:
                 conn.stalled = True
             case FaultKind.ERROR:
-                conn.push(encode(t="error", code=f.code, message="injected provider error",
-                                 recoverable=f.recoverable))
+                conn.push(
+                    encode(
+                        t="error",
+                        code=f.code,
+                        message="injected provider error",
+                        recoverable=f.recoverable,
+                    )
+                )
             case FaultKind.MALFORMED:
                 conn.push("{this is not json")
             case FaultKind.REFUSE:  # handled in fault()
@@ -323,6 +334,11 @@ class ScriptedProvider:
             conn.push(encode(t="error", code="invalid_frame", message="bad frame"))
             return
         record.frames.append(json.loads(frame))
+        if conn.stalled:
+            # A hung provider: it still reads the socket, but nothing it reads takes effect.
+            if msg.t == "audio":
+                record.audio.append(base64.b64decode(msg.b64))
+            return
         match msg.t:
             case "setup":
                 record.setup = json.loads(frame)
@@ -344,7 +360,7 @@ class ScriptedProvider:
                 record.tool_outputs.append((msg.call_id, msg.output))
                 pending = self._pending_calls.pop(msg.call_id, None)
                 if pending is not None and msg.reply:
-                    reply_id, turn = pending
+                    _, turn = pending
                     self._speak(conn, turn.text.replace("{output}", msg.output), turn.audio_chunks)
             case "close":
                 record.closed_by_client = True
@@ -383,8 +399,11 @@ class ScriptedProvider:
             call_id = f"call_{self._calls}"
             self._pending_calls[call_id] = (reply_id, turn)
             conn.push(encode(t="gen_start", id=reply_id))
-            conn.push(encode(t="tool_call", id=reply_id, call_id=call_id, name=turn.tool,
-                             args=turn.arguments))
+            conn.push(
+                encode(
+                    t="tool_call", id=reply_id, call_id=call_id, name=turn.tool, args=turn.arguments
+                )
+            )
             conn.push(encode(t="gen_end", id=reply_id, reason="tool_call"))
             fault = self._take(Trigger.TOOL_CALL, 0)
             if fault is not None:
@@ -419,6 +438,3 @@ class ScriptedProvider:
 
     def received_frames(self) -> list[bytes]:
         return [f for c in self.connections for f in c.audio]
-
-
-

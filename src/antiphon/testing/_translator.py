@@ -12,8 +12,8 @@ from ..errors import ConnectionLostError, ProtocolError, ProviderError
 from ..protocol import (
     AssistantMessage,
     AudioFrame,
-    CommitAudio,
     Command,
+    CommitAudio,
     DeliverToolResult,
     Event,
     FunctionCall,
@@ -67,8 +67,9 @@ class ScriptedTranslator:
                 case AssistantMessage():
                     history.append({"kind": "assistant", "id": item.id, "text": item.text})
                 case FunctionCall():
-                    history.append({"kind": "call", "id": item.id, "name": item.name,
-                                    "args": item.arguments})
+                    history.append(
+                        {"kind": "call", "id": item.id, "name": item.name, "args": item.arguments}
+                    )
                 case FunctionOutput():
                     history.append({"kind": "output", "id": item.id, "output": item.output})
         return [
@@ -84,11 +85,15 @@ class ScriptedTranslator:
         try:
             msg = DECODER.decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ProtocolError(f"malformed frame: {exc}", provider="scripted", frame=frame) from exc
+            raise ProtocolError(
+                f"malformed frame: {exc}", provider="scripted", frame=frame
+            ) from exc
         match msg.t:
             case "ready":
                 self._ready = True
-                return [ProviderSessionInfo(provider_session_id=msg.id, expires_at_s=msg.expires_at)]
+                return [
+                    ProviderSessionInfo(provider_session_id=msg.id, expires_at_s=msg.expires_at)
+                ]
             case "speech_started":
                 return [UserSpeechStarted(item_id=msg.id)]
             case "committed":
@@ -135,8 +140,14 @@ class ScriptedTranslator:
             case AudioFrame():
                 return [encode(t="audio", b64=base64.b64encode(command.pcm).decode())]
             case SendText():
-                return [encode(t="text", id=command.item_id, text=command.text,
-                               reply=command.generate_reply)]
+                return [
+                    encode(
+                        t="text",
+                        id=command.item_id,
+                        text=command.text,
+                        reply=command.generate_reply,
+                    )
+                ]
             case GenerateReply():
                 return [encode(t="reply")]
             case CommitAudio():
@@ -144,8 +155,14 @@ class ScriptedTranslator:
             case Interrupt():
                 return [encode(t="cancel")]
             case DeliverToolResult():
-                return [encode(t="tool_output", call_id=command.call_id, output=command.output,
-                               reply=command.respond)]
+                return [
+                    encode(
+                        t="tool_output",
+                        call_id=command.call_id,
+                        output=command.output,
+                        reply=command.respond,
+                    )
+                ]
             case _:
                 return []
 
@@ -154,4 +171,4 @@ class ScriptedTranslator:
             return ErrorClass(disposition=Disposition.RECOVERABLE, reason=f"closed:{error.code}")
         if isinstance(error, ProviderError) and not error.recoverable:
             return ErrorClass(disposition=Disposition.FATAL, reason=error.code)
-        return ErrorClass(disposition=Disposition.RECOVERABLE, reason=type(error).__name__)
+        return ErrorClass(disposition=Disposition.RECOVERABLE)  # the runtime names the cause

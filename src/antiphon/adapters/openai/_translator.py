@@ -1,0 +1,798 @@
+"""Pure translator for OpenAI Realtime (GA, with the beta names) and xAI Grok voice.
+
+How this works: :meth:`OpenAITranslator.decode` decodes a frame with one msgspec decoder of a
+tagged union (:mod:`._wire`) and dispatches on the Struct's class through a table; each
+handler returns antiphon events. Frames outside the union are either known no-ops (``[]``)
+or become :class:`~antiphon.protocol.UnknownProviderEvent`; a frame that is not a JSON object
+with a string ``type``, or a known event of the wrong shape, raises
+:class:`~antiphon.errors.ProtocolError`. :meth:`~OpenAITranslator.encode` and
+:meth:`~OpenAITranslator.handshake` build JSON text frames with a module-level encoder.
+
+One translator serves one connection. The state it keeps is what the wire alone tells it:
+whether the handshake was acknowledged, the tool calls already reported (providers may
+repeat ``function_call_arguments.done``), which responses asked for a tool, the last
+``speech_stopped`` position, and how much audio the newest assistant item carried (so a
+truncate can be clamped to it).
+
+Decisions:
+
+* ``ready`` turns True on ``session.updated`` — the acknowledgement of the handshake's
+  ``session.update`` — not on the unprompted ``session.created``: only then are our turn
+  detection (xAI starts with none), tools and audio formats in force.
+* ``input_audio_buffer.committed`` carries the ``audio_end_ms`` of the ``speech_stopped`` of
+  the same item when one was seen (server VAD commits up to there; audio sent after it belongs
+  to the next turn), else ``None`` (a manual commit takes everything appended).
+* History re-seeding skips user items with no text (speech whose transcript never came):
+  OpenAI rejects empty ``input_text`` and there is nothing to say. Assistant items with no
+  text are skipped for the same reason.
+* Benign races (``response_cancel_not_active``, ``input_audio_buffer_commit_empty``,
+  ``conversation_already_has_active_response``) decode to a recoverable
+  ``ProviderErrorEvent`` and :meth:`~OpenAITranslator.classify` calls them ``IGNORE``.
+* Server-side resumption (xAI ``conversation_id``) is not used: its window is unverified, so
+  every connection is primed from the session state (``capabilities.server_resume`` False).
+
+Pure: no IO, no clock.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
+
+import msgspec
+
+from ...errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
+from ...protocol import (
+    AssistantMessage,
+    AssistantTruncated,
+    AudioFrame,
+    CloseSession,
+    Command,
+    CommitAudio,
+    DeliverToolResult,
+    Event,
+    FunctionCall,
+    FunctionOutput,
+    GenerateReply,
+    GenerationAudioDelta,
+    GenerationEnded,
+    GenerationEndReason,
+    GenerationStarted,
+    GenerationTextDelta,
+    InputTranscriptDelta,
+    InputTranscriptFinal,
+    Interrupt,
+    Item,
+    KeepAlive,
+    ProviderErrorEvent,
+    ProviderSessionInfo,
+    RotateConnection,
+    SendAudio,
+    SendText,
+    SessionState,
+    SubmitToolResult,
+    ToolCallRequested,
+    ToolSpec,
+    UnknownProviderEvent,
+    UpdateInstructions,
+    UpdateOptions,
+    UpdateTools,
+    Usage,
+    UserAudioCommitted,
+    UserMessage,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+from .._contract import Capabilities, ConnectRequest, Disposition, ErrorClass, Frame, Limits
+from . import _wire as w
+
+__all__ = [
+    "BENIGN_ERROR_CODES",
+    "FATAL_ERROR_CODES",
+    "RECOVERABLE_ERROR_CODES",
+    "OpenAITranslator",
+    "Variant",
+    "close_code_recoverable",
+    "server_vad",
+]
+
+Variant = Literal["openai", "xai"]
+
+BENIGN_ERROR_CODES: Final = frozenset(
+    {
+        "response_cancel_not_active",  # cancel raced the response's own end
+        "input_audio_buffer_commit_empty",  # commit raced server VAD's own commit
+        "conversation_already_has_active_response",  # response.create raced a VAD response
+    }
+)
+"""Error codes of harmless races: the connection carries on unchanged."""
+
+FATAL_ERROR_CODES: Final = frozenset(
+    {
+        "invalid_api_key",
+        "insufficient_quota",
+        "model_not_found",
+        "invalid_model",
+        "authentication_error",
+        "permission_denied",
+        "401",  # HTTP refusals of the websocket upgrade
+        "403",
+        "1008",  # policy violation close: the server refuses this client
+    }
+)
+"""Codes no reconnect can fix: configuration or account problems."""
+
+RECOVERABLE_ERROR_CODES: Final = frozenset(
+    {"session_expired", "server_error", "rate_limit_exceeded", "rate_limit_error"}
+)
+"""Codes that a new connection primed from the session state gets past."""
+
+_RATE_LIMIT_CODES: Final = frozenset({"rate_limit_exceeded", "rate_limit_error", "429"})
+
+
+def close_code_recoverable(code: int | None) -> bool:
+    """Whether a websocket close with ``code`` may be followed by a reconnect.
+
+    1008 (policy violation) and the 4000-4999 application range are how these servers refuse
+    a client (bad key, no quota); everything else — 1000/1001 included, since a close we did
+    not ask for is never the end of the session — is worth a reconnect.
+    """
+    if code is None:
+        return True
+    return not (code == 1008 or 4000 <= code <= 4999)
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+def _dumps(obj: Mapping[str, Any]) -> str:
+    return _ENCODER.encode(obj).decode("utf-8")
+
+
+def _ms(value: float | None) -> int | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value)
+
+
+def _tool(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "name": spec.name,
+        "description": spec.description,
+        "parameters": spec.parameters,
+    }
+
+
+def server_vad() -> dict[str, Any]:
+    """The default ``turn_detection``: server VAD that answers and barges in by itself."""
+    return {"type": "server_vad", "create_response": True, "interrupt_response": True}
+
+
+_DEFAULT_TURN_DETECTION: Final[Mapping[str, Any]] = server_vad()
+
+
+class OpenAITranslator:
+    """Translator for one OpenAI Realtime / xAI connection. See the module docstring.
+
+    Args:
+        variant: ``"openai"`` or ``"xai"`` (session shape, capabilities, provider name).
+        beta: Speak the beta protocol (``OpenAI-Beta: realtime=v1``, Azure): beta session
+            shape and ``text`` content for assistant history. Decoding accepts both always.
+        voice: Output voice.
+        turn_detection: The ``turn_detection`` object; ``None`` for manual turns (commit,
+            then ``response.create``). Overridden by ``state.options["turn_detection"]``.
+        transcription_model: Input transcription model; ``None`` turns transcription off.
+        limits: Sample rates, frame size and deadlines; the audio format is PCM16 at
+            ``limits.input_sample_rate`` / ``limits.output_sample_rate``.
+        session_extra: Extra ``session`` fields sent verbatim with every full session
+            update (e.g. xAI ``reasoning``), applied before ``state.options["session"]``.
+
+    Options read from ``SessionState.options`` (all optional): ``voice``, ``speed``,
+    ``turn_detection`` (object or None), ``transcription`` (model name, object or None),
+    ``output_modalities``, ``tool_choice``, ``max_output_tokens``, ``noise_reduction``, and
+    ``session`` (a dict merged verbatim into the ``session`` object last).
+    """
+
+    def __init__(
+        self,
+        *,
+        variant: Variant = "openai",
+        beta: bool = False,
+        voice: str = "alloy",
+        turn_detection: Mapping[str, Any] | None = _DEFAULT_TURN_DETECTION,
+        transcription_model: str | None = "gpt-4o-mini-transcribe",
+        limits: Limits | None = None,
+        session_extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.provider: str = variant
+        self.variant: Variant = variant
+        self.beta = beta and variant == "openai"
+        self.voice = voice
+        self.turn_detection = dict(turn_detection) if turn_detection is not None else None
+        self.transcription_model = transcription_model
+        self.limits: Limits = limits if limits is not None else Limits()
+        self.session_extra = dict(session_extra or {})
+        self.capabilities: Capabilities = Capabilities(
+            server_vad=True,
+            server_resume=False,
+            make_before_break=True,
+            truncate=variant == "openai",
+            text_input=True,
+        )
+        self._ready = False
+        self._calls_seen: set[str] = set()
+        self._tool_responses: set[str] = set()
+        self._last_stop: tuple[str, int] | None = None
+        self._audio_item: str = ""
+        self._audio_item_bytes = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAITranslator(variant={self.variant!r}, beta={self.beta!r}, ready={self._ready})"
+        )
+
+    # --- contract: connection -------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once ``session.updated`` (the handshake's acknowledgement) was decoded."""
+        return self._ready
+
+    def connect_request(self, state: SessionState) -> ConnectRequest:
+        """Dial parameters: none beyond the preset's URL and model (no server-side resume)."""
+        return ConnectRequest()
+
+    def handshake(self, state: SessionState) -> list[Frame]:
+        """One ``session.update``, then one ``conversation.item.create`` per history item.
+
+        The history is ``state.history()``: tool calls and their delivered outputs are
+        re-seeded as ``function_call`` / ``function_call_output`` items, while outputs still
+        waiting for delivery are left to the runtime's ``DeliverToolResult`` (each is sent
+        exactly once). No ``response.create`` is sent here: the runtime asks for the reply.
+        """
+        frames: list[Frame] = [
+            self._session_update(self._full_session(state.options, state.instructions, state.tools))
+        ]
+        for item in self._history(state.history()):
+            frames.append(_dumps({"type": "conversation.item.create", "item": item}))
+        return frames
+
+    # --- contract: decode -----------------------------------------------------------------
+
+    def decode(self, frame: Frame) -> list[Event]:
+        """Events carried by one server frame.
+
+        Raises:
+            ProtocolError: the frame is not a JSON object with a string ``type``, or a known
+                event has the wrong shape (e.g. audio that is not base64).
+        """
+        try:
+            msg = w.DECODER.decode(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as exc:
+            return self._decode_other(frame, exc)
+        handler = _HANDLERS[type(msg)]
+        try:
+            return handler(self, msg)
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError(
+                f"{self.provider}: bad {_type_of(msg)} frame: {exc}",
+                provider=self.provider,
+                frame=frame,
+            ) from exc
+
+    def _decode_other(self, frame: Frame, exc: Exception) -> list[Event]:
+        try:
+            env = w.ENVELOPE_DECODER.decode(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeError) as env_exc:
+            raise ProtocolError(
+                f"{self.provider}: malformed frame: {env_exc}", provider=self.provider, frame=frame
+            ) from exc
+        if env.type in _UNION_TYPES:
+            raise ProtocolError(
+                f"{self.provider}: malformed {env.type} frame: {exc}",
+                provider=self.provider,
+                frame=frame,
+            ) from exc
+        if env.type in w.IGNORED_TYPES:
+            return []
+        raw = frame if isinstance(frame, str) else bytes(frame).decode("utf-8", "replace")
+        return [UnknownProviderEvent(provider_type=env.type, raw=raw)]
+
+    def _session(self, msg: w.SessionCreated | w.SessionUpdated) -> list[Event]:
+        if isinstance(msg, w.SessionUpdated):
+            self._ready = True
+        session = msg.session
+        if session is None:
+            return []
+        expires = session.expires_at
+        if expires is not None and not math.isfinite(expires):
+            expires = None
+        if not session.id and expires is None:
+            return []  # xAI's session.updated names no session: nothing to record
+        return [ProviderSessionInfo(provider_session_id=session.id or "", expires_at_s=expires)]
+
+    def _conversation(self, msg: w.ConversationCreated) -> list[Event]:
+        conv = msg.conversation
+        if conv is None or not conv.id:
+            return []
+        return [ProviderSessionInfo(conversation_id=conv.id)]
+
+    def _ping(self, msg: w.Ping) -> list[Event]:
+        return []
+
+    def _error(self, msg: w.ErrorEvent) -> list[Event]:
+        err = msg.error or w.ErrorInfo()
+        code = _code(err)
+        return [
+            ProviderErrorEvent(
+                code=code,
+                message=err.message or "",
+                recoverable=code not in FATAL_ERROR_CODES,
+            )
+        ]
+
+    def _speech_started(self, msg: w.SpeechStarted) -> list[Event]:
+        return [
+            UserSpeechStarted(item_id=msg.item_id or "", audio_start_ms=_ms(msg.audio_start_ms))
+        ]
+
+    def _speech_stopped(self, msg: w.SpeechStopped) -> list[Event]:
+        end = _ms(msg.audio_end_ms)
+        item_id = msg.item_id or ""
+        self._last_stop = (item_id, end) if end is not None else None
+        return [UserSpeechStopped(item_id=item_id, audio_end_ms=end)]
+
+    def _committed(self, msg: w.InputAudioCommitted) -> list[Event]:
+        item_id = msg.item_id or ""
+        end: int | None = None
+        if self._last_stop is not None and self._last_stop[0] == item_id:
+            end = self._last_stop[1]
+        self._last_stop = None
+        return [UserAudioCommitted(item_id=item_id, audio_end_ms=end)]
+
+    def _transcript_delta(self, msg: w.InputTranscriptionDelta) -> list[Event]:
+        if not msg.delta:
+            return []
+        return [InputTranscriptDelta(item_id=msg.item_id or "", text=msg.delta)]
+
+    def _transcript_updated(self, msg: w.InputTranscriptionUpdated) -> list[Event]:
+        return [
+            InputTranscriptDelta(
+                item_id=msg.item_id or "", text=msg.transcript or "", cumulative=True
+            )
+        ]
+
+    def _transcript_completed(self, msg: w.InputTranscriptionCompleted) -> list[Event]:
+        text = msg.transcript or ""
+        if msg.status is not None and msg.status != "completed":
+            # xAI repeats ``.completed`` with status "in_progress": a snapshot, not the end.
+            return [InputTranscriptDelta(item_id=msg.item_id or "", text=text, cumulative=True)]
+        return [InputTranscriptFinal(item_id=msg.item_id or "", text=text)]
+
+    def _transcript_failed(self, msg: w.InputTranscriptionFailed) -> list[Event]:
+        err = msg.error or w.ErrorInfo()
+        return [
+            ProviderErrorEvent(
+                code=err.code if isinstance(err.code, str) and err.code else "transcription_failed",
+                message=err.message or f"input transcription failed for item {msg.item_id}",
+                recoverable=True,
+            )
+        ]
+
+    def _response_created(self, msg: w.ResponseCreated) -> list[Event]:
+        response = msg.response
+        if response is None or not response.id:
+            return []
+        return [GenerationStarted(generation_id=response.id)]
+
+    def _audio_delta(self, msg: w.AudioDelta) -> list[Event]:
+        audio = binascii.a2b_base64(msg.delta, strict_mode=True)
+        item_id = msg.item_id or ""
+        if item_id != self._audio_item:
+            self._audio_item = item_id
+            self._audio_item_bytes = 0
+        self._audio_item_bytes += len(audio)
+        return [
+            GenerationAudioDelta(
+                generation_id=msg.response_id or "",
+                item_id=item_id,
+                sample_rate=self.limits.output_sample_rate,
+                audio=audio,
+            )
+        ]
+
+    def _text_delta(self, msg: w.TextDelta) -> list[Event]:
+        if not msg.delta:
+            return []
+        return [
+            GenerationTextDelta(
+                generation_id=msg.response_id or "", item_id=msg.item_id or "", text=msg.delta
+            )
+        ]
+
+    def _function_done(self, msg: w.FunctionArgumentsDone) -> list[Event]:
+        call_id = msg.call_id or msg.item_id or ""
+        if not call_id or call_id in self._calls_seen:
+            return []
+        self._calls_seen.add(call_id)
+        response_id = msg.response_id or ""
+        self._tool_responses.add(response_id)
+        return [
+            ToolCallRequested(
+                call_id=call_id,
+                name=msg.name or "",
+                arguments=msg.arguments if msg.arguments is not None else "{}",
+                generation_id=response_id,
+            )
+        ]
+
+    def _response_done(self, msg: w.ResponseDone) -> list[Event]:
+        response = msg.response or w.ResponseInfo()
+        response_id = response.id or msg.response_id or ""
+        events: list[Event] = []
+        usage = msg.usage if msg.usage is not None else response.usage
+        if usage is not None and (usage.input_tokens or usage.output_tokens or usage.total_tokens):
+            events.append(
+                Usage(
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    total_tokens=usage.total_tokens,
+                )
+            )
+        called = response_id in self._tool_responses or any(
+            o.type == "function_call" for o in response.output or ()
+        )
+        self._tool_responses.discard(response_id)
+        details = response.status_details
+        reason, error = _details(details)
+        status = response.status or ""
+        detail = reason
+        if status == "completed":
+            end = GenerationEndReason.TOOL_CALL if called else GenerationEndReason.COMPLETED
+        elif status == "cancelled":
+            end = GenerationEndReason.INTERRUPTED
+        else:
+            end = GenerationEndReason.FAILED
+            parts = [status or "no status", reason]
+            if error is not None:
+                parts.append(f"{_code(error)}: {error.message or ''}".rstrip(": "))
+            detail = "; ".join(p for p in parts if p)
+        if response_id:
+            events.append(GenerationEnded(generation_id=response_id, reason=end, detail=detail))
+        if error is not None:
+            code = _code(error)
+            events.append(
+                ProviderErrorEvent(
+                    code=code,
+                    message=error.message or "",
+                    recoverable=code not in FATAL_ERROR_CODES,
+                )
+            )
+        return events
+
+    def _truncated(self, msg: w.ItemTruncated) -> list[Event]:
+        end = _ms(msg.audio_end_ms)
+        if not msg.item_id or end is None:
+            return []
+        return [AssistantTruncated(item_id=msg.item_id, audio_end_ms=end)]
+
+    # --- contract: encode -----------------------------------------------------------------
+
+    def encode(self, command: Command, state: SessionState) -> list[Frame]:
+        """Frames that carry out ``command``; [] for commands the runtime handles itself."""
+        match command:
+            case AudioFrame(pcm=pcm):
+                b64 = binascii.b2a_base64(pcm, newline=False).decode("ascii")
+                # The base64 alphabet needs no JSON escaping: build the hot frame directly.
+                return ['{"type":"input_audio_buffer.append","audio":"' + b64 + '"}']
+            case CommitAudio():
+                frames: list[Frame] = [_dumps({"type": "input_audio_buffer.commit"})]
+                if not self._server_responds(state.options):
+                    frames.append(_dumps({"type": "response.create"}))
+                return frames
+            case SendText(text=text, generate_reply=reply):
+                item = _user_item(text)
+                frames = [_dumps({"type": "conversation.item.create", "item": item})]
+                if reply:
+                    frames.append(_dumps({"type": "response.create"}))
+                return frames
+            case GenerateReply(instructions=instructions):
+                if instructions:
+                    payload = {
+                        "type": "response.create",
+                        "response": {"instructions": instructions},
+                    }
+                    return [_dumps(payload)]
+                return [_dumps({"type": "response.create"})]
+            case Interrupt(played_ms=played_ms):
+                return self._interrupt(played_ms, state)
+            case DeliverToolResult(call_id=call_id, output=output, respond=respond):
+                item = {"type": "function_call_output", "call_id": call_id, "output": output}
+                frames = [_dumps({"type": "conversation.item.create", "item": item})]
+                if respond:
+                    frames.append(_dumps({"type": "response.create"}))
+                return frames
+            case UpdateInstructions(instructions=instructions):
+                return [self._session_update({"instructions": instructions})]
+            case UpdateTools(tools=tools):
+                return [self._session_update({"tools": [_tool(t) for t in tools]})]
+            case UpdateOptions(options=options):
+                merged = {**state.options, **options}
+                return [
+                    self._session_update(
+                        self._full_session(merged, state.instructions, state.tools)
+                    )
+                ]
+            case (
+                KeepAlive() | RotateConnection() | CloseSession() | SendAudio() | SubmitToolResult()
+            ):
+                return []
+        raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
+
+    def _interrupt(self, played_ms: int | None, state: SessionState) -> list[Frame]:
+        frames: list[Frame] = [_dumps({"type": "response.cancel"})]
+        if not self.capabilities.truncate or not played_ms or played_ms <= 0:
+            return frames
+        gen = state.generation
+        if gen is not None and gen.item_id:
+            item_id = gen.item_id
+            audio_bytes = self._audio_item_bytes if item_id == self._audio_item else gen.audio_bytes
+        else:
+            item_id, audio_bytes = self._audio_item, self._audio_item_bytes
+        # Truncating past the audio's end, or an item with no audio, is an error on the server.
+        heard = min(played_ms, audio_bytes * 1000 // (2 * self.limits.output_sample_rate))
+        if item_id and heard > 0:
+            truncate = {
+                "type": "conversation.item.truncate",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": heard,
+            }
+            frames.append(_dumps(truncate))
+        return frames
+
+    # --- contract: classify ---------------------------------------------------------------
+
+    def classify(self, error: BaseException) -> ErrorClass:
+        """What a failure means: see the module's error code tables.
+
+        Benign races are ``IGNORE``; auth, quota and policy refusals ``FATAL``; dropped
+        sockets, any close we did not ask for, ``session_expired``, server errors, rate
+        limits and timeouts ``RECOVERABLE`` (a new connection re-seeded from the state).
+        Anything else is ``RECOVERABLE`` too: the runtime's restart budget bounds it.
+        """
+        fresh = not self.capabilities.server_resume
+        if isinstance(error, ProviderTimeout):
+            return ErrorClass(
+                disposition=Disposition.RECOVERABLE, reason=f"timeout: {error}", fresh_start=fresh
+            )
+        if isinstance(error, ConnectionLostError):
+            code_int = int(error.code) if error.code.isdigit() else None
+            if close_code_recoverable(code_int) and error.code not in FATAL_ERROR_CODES:
+                return ErrorClass(
+                    disposition=Disposition.RECOVERABLE,
+                    reason=f"connection lost (close {error.code or 'none'})",
+                    fresh_start=fresh,
+                )
+            return ErrorClass(
+                disposition=Disposition.FATAL, reason=f"connection refused (close {error.code})"
+            )
+        if isinstance(error, ProviderError):
+            code = error.code
+            if code in BENIGN_ERROR_CODES:
+                return ErrorClass(disposition=Disposition.IGNORE, reason=code)
+            if code in FATAL_ERROR_CODES:
+                return ErrorClass(disposition=Disposition.FATAL, reason=f"{code}: {error}")
+            if code in _RATE_LIMIT_CODES:
+                return ErrorClass(
+                    disposition=Disposition.RECOVERABLE,
+                    reason=f"rate limited: {error}",
+                    retry_after_s=error.retry_after_s,
+                    fresh_start=fresh,
+                )
+            if code in RECOVERABLE_ERROR_CODES or error.recoverable:
+                return ErrorClass(
+                    disposition=Disposition.RECOVERABLE,
+                    reason=f"{code or 'provider error'}: {error}",
+                    retry_after_s=error.retry_after_s,
+                    fresh_start=fresh,
+                )
+            return ErrorClass(disposition=Disposition.FATAL, reason=f"{code}: {error}")
+        return ErrorClass(
+            disposition=Disposition.RECOVERABLE,
+            reason=f"{type(error).__name__}: {error}",
+            fresh_start=fresh,
+        )
+
+    # --- session and history shapes -------------------------------------------------------
+
+    def _turn_detection(self, options: Mapping[str, Any]) -> dict[str, Any] | None:
+        if "turn_detection" in options:
+            td = options["turn_detection"]
+            return dict(td) if td else None
+        return dict(self.turn_detection) if self.turn_detection is not None else None
+
+    def _server_responds(self, options: Mapping[str, Any]) -> bool:
+        """Whether the server creates responses on its own after a commit (server VAD)."""
+        td = self._turn_detection(options)
+        if td is None or td.get("type") is None:
+            return False
+        return bool(td.get("create_response", True))
+
+    def _transcription(self, options: Mapping[str, Any]) -> dict[str, Any] | None:
+        value = options.get("transcription", self.transcription_model)
+        if not value:
+            return None
+        return {"model": value} if isinstance(value, str) else dict(value)
+
+    def _full_session(
+        self, options: Mapping[str, Any], instructions: str, tools: tuple[ToolSpec, ...]
+    ) -> dict[str, Any]:
+        voice = options.get("voice", self.voice)
+        td = self._turn_detection(options)
+        transcription = self._transcription(options)
+        modalities = list(options.get("output_modalities", ["audio"]))
+        in_fmt = {"type": "audio/pcm", "rate": self.limits.input_sample_rate}
+        out_fmt = {"type": "audio/pcm", "rate": self.limits.output_sample_rate}
+        session: dict[str, Any]
+        if self.variant == "xai":
+            session = {
+                "instructions": instructions,
+                "voice": voice,
+                # xAI starts with manual turns ({"type": null}): always say what we want.
+                "turn_detection": td if td is not None else {"type": None},
+                "audio": {
+                    "input": {"format": in_fmt, "transcription": transcription},
+                    "output": {"format": out_fmt},
+                },
+                "tools": [_tool(t) for t in tools],
+            }
+        elif self.beta:
+            session = {
+                "modalities": ["audio", "text"] if "audio" in modalities else ["text"],
+                "instructions": instructions,
+                "voice": voice,
+                "input_audio_format": "pcm16",
+                "output_audio_format": "pcm16",
+                "input_audio_transcription": transcription,
+                "turn_detection": td,
+                "tools": [_tool(t) for t in tools],
+            }
+            if "max_output_tokens" in options:
+                session["max_response_output_tokens"] = options["max_output_tokens"]
+            if "noise_reduction" in options:
+                session["input_audio_noise_reduction"] = options["noise_reduction"]
+            if "speed" in options:
+                session["speed"] = options["speed"]
+        else:
+            audio_in: dict[str, Any] = {
+                "format": in_fmt,
+                "turn_detection": td,
+                "transcription": transcription,
+            }
+            if "noise_reduction" in options:
+                audio_in["noise_reduction"] = options["noise_reduction"]
+            audio_out: dict[str, Any] = {"format": out_fmt, "voice": voice}
+            if "speed" in options:
+                audio_out["speed"] = options["speed"]
+            session = {
+                "type": "realtime",
+                "instructions": instructions,
+                "output_modalities": modalities,
+                "audio": {"input": audio_in, "output": audio_out},
+                "tools": [_tool(t) for t in tools],
+            }
+            if "max_output_tokens" in options:
+                session["max_output_tokens"] = options["max_output_tokens"]
+        if "tool_choice" in options:
+            session["tool_choice"] = options["tool_choice"]
+        session.update(self.session_extra)
+        extra = options.get("session")
+        if isinstance(extra, Mapping):
+            session.update(extra)
+        return session
+
+    def _session_update(self, session: dict[str, Any]) -> str:
+        if self.variant == "openai" and not self.beta:
+            session = {"type": "realtime", **session}
+        return _dumps({"type": "session.update", "session": session})
+
+    def _history(self, items: tuple[Item, ...]) -> list[dict[str, Any]]:
+        cap = self.limits.max_history_messages
+        if cap is not None and len(items) > cap:
+            items = items[len(items) - cap :]
+            # An output whose call was cut off would be rejected: drop it too.
+            calls = {i.id for i in items if isinstance(i, FunctionCall)}
+            items = tuple(i for i in items if not isinstance(i, FunctionOutput) or i.id in calls)
+        out: list[dict[str, Any]] = []
+        text_type = "text" if self.beta else "output_text"
+        for item in items:
+            match item:
+                case UserMessage(text=text):
+                    if text:
+                        out.append(_user_item(text))
+                case AssistantMessage(text=text):
+                    if text:
+                        out.append(
+                            {
+                                "type": "message",
+                                "role": "assistant",
+                                "content": [{"type": text_type, "text": text}],
+                            }
+                        )
+                case FunctionCall(id=call_id, name=name, arguments=arguments):
+                    out.append(
+                        {
+                            "type": "function_call",
+                            "call_id": call_id,
+                            "name": name,
+                            "arguments": arguments,
+                        }
+                    )
+                case FunctionOutput(id=call_id, output=output):
+                    out.append(
+                        {"type": "function_call_output", "call_id": call_id, "output": output}
+                    )
+        return out
+
+
+def _user_item(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+def _code(err: w.ErrorInfo) -> str:
+    if err.code is not None and err.code != "":
+        return str(err.code)
+    return err.type or "error"
+
+
+def _details(details: w.StatusDetails | str | None) -> tuple[str, w.ErrorInfo | None]:
+    """(reason, error) of a response's ``status_details`` (object, xAI string, or null)."""
+    if details is None:
+        return "", None
+    if isinstance(details, str):
+        # xAI sends "unimplemented" here: it says nothing about the response.
+        return ("" if details == "unimplemented" else details), None
+    return details.reason or details.type or "", details.error
+
+
+def _type_of(msg: w.ServerEvent) -> str:
+    tag = type(msg).__struct_config__.tag
+    return tag if isinstance(tag, str) else "?"
+
+
+_Handler = Callable[[OpenAITranslator, Any], list[Event]]
+
+_HANDLERS: Final[dict[type[w.ServerEvent], _Handler]] = {
+    w.SessionCreated: OpenAITranslator._session,
+    w.SessionUpdated: OpenAITranslator._session,
+    w.ConversationCreated: OpenAITranslator._conversation,
+    w.Ping: OpenAITranslator._ping,
+    w.ErrorEvent: OpenAITranslator._error,
+    w.SpeechStarted: OpenAITranslator._speech_started,
+    w.SpeechStopped: OpenAITranslator._speech_stopped,
+    w.InputAudioCommitted: OpenAITranslator._committed,
+    w.InputTranscriptionDelta: OpenAITranslator._transcript_delta,
+    w.InputTranscriptionUpdated: OpenAITranslator._transcript_updated,
+    w.InputTranscriptionCompleted: OpenAITranslator._transcript_completed,
+    w.InputTranscriptionFailed: OpenAITranslator._transcript_failed,
+    w.ResponseCreated: OpenAITranslator._response_created,
+    w.ResponseDone: OpenAITranslator._response_done,
+    w.AudioDelta: OpenAITranslator._audio_delta,
+    w.AudioDeltaBeta: OpenAITranslator._audio_delta,
+    w.TextDelta: OpenAITranslator._text_delta,
+    w.TextDeltaBeta: OpenAITranslator._text_delta,
+    w.TextDeltaOutputText: OpenAITranslator._text_delta,
+    w.TextDeltaXAI: OpenAITranslator._text_delta,
+    w.FunctionArgumentsDone: OpenAITranslator._function_done,
+    w.ItemTruncated: OpenAITranslator._truncated,
+}
+"""Wire event class -> handler."""
+
+_UNION_TYPES: Final = frozenset(
+    tag for tag in (cls.__struct_config__.tag for cls in _HANDLERS) if isinstance(tag, str)
+)
+"""Types that decode through the tagged union: failing to, they are malformed."""

@@ -1,0 +1,80 @@
+"""Run an emulator in its own process: ``python -m antiphon.emulators <provider> [options]``.
+
+Prints one JSON line (``{"url": ..., "port": ...}``) on stdout once listening, then runs
+until SIGTERM or SIGINT. Each provider is one subcommand: a function that adds its options
+to a subparser and an async runner registered in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+Announce = Callable[[dict[str, Any]], None]
+Runner = Callable[[argparse.Namespace, Announce, asyncio.Event], Coroutine[Any, Any, None]]
+"""Starts an emulator, announces it once listening, and runs until the event is set."""
+
+
+def _announce(info: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+
+
+async def _run(run: Runner, args: argparse.Namespace) -> None:
+    # Handlers go in before the emulator starts, so a SIGTERM sent as soon as the URL is
+    # printed still stops it cleanly.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run(args, _announce, stop)
+
+
+def _openai_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", choices=["openai", "xai"], default="openai")
+    parser.add_argument("--session-duration", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--reply-pacing", type=float, default=0.0)
+
+
+async def _run_openai(args: argparse.Namespace, announce: Announce, stop: asyncio.Event) -> None:
+    from antiphon.emulators.openai import OpenAIEmulator
+
+    async with OpenAIEmulator(
+        variant=args.variant,
+        session_duration_s=args.session_duration,
+        reply_pacing=args.reply_pacing,
+        host=args.host,
+        port=args.port,
+    ) as emu:
+        announce({"provider": "openai", "variant": args.variant, "url": emu.url, "port": emu.port})
+        await stop.wait()
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] = {
+    "openai": (_openai_options, _run_openai),
+}
+"""Subcommand name -> (add its options, run it). Other emulators register here."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen emulator until signalled."""
+    parser = argparse.ArgumentParser(prog="python -m antiphon.emulators")
+    sub = parser.add_subparsers(dest="provider", required=True)
+    for name, (add_options, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=f"run the {name} emulator")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=0)
+        add_options(p)
+    args = parser.parse_args(argv)
+    _, run = COMMANDS[args.provider]
+    asyncio.run(_run(run, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
