@@ -130,15 +130,31 @@ class Tool:
         return result
 
 
+@typing.overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@typing.overload
 def tool(
-    fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
     parameters: dict[str, Any] | None = None,
     timeout_s: float = 30.0,
     idempotent: bool = True,
-) -> Any:
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    timeout_s: float = 30.0,
+    idempotent: bool = True,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a :class:`Tool` from a function; usable as ``@tool`` or ``@tool(timeout_s=5)``.
 
     Args:

@@ -180,7 +180,12 @@ class AudioIn(Actor[SendAudio]):
         if not self._pending:
             return
         audio = b"".join(self._pending)
-        event = UserAudio(first_frame=self._pending_first, frames=len(self._pending), audio=audio)
+        event = UserAudio(
+            first_frame=self._pending_first,
+            frames=len(self._pending),
+            sample_rate=self.out_rate,
+            audio=audio,
+        )
         self._pending = []
         self._record(event)
 

@@ -68,9 +68,7 @@ Listener = Callable[[Sequence[Event], int], None]
 class GenerationTracker(Actor[Sequence[Event]]):
     """The generation-tracker actor. See the module docstring."""
 
-    def __init__(
-        self, *, state: SessionState, writer: JournalWriter, clock: Clock, input_rate: int
-    ) -> None:
+    def __init__(self, *, state: SessionState, writer: JournalWriter, clock: Clock) -> None:
         super().__init__("generation-tracker", mailbox_size=MAILBOX_SIZE)
         self.state = state
         self.writer = writer
@@ -80,7 +78,6 @@ class GenerationTracker(Actor[Sequence[Event]]):
             APP_EVENTS_SIZE
         )
         self.app_events_dropped = 0
-        self.input_rate = input_rate
         self._reply_text: dict[str, list[str]] = {}
 
     def subscribe(self, listener: Listener) -> None:
@@ -120,7 +117,7 @@ class GenerationTracker(Actor[Sequence[Event]]):
 
     def _store_audio(self, event: Event) -> Event:
         if isinstance(event, UserAudio) and event.audio:
-            span = self.writer.write_audio("user", event.audio, self.input_rate)
+            span = self.writer.write_audio("user", event.audio, event.sample_rate)
             return replace(event, audio=b"", span=span)
         if isinstance(event, GenerationAudioDelta) and event.audio:
             span = self.writer.write_audio("assistant", event.audio, event.sample_rate)

@@ -96,9 +96,7 @@ class Session:
         self._tools = {t.name: t for t in tools}
         self._writer = journal.writer(session_id)
         limits = provider.limits
-        self.tracker = GenerationTracker(
-            state=state, writer=self._writer, clock=clock, input_rate=limits.input_sample_rate
-        )
+        self.tracker = GenerationTracker(state=state, writer=self._writer, clock=clock)
         self.audio_in = AudioIn(
             out_rate=limits.input_sample_rate,
             frame_ms=limits.frame_ms,

@@ -122,6 +122,7 @@ class UserAudio(EventBase, frozen=True, kw_only=True, tag="user.audio"):
     epoch: int = 0
     first_frame: int = 0
     frames: int = 0
+    sample_rate: int = 16_000
     audio: bytes = b""
     span: AudioSpan | None = None
 

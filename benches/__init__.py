@@ -1,0 +1,1 @@
+"""Benchmarks of antiphon, runnable as ``python -m benches <scenario> [--json]``."""

@@ -1,0 +1,81 @@
+"""The ``antiphon`` command line.
+
+Top-level commands register themselves through ``_COMMANDS``: each entry adds its subparser
+(and sets ``func``, the handler returning the exit code). To add a command (``demo``,
+``run``), write ``_add_<name>_command(subparsers)`` and append it to ``_COMMANDS``.
+
+Exit codes: 0 success; 1 the command ran and found a problem (e.g. a corrupt journal);
+2 usage errors (bad arguments, missing path, not a journal). User mistakes are reported as
+one ``antiphon: error: ...`` line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from antiphon.errors import AntiphonError, JournalCorrupt
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+def _add_journal_commands(subparsers: Any) -> None:
+    from antiphon._cli_journal import add_journal_commands
+
+    add_journal_commands(subparsers)
+
+
+def _add_demo_commands(subparsers: Any) -> None:
+    from antiphon._cli_demo import add_demo_commands
+
+    add_demo_commands(subparsers)
+
+
+_COMMANDS: list[Callable[[Any], None]] = [_add_demo_commands, _add_journal_commands]
+"""Registration functions of the top-level commands, in help order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="antiphon", description="antiphon: realtime speech-to-speech sessions."
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in _COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on bad usage (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return func(args)
+    except JournalCorrupt as exc:
+        print(f"antiphon: error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except AntiphonError as exc:
+        print(f"antiphon: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,582 @@
+"""File journal: the embedded default backend.
+
+How this works. A journal is a directory (marked by ``journal.meta``) holding one directory
+per session stream::
+
+    ROOT/journal.meta                      marker: {"format": "antiphon-journal", ...}
+    ROOT/<session_id>/session.meta         {"session_id": ...}
+    ROOT/<session_id>/000000000000.seg     segment: 16-byte header, then framed records
+    ROOT/<session_id>/audio-user.pcm       raw PCM16 mono (+ audio-user.meta: sample rate)
+    ROOT/<session_id>/audio-assistant.pcm
+    ROOT/<session_id>/snapshot-000000001000.msgpack   state after the events before seq 1000
+    ROOT/<session_id>/writer.lock          held (flock) by the stream's writer
+
+A segment starts with ``SEG_MAGIC`` and the u64 seq of its first record, and is named after
+that seq; a new segment is started once the current one reaches ``segment_bytes``. Each record
+is framed as ``[u32 length][u32 crc32c(payload)][payload]``. Every ``append`` is one
+``write`` of all its frames, so after it returns the records are in the OS (a process crash
+loses nothing); fsync follows the :class:`Durability` policy.
+
+Damage. When a writer opens a stream, a torn tail of the last segment (a short header, a
+length past the end, a checksum mismatch with nothing intact after it, zeros left by a crash)
+is truncated. A damaged record followed by intact ones is never skipped: reading stops there
+with :class:`~antiphon.errors.JournalCorrupt` carrying the file and byte offset, and opening a
+writer on it fails the same way. Readers never modify files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import struct
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from antiphon.errors import JournalCorrupt, JournalError, NotAJournal
+from antiphon.protocol import SCHEMA_VERSION, AudioSpan, Event, SessionState
+
+from ._base import AUDIO_STREAMS, Journal, JournalWriter
+from ._record import (
+    ENCODER,
+    FRAME,
+    MAX_RECORD_BYTES,
+    Durability,
+    _Stored,
+    crc32c,
+    decode_snapshot,
+    decode_stored,
+    encode_snapshot,
+    encode_stored,
+    iter_frames,
+)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not a POSIX system: the in-process guard remains
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["FileJournal"]
+
+JOURNAL_MARKER: Final = "journal.meta"
+SESSION_MARKER: Final = "session.meta"
+SEG_MAGIC: Final = b"ANTPHJ\x00\x01"
+SEG_HEADER: Final = struct.Struct("<8sQ")
+_SEG_NAME = re.compile(r"^(\d{12})\.seg$")
+_SNAP_NAME = re.compile(r"^snapshot-(\d{12})\.msgpack$")
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SNAPSHOTS_KEPT = 2
+DEFAULT_DURABILITY: Final = Durability.batch()
+
+# Stream directories with an open writer in this process (flock alone would do on Linux, but
+# not everywhere, and this gives a clear message).
+_open_streams: set[str] = set()
+_open_lock = threading.Lock()
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:012d}.seg"
+
+
+def snapshot_name(seq: int) -> str:
+    return f"snapshot-{seq:012d}.msgpack"
+
+
+def list_segments(session_dir: Path) -> list[tuple[int, Path]]:
+    """(first seq, path) of the stream's segments, in order."""
+    out = []
+    for entry in os.scandir(session_dir):
+        m = _SEG_NAME.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), Path(entry.path)))
+    out.sort()
+    return out
+
+
+def list_snapshots(session_dir: Path) -> list[tuple[int, Path]]:
+    out = []
+    for entry in os.scandir(session_dir):
+        m = _SNAP_NAME.match(entry.name)
+        if m:
+            out.append((int(m.group(1)), Path(entry.path)))
+    out.sort()
+    return out
+
+
+def segment_header_state(data: bytes, first_seq: int) -> str:
+    """``"ok"``, ``"torn"`` (a header cut short at creation) or ``"bad"``."""
+    header = SEG_HEADER.pack(SEG_MAGIC, first_seq)
+    if data[: SEG_HEADER.size] == header:
+        return "ok"
+    if len(data) < SEG_HEADER.size and header.startswith(data):
+        return "torn"
+    return "bad"
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NotAJournal(f"{path}: unreadable journal metadata ({exc})") from exc
+    if not isinstance(value, dict):
+        raise NotAJournal(f"{path}: unreadable journal metadata")
+    return value
+
+
+def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def is_session_dir(path: Path) -> bool:
+    return (path / SESSION_MARKER).is_file()
+
+
+class _FileWriter(JournalWriter):
+    def __init__(
+        self, journal: FileJournal, session_id: str, directory: Path, lock_fd: int
+    ) -> None:
+        self._journal = journal
+        self._dir = directory
+        self._lock_fd = lock_fd
+        self._durability = journal.durability
+        self._always = journal.durability.policy == "always"
+        self._batch = journal.durability.policy == "batch"
+        self._segment_bytes = journal.segment_bytes
+        self._fd = -1
+        self._seg_size = 0
+        self._audio_fds: dict[str, int] = {}
+        self._audio_size: dict[str, int] = {}
+        self._rates: dict[str, int] = {}
+        self._dirty = False
+        self._last_sync = time.monotonic()
+        self.snapshot_errors = 0
+        next_seq = self._recover()
+        snaps = [s for s, _ in list_snapshots(directory)]
+        super().__init__(
+            session_id,
+            next_seq=next_seq,
+            snapshot_every=journal.snapshot_every,
+            snapshot_seq=max(snaps, default=0),
+        )
+
+    # --- opening ------------------------------------------------------------------------
+
+    def _recover(self) -> int:
+        """Truncate a torn tail and position the writer at the stream's end."""
+        segs = list_segments(self._dir)
+        next_seq = 0
+        while segs:
+            first, path = segs[-1]
+            data = path.read_bytes()
+            header = segment_header_state(data, first)
+            if header == "torn":
+                path.unlink()  # created, but not even its header made it to disk
+                segs.pop()
+                continue
+            if header == "bad":
+                raise JournalCorrupt("not a journal segment header", path=str(path), offset=0)
+            reader = iter_frames(data, SEG_HEADER.size, path=str(path))
+            count = sum(1 for _ in reader)
+            if reader.torn:
+                os.truncate(path, reader.end)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            if reader.torn:
+                os.fsync(self._fd)
+            self._seg_size = reader.end
+            next_seq = first + count
+            break
+        for seq, path in list_snapshots(self._dir):
+            if seq > next_seq:
+                path.unlink()  # describes records lost with a torn tail
+        for entry in os.scandir(self._dir):
+            if entry.name.endswith(".tmp"):
+                os.unlink(entry.path)
+        for stream in AUDIO_STREAMS:
+            pcm = self._dir / f"audio-{stream}.pcm"
+            meta = self._dir / f"audio-{stream}.meta"
+            size = pcm.stat().st_size if pcm.exists() else 0
+            if size % 2:
+                os.truncate(pcm, size - 1)  # half a sample from a cut-short write
+                size -= 1
+            self._audio_size[stream] = size
+            self._rates[stream] = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
+        return next_seq
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _new_segment(self, first_seq: int) -> None:
+        if self._fd >= 0:
+            if self._durability.policy != "none":
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        path = self._dir / segment_name(first_seq)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        _write_all(self._fd, SEG_HEADER.pack(SEG_MAGIC, first_seq))
+        self._seg_size = SEG_HEADER.size
+        if self._durability.policy != "none":
+            os.fsync(self._fd)
+            _fsync_dir(self._dir)
+
+    def _write(
+        self, events: Sequence[Event], seq: int, epoch: int, mono_ns: int, wall_ns: int
+    ) -> None:
+        # The hot path of the runtime: encode_stored's work inlined, one write for the batch.
+        pack = FRAME.pack
+        crc = crc32c
+        encode = ENCODER.encode
+        parts: list[bytes] = []
+        s = seq
+        try:
+            for event in events:
+                payload = encode((s, mono_ns, wall_ns, epoch, SCHEMA_VERSION, event))
+                if len(payload) > MAX_RECORD_BYTES:
+                    raise ValueError
+                parts.append(pack(len(payload), crc(payload)))
+                parts.append(payload)
+                s += 1
+        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+            encode_stored(s, mono_ns, wall_ns, epoch, events[s - seq])  # raises JournalError
+            raise
+        data = b"".join(parts)
+        try:
+            if self._fd < 0 or self._seg_size >= self._segment_bytes:
+                self._new_segment(seq)
+            _write_all(self._fd, data)
+            self._seg_size += len(data)
+            if self._always:
+                self._sync()
+            elif self._batch:
+                self._dirty = True
+                if time.monotonic() - self._last_sync >= self._durability.interval_s:
+                    self._sync()
+        except OSError as exc:
+            self._fail()
+            raise JournalError(f"journal {self.session_id!r}: append failed: {exc}") from exc
+
+    def _audio_rate(self, stream: str) -> int:
+        return self._rates[stream]
+
+    def _write_audio_bytes(self, stream: str, pcm: bytes, sample_rate: int) -> int:
+        try:
+            fd = self._audio_fds.get(stream)
+            if fd is None:
+                if not self._rates[stream]:
+                    meta = self._dir / f"audio-{stream}.meta"
+                    _write_json_atomic(meta, {"sample_rate": sample_rate, "format": "pcm16le"})
+                    self._rates[stream] = sample_rate
+                path = self._dir / f"audio-{stream}.pcm"
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._audio_fds[stream] = fd
+            offset = self._audio_size[stream]
+            _write_all(fd, pcm)
+            self._audio_size[stream] = offset + len(pcm)
+            self._dirty = True
+            return offset
+        except OSError as exc:
+            self._fail()
+            raise JournalError(f"journal {self.session_id!r}: audio write failed: {exc}") from exc
+
+    def _write_snapshot(self, seq: int, state: SessionState) -> None:
+        # A snapshot only saves replay time, so failing to write one must not fail the append
+        # that already succeeded: it is counted and the next one is tried later.
+        path = self._dir / snapshot_name(seq)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, encode_snapshot(seq, state))
+                if self._durability.policy != "none":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            for _, old in list_snapshots(self._dir)[:-_SNAPSHOTS_KEPT]:
+                old.unlink()
+        except OSError:
+            self.snapshot_errors += 1
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def _sync(self) -> None:
+        # Audio first: a durable record must never point at audio that is not.
+        for fd in self._audio_fds.values():
+            os.fsync(fd)
+        if self._fd >= 0:
+            os.fsync(self._fd)
+        self._dirty = False
+        self._last_sync = time.monotonic()
+
+    @property
+    def flush_deadline(self) -> float | None:
+        if not (self._batch and self._dirty):
+            return None
+        return self._last_sync + self._durability.interval_s
+
+    def flush(self) -> None:
+        """Fsync everything appended so far (a no-op under ``Durability.none()``)."""
+        if self._closed or self._durability.policy == "none":
+            return
+        try:
+            self._sync()
+        except OSError as exc:
+            self._fail()
+            raise JournalError(f"journal {self.session_id!r}: fsync failed: {exc}") from exc
+
+    def _fail(self) -> None:
+        """After a failed write the stream's end is unknown: only a new writer (which
+        truncates whatever was half written) may continue it."""
+        self._release()
+
+    def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for fd in [self._fd, *self._audio_fds.values(), self._lock_fd]:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = -1
+        self._audio_fds.clear()
+        self._journal._release(self, self._dir)
+
+    def close(self) -> None:
+        """Flush (per the policy) and release the stream."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._release()
+
+
+class FileJournal(Journal):
+    """Session streams stored as files under ``directory`` (see the module docs for layout).
+
+    Args:
+        directory: The journal root; created (with its marker) unless ``create`` is false.
+        durability: When appends are fsynced.
+        snapshot_every: Store a snapshot every this many events (when ``append`` gets a state).
+        segment_bytes: Start a new segment file once the current one reaches this size.
+        create: When false, open an existing journal for reading and raise
+            :class:`~antiphon.errors.NotAJournal` if ``directory`` is not one.
+
+    Raises:
+        NotAJournal: ``create`` is false and ``directory`` holds no journal.
+        JournalError: bad options, or the directory cannot be created.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        durability: Durability = DEFAULT_DURABILITY,
+        snapshot_every: int = 1000,
+        segment_bytes: int = 64 << 20,
+        create: bool = True,
+    ) -> None:
+        if snapshot_every < 1:
+            raise JournalError(f"snapshot_every must be >= 1, got {snapshot_every}")
+        if segment_bytes < 1:
+            raise JournalError(f"segment_bytes must be >= 1, got {segment_bytes}")
+        self.directory = Path(directory)
+        self.durability = durability
+        self.snapshot_every = snapshot_every
+        self.segment_bytes = segment_bytes
+        self._writers: list[_FileWriter] = []
+        marker = self.directory / JOURNAL_MARKER
+        if create:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                if not marker.exists():
+                    _write_json_atomic(marker, {"format": "antiphon-journal", "version": 1})
+            except OSError as exc:
+                raise JournalError(f"cannot create journal at {self.directory}: {exc}") from exc
+        elif not self.directory.is_dir():
+            raise NotAJournal(f"{self.directory}: no such directory")
+        elif not marker.is_file() and not self.sessions():
+            raise NotAJournal(f"{self.directory} is not an antiphon journal")
+
+    # --- streams ------------------------------------------------------------------------
+
+    def _session_dir(self, session_id: str) -> Path:
+        if not _SESSION_ID.match(session_id):
+            raise JournalError(
+                f"unusable session id {session_id!r}: use 1-128 letters, digits, '.', '_' or '-'"
+                " starting with a letter or digit"
+            )
+        return self.directory / session_id
+
+    def _existing(self, session_id: str) -> Path:
+        path = self._session_dir(session_id)
+        if not is_session_dir(path):
+            raise JournalError(f"no session {session_id!r} in journal {self.directory}")
+        return path
+
+    def writer(self, session_id: str) -> JournalWriter:
+        path = self._session_dir(session_id)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if not is_session_dir(path):
+                _write_json_atomic(path / SESSION_MARKER, {"session_id": session_id, "version": 1})
+        except OSError as exc:
+            raise JournalError(f"cannot create session {session_id!r}: {exc}") from exc
+        key = str(path.resolve())
+        with _open_lock:
+            if key in _open_streams:
+                raise JournalError(f"a writer for session {session_id!r} is already open")
+            _open_streams.add(key)
+        lock_fd = -1
+        try:
+            lock_fd = os.open(path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise JournalError(
+                        f"a writer for session {session_id!r} is open in another process"
+                    ) from None
+            writer = _FileWriter(self, session_id, path, lock_fd)
+        except BaseException as exc:
+            if lock_fd >= 0:
+                os.close(lock_fd)
+            with _open_lock:
+                _open_streams.discard(key)
+            if isinstance(exc, OSError):
+                raise JournalError(f"cannot open session {session_id!r}: {exc}") from exc
+            raise
+        self._writers.append(writer)
+        return writer
+
+    def _release(self, writer: _FileWriter, path: Path) -> None:
+        with _open_lock:
+            _open_streams.discard(str(path.resolve()))
+        with contextlib.suppress(ValueError):
+            self._writers.remove(writer)
+
+    def sessions(self) -> list[str]:
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:
+            return []
+        return sorted(e.name for e in entries if e.is_dir() and is_session_dir(Path(e.path)))
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _stored(self, session_id: str, start_seq: int) -> Iterator[_Stored]:
+        directory = self._existing(session_id)
+        segs = list_segments(directory)
+        expected = 0
+        for i, (first, path) in enumerate(segs):
+            last = i == len(segs) - 1
+            if not last and segs[i + 1][0] <= start_seq:
+                expected = segs[i + 1][0]
+                continue
+            name = str(path)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise JournalError(f"cannot read {path}: {exc}") from exc
+            header = segment_header_state(data, first)
+            if header == "torn" and last:
+                return  # a segment whose creation was cut short: a torn tail
+            if header != "ok":
+                raise JournalCorrupt("not a journal segment header", path=name, offset=0)
+            if first != expected:
+                raise JournalCorrupt(
+                    f"segment starts at seq {first}, expected {expected}", path=name, offset=0
+                )
+            reader = iter_frames(data, SEG_HEADER.size, path=name)
+            seq = first
+            for offset, payload in reader:
+                if seq >= start_seq:
+                    stored = decode_stored(payload, path=name, offset=offset)
+                    if stored.seq != seq:
+                        raise JournalCorrupt(
+                            f"record has seq {stored.seq}, expected {seq}", path=name, offset=offset
+                        )
+                    yield stored
+                seq += 1
+            if reader.torn and not last:
+                raise JournalCorrupt(
+                    "segment ends in a damaged record but later segments follow",
+                    path=name,
+                    offset=reader.end,
+                )
+            expected = seq
+
+    def _snapshots(self, session_id: str) -> list[int]:
+        return [seq for seq, _ in list_snapshots(self._existing(session_id))]
+
+    def _load_snapshot(self, session_id: str, seq: int) -> SessionState:
+        path = self._existing(session_id) / snapshot_name(seq)
+        try:
+            stored_seq, state = decode_snapshot(path.read_bytes())
+        except OSError as exc:
+            raise JournalCorrupt(f"unreadable snapshot: {exc}", path=str(path), offset=0) from exc
+        except JournalCorrupt as exc:
+            raise JournalCorrupt(str(exc), path=str(path), offset=0) from exc
+        if stored_seq != seq:
+            raise JournalCorrupt(f"snapshot holds seq {stored_seq}", path=str(path), offset=0)
+        return state
+
+    def _audio_path(self, session_id: str, stream: str) -> Path:
+        if stream not in AUDIO_STREAMS:
+            raise JournalError(f"unknown audio stream {stream!r}")
+        return self._existing(session_id) / f"audio-{stream}.pcm"
+
+    def read_audio(self, session_id: str, span: AudioSpan) -> bytes:
+        path = self._audio_path(session_id, span.stream)
+        if span.offset < 0 or span.length < 0:
+            raise JournalError(f"invalid audio span {span}")
+        try:
+            with path.open("rb") as f:
+                f.seek(span.offset)
+                data = f.read(span.length)
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            raise JournalError(f"cannot read {path}: {exc}") from exc
+        if len(data) != span.length:
+            raise JournalError(f"audio span {span} lies outside {path}")
+        return data
+
+    def audio(self, session_id: str, stream: str) -> tuple[bytes, int]:
+        path = self._audio_path(session_id, stream)
+        meta = path.with_suffix(".meta")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return b"", 0
+        except OSError as exc:
+            raise JournalError(f"cannot read {path}: {exc}") from exc
+        rate = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
+        return data[: len(data) & ~1], rate
+
+    def close(self) -> None:
+        for writer in list(self._writers):
+            writer.close()

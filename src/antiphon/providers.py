@@ -1,0 +1,30 @@
+"""Provider presets — configuration objects, not subclasses.
+
+``OpenAIRealtime`` and ``XAIRealtime`` (OpenAI Realtime GA / beta, xAI Grok voice) are always
+available. ``GeminiLive`` needs the ``gemini`` extra (google-genai) and ``NovaSonic`` the
+``nova`` extra (aws-sdk-bedrock-runtime); they are imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .adapters.openai import OpenAIRealtime, XAIRealtime
+
+if TYPE_CHECKING:
+    from .adapters.gemini import GeminiLive
+    from .adapters.nova import NovaSonic
+
+__all__ = ["GeminiLive", "NovaSonic", "OpenAIRealtime", "XAIRealtime"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GeminiLive":
+        from .adapters.gemini import GeminiLive
+
+        return GeminiLive
+    if name == "NovaSonic":
+        from .adapters.nova import NovaSonic
+
+        return NovaSonic
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
