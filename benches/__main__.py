@@ -11,7 +11,7 @@ import sys
 
 SCENARIOS: dict[str, str] = {
     "journal": "benches.journal",
-    # "pipeline": "benches.pipeline",
+    "pipeline": "benches.pipeline",
     # "sessions": "benches.sessions",
 }
 

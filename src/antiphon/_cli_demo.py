@@ -43,7 +43,6 @@ from .codecs import AudioConverter, read_wav, write_wav
 from .errors import AntiphonError
 from .journal import FileJournal
 
-PROVIDERS = ("openai", "xai")
 FAULTS = ("drop", "drop-reply", "expire", "stall", "none")
 USER_RATE = 48_000  # the demo's user audio is 48 kHz, so the resampler is exercised too
 CHUNK_MS = 20
@@ -110,11 +109,27 @@ def _with(limits: Limits, **changes: Any) -> Limits:
     return msgspec.structs.replace(limits, **changes)
 
 
+def _lazy(module: str) -> Callable[[str], Any]:
+    """A target defined in another module, imported only when that provider is chosen."""
+
+    def target(fault: str) -> Any:
+        import importlib
+
+        return importlib.import_module(module).demo_target(fault)
+
+    return target
+
+
 TARGETS: dict[str, Callable[[str], Any]] = {
     "openai": lambda fault: _openai_target("openai", fault),
     "xai": lambda fault: _openai_target("xai", fault),
+    "gemini": _lazy("antiphon._demo_gemini"),
+    "nova": _lazy("antiphon._demo_nova"),
 }
-"""Provider name -> async context manager yielding a :class:`DemoTarget` for a fault."""
+"""Provider name -> async context manager yielding a :class:`DemoTarget` for a fault.
+
+A provider module ``_demo_<name>.py`` defines ``demo_target(fault)``: an async context
+manager that starts its emulator, schedules the fault, and yields a :class:`DemoTarget`."""
 
 
 @dataclass(kw_only=True)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
         fault_on_speech_started,
         fault_on_tool_call,
     )
+    from antiphon.emulators.gemini import GeminiConnectionRecord, GeminiEmulator
+    from antiphon.emulators.nova import NovaEmulator, NovaStreamRecord
 
 __all__ = [
     "DEFAULT_SCRIPT",
@@ -51,8 +53,12 @@ __all__ = [
     "ConnectionRecord",
     "EnergyVad",
     "Fault",
+    "GeminiConnectionRecord",
+    "GeminiEmulator",
     "ModelAction",
     "ModelSession",
+    "NovaEmulator",
+    "NovaStreamRecord",
     "OpenAIEmulator",
     "Reply",
     "Script",
@@ -86,6 +92,10 @@ _LAZY = {
     "fault_on_reply_audio": "antiphon.emulators.openai",
     "fault_on_speech_started": "antiphon.emulators.openai",
     "fault_on_tool_call": "antiphon.emulators.openai",
+    "GeminiConnectionRecord": "antiphon.emulators.gemini",
+    "GeminiEmulator": "antiphon.emulators.gemini",
+    "NovaEmulator": "antiphon.emulators.nova",
+    "NovaStreamRecord": "antiphon.emulators.nova",
 }
 
 

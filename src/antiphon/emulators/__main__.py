@@ -55,7 +55,58 @@ async def _run_openai(args: argparse.Namespace, announce: Announce, stop: asynci
         await stop.wait()
 
 
+def _gemini_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--realtime-factor",
+        type=float,
+        default=0.0,
+        help="reply pacing: 0 = as fast as possible, 1 = real time",
+    )
+
+
+async def _run_gemini(args: argparse.Namespace, announce: Announce, stop: asyncio.Event) -> None:
+    from antiphon.emulators.gemini import GeminiEmulator
+
+    async with GeminiEmulator(
+        host=args.host, port=args.port, realtime_factor=args.realtime_factor
+    ) as emu:
+        announce(
+            {
+                "provider": "gemini",
+                "url": emu.base_url,
+                "port": emu.port,
+                "ca_file": emu.ca_pem_path,
+            }
+        )
+        await stop.wait()
+
+
+def _nova_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream-limit", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--idle-reset", type=float, default=None, metavar="SECONDS")
+    parser.add_argument("--reply-speed", type=float, default=1.0)
+
+
+async def _run_nova(args: argparse.Namespace, announce: Announce, stop: asyncio.Event) -> None:
+    from antiphon.emulators.nova import NovaEmulator
+
+    async with NovaEmulator(
+        stream_limit_s=args.stream_limit,
+        idle_reset_s=args.idle_reset,
+        reply_speed=args.reply_speed,
+        host=args.host,
+        port=args.port,
+    ) as emu:
+        port = int(emu.endpoint_uri.rsplit(":", 1)[1])
+        announce(
+            {"provider": "nova", "url": emu.endpoint_uri, "port": port, "ca_file": emu.ca_pem_path}
+        )
+        await stop.wait()
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] = {
+    "gemini": (_gemini_options, _run_gemini),
+    "nova": (_nova_options, _run_nova),
     "openai": (_openai_options, _run_openai),
 }
 """Subcommand name -> (add its options, run it). Other emulators register here."""

@@ -1,0 +1,748 @@
+"""A local Gemini Live (``BidiGenerateContent``) server for the unmodified google-genai client.
+
+How this works. google-genai always dials ``wss://``, so the emulator serves TLS on 127.0.0.1
+with a throw-away CA made at start (``trustme``); point the client at :attr:`base_url` and
+trust :attr:`ca_pem_path` (or pass :meth:`ssl_context_for_client`). Each connection must
+open with ``setup`` (anything else closes 1007), gets ``{"setupComplete":{}}``, then feeds
+the shared scripted model (:mod:`antiphon.emulators._model`): 16 kHz ``realtimeInput`` audio
+goes through its energy VAD (or ``activityStart``/``activityEnd`` when the setup disables
+automatic activity detection), text and ``clientContent`` turns go in as text, and
+``toolResponse`` outputs bring the follow-up. Replies come back like Gemini's: input
+transcription, ``modelTurn`` inline 24 kHz PCM chunks interleaved with output transcription,
+``generationComplete``, ``turnComplete`` with ``usageMetadata``, then a resumable
+``sessionResumptionUpdate``. Speech during a reply (or while a tool call is pending) is a
+barge-in: ``toolCallCancellation`` for pending calls, ``interrupted``, ``turnComplete``.
+
+Resumption: every resumable update stores a copy of the conversation under a new handle; a
+setup with a known handle restores it, an unknown one closes 1008 "BidiGenerateContent
+session not found". Faults are an API (:meth:`GeminiEmulator.drop`, :meth:`go_away`,
+:meth:`close`, :meth:`stall`, :meth:`send_malformed`, :meth:`send_unknown`,
+:meth:`fault_on_reply_audio`). Everything received is recorded per connection
+(:class:`GeminiConnectionRecord`). Frames are sent as binary websocket messages holding JSON,
+as the real service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import re
+import shutil
+import ssl
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import trustme
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from antiphon.codecs import b64decode, b64encode
+from antiphon.errors import CodecError
+
+from ._model import (
+    DEFAULT_SCRIPT,
+    ModelAction,
+    ModelSession,
+    Reply,
+    Script,
+    ToolCall,
+    UserSpeechStarted,
+    UserTurn,
+)
+
+__all__ = ["FaultKind", "GeminiConnectionRecord", "GeminiEmulator"]
+
+INPUT_RATE = 16_000
+OUTPUT_RATE = 24_000
+
+PATH_RE = re.compile(
+    r"^/*(?:[^?]*/)?ws/(?:google\.ai\.generativelanguage\.v\d+\w*\.GenerativeService\."
+    r"BidiGenerateContent(?:Constrained)?"
+    r"|google\.cloud\.aiplatform\.v\d+\w*\.LlmBidiService/BidiGenerateContent)$"
+)
+
+SESSION_NOT_FOUND = "BidiGenerateContent session not found"
+DEADLINE_EXPIRED = "Deadline expired before operation could complete."
+
+FaultKind = Literal["drop", "go_away", "close_1011", "stall", "malformed", "unknown"]
+"""Faults :meth:`GeminiEmulator.fault_on_reply_audio` can trigger mid-generation."""
+
+_CLIENT_KEYS = {
+    "setup": "setup",
+    "clientContent": "clientContent",
+    "client_content": "clientContent",
+    "realtimeInput": "realtimeInput",
+    "realtime_input": "realtimeInput",
+    "toolResponse": "toolResponse",
+    "tool_response": "toolResponse",
+}
+
+
+def _get(obj: Any, camel: str, snake: str | None = None) -> Any:
+    """A field in either casing (ProtoJSON accepts both), or None."""
+    if not isinstance(obj, dict):
+        return None
+    if camel in obj:
+        return obj[camel]
+    return obj.get(snake if snake is not None else re.sub(r"([A-Z])", r"_\1", camel).lower())
+
+
+def _cut_reason(reason: str) -> str:
+    """A close reason of at most 123 UTF-8 bytes (longer ones break the server)."""
+    raw = reason.encode()
+    return raw[:123].decode("utf-8", "ignore") if len(raw) > 123 else reason
+
+
+def _duration(seconds: float) -> str:
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+@dataclasses.dataclass
+class GeminiConnectionRecord:
+    """What one connection received and how it ended.
+
+    Attributes:
+        index: Connection number (0 first).
+        path: Request path the client dialled.
+        api_key: Key from ``x-goog-api-key``, ``?key=`` or ``Authorization``.
+        setup: The ``setup`` object, as received.
+        frames: Every parsed frame received, in order (setup included).
+        audio: Decoded ``realtimeInput`` audio chunks, in order.
+        client_turns: ``clientContent`` turns, in order.
+        texts: ``realtimeInput.text`` messages.
+        tool_responses: ``functionResponses`` entries, in order.
+        activity: ``"start"``/``"end"`` for each activity marker.
+        resume_handle: Handle in the setup's ``sessionResumption``, if any.
+        restored_history: Conversation restored from that handle.
+        history: The connection's conversation so far, ``{"role", "text"}`` entries.
+        handles: Resumable handles issued to this connection.
+        interruptions: Barge-ins served.
+        close_code: Close code of the connection (1006 when dropped).
+        close_reason: Close reason.
+    """
+
+    index: int
+    path: str = ""
+    api_key: str = ""
+    setup: dict[str, Any] | None = None
+    frames: list[Any] = dataclasses.field(default_factory=list)
+    audio: list[bytes] = dataclasses.field(default_factory=list)
+    client_turns: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    texts: list[str] = dataclasses.field(default_factory=list)
+    tool_responses: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    activity: list[str] = dataclasses.field(default_factory=list)
+    resume_handle: str | None = None
+    restored_history: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    history: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    handles: list[str] = dataclasses.field(default_factory=list)
+    interruptions: int = 0
+    close_code: int | None = None
+    close_reason: str = ""
+
+    @property
+    def audio_bytes(self) -> bytes:
+        """All received audio, concatenated."""
+        return b"".join(self.audio)
+
+
+class _Closed(Exception):
+    """The connection was closed by the emulator; stop serving it."""
+
+
+class _Connection:
+    """Serves one client websocket."""
+
+    def __init__(
+        self, emu: GeminiEmulator, ws: ServerConnection, record: GeminiConnectionRecord
+    ) -> None:
+        self.emu = emu
+        self.ws = ws
+        self.record = record
+        self.model: ModelSession | None = None
+        self.history = record.history  # live: tests may look while the connection is open
+        self._generation: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._open_gate = asyncio.Event()
+        self._open_gate.set()
+        self._reply_chunks = 0
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self._open_gate.wait()  # a stall holds every outgoing frame
+        data = message if isinstance(message, str) else json.dumps(message)
+        await self.ws.send(data.encode())
+
+    async def close(self, code: int, reason: str) -> NoReturn:
+        self.record.close_code = code
+        self.record.close_reason = _cut_reason(reason)
+        await self.ws.close(code, self.record.close_reason)
+        raise _Closed
+
+    def stall(self, seconds: float) -> None:
+        self._open_gate.clear()
+        # Stop reading at the socket too, so a client that keeps sending backs up (the
+        # websockets frame queue alone does not hold back a TLS stream).
+        self.ws.transport.pause_reading()
+        asyncio.get_running_loop().call_later(seconds, self._end_stall)
+
+    def _end_stall(self) -> None:
+        self._open_gate.set()
+        if not self.ws.transport.is_closing():
+            self.ws.transport.resume_reading()
+
+    def drop(self) -> None:
+        self.record.close_code = 1006
+        self.ws.transport.abort()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        try:
+            await self._serve()
+        except (_Closed, websockets.exceptions.ConnectionClosed):
+            pass
+        finally:
+            tasks = [*self._tasks, *([self._generation] if self._generation else [])]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.record.close_code is None:
+                self.record.close_code = self.ws.close_code
+                self.record.close_reason = self.ws.close_reason or ""
+
+    async def _serve(self) -> None:
+        request = self.ws.request
+        assert request is not None
+        self.record.path = request.path
+        self.record.api_key = _api_key(request)
+        first = await self._recv()
+        # Like the service, answer the setup (not the upgrade) with the key's rejection.
+        if self.emu.api_keys is not None and self.record.api_key not in self.emu.api_keys:
+            await self.close(1007, "API key not valid. Please pass a valid API key.")
+        kind, body = first
+        if kind != "setup" or not isinstance(body, dict):
+            await self.close(1007, "Request contains an invalid argument.")
+        await self._setup(body)
+        while True:
+            await self._open_gate.wait()  # a stall stops reading too: the client backs up
+            kind, body = await self._recv()
+            await self._dispatch(kind, body)
+
+    async def _recv(self) -> tuple[str, Any]:
+        raw = await self.ws.recv()
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self.record.frames.append(raw)
+            await self.close(1007, "Invalid JSON payload received.")
+        self.record.frames.append(message)
+        if not isinstance(message, dict) or len(message) != 1:
+            await self.close(1007, "Request contains an invalid argument.")
+        (key, body), *_ = message.items()
+        kind = _CLIENT_KEYS.get(key)
+        if kind is None:
+            await self.close(
+                1007, f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.'
+            )
+        return kind, body
+
+    async def _setup(self, setup: dict[str, Any]) -> None:
+        self.record.setup = setup
+        resumption = _get(setup, "sessionResumption")
+        handle = _get(resumption, "handle") if isinstance(resumption, dict) else None
+        if handle:
+            self.record.resume_handle = handle
+            restored = self.emu.handles.get(handle)
+            if restored is None:
+                await self.close(1008, SESSION_NOT_FOUND)
+            self.history[:] = restored or []
+            self.record.restored_history = list(self.history)
+        ric = _get(setup, "realtimeInputConfig") or {}
+        aad = _get(ric, "automaticActivityDetection") or {}
+        manual = bool(_get(aad, "disabled"))
+        self.model = ModelSession(
+            self.emu.script,
+            input_sample_rate=INPUT_RATE,
+            output_sample_rate=OUTPUT_RATE,
+            chunk_ms=self.emu.chunk_ms,
+            vad=not manual,
+            silence_ms=self.emu.silence_ms,
+        )
+        await self.send({"setupComplete": {}})
+
+    # -- client messages ---------------------------------------------------------------
+
+    async def _dispatch(self, kind: str, body: Any) -> None:
+        if not isinstance(body, dict):
+            await self.close(1007, "Request contains an invalid argument.")
+        model = self.model
+        assert model is not None
+        if kind == "setup":
+            await self.close(1007, "Request contains an invalid argument.")
+        elif kind == "realtimeInput":
+            await self._realtime_input(model, body)
+        elif kind == "clientContent":
+            await self._client_content(model, body)
+        elif kind == "toolResponse":
+            await self._tool_response(model, body)
+
+    async def _realtime_input(self, model: ModelSession, body: dict[str, Any]) -> None:
+        chunks = []
+        audio = _get(body, "audio")
+        if isinstance(audio, dict):
+            chunks.append(audio)
+        media = _get(body, "mediaChunks")
+        if isinstance(media, list) and media:
+            chunks.append(media[0])  # the real service uses only the first chunk
+        for chunk in chunks:
+            try:
+                pcm = b64decode(_get(chunk, "data") or "")
+            except CodecError:
+                await self.close(1007, "Invalid value at 'realtime_input.audio.data' (bytes).")
+            if len(pcm) % 2:
+                pcm = pcm[:-1]
+            self.record.audio.append(pcm)
+            await self._handle(model.on_audio(pcm))
+        text = _get(body, "text")
+        if isinstance(text, str) and text:
+            self.record.texts.append(text)
+            self.history.append({"role": "user", "text": text})
+            await self._interrupt_if_busy()
+            await self._handle(model.on_text(text))
+        for marker, name in (("activityStart", "start"), ("activityEnd", "end")):
+            if _get(body, marker) is None:
+                continue
+            self.record.activity.append(name)
+            if model.vad_enabled:
+                await self.close(
+                    1007,
+                    "Explicit activity control is not supported when automatic activity "
+                    "detection is enabled.",
+                )
+            if name == "start":
+                await self._interrupt_if_busy()
+            else:
+                await self._handle(model.commit_audio())
+
+    async def _client_content(self, model: ModelSession, body: dict[str, Any]) -> None:
+        turns = _get(body, "turns") or []
+        last_user = None
+        for turn in turns if isinstance(turns, list) else []:
+            if not isinstance(turn, dict):
+                continue
+            self.record.client_turns.append(turn)
+            role = str(turn.get("role") or "user")
+            text = "".join(
+                str(p.get("text", "")) for p in (turn.get("parts") or []) if isinstance(p, dict)
+            )
+            self.history.append({"role": role, "text": text})
+            last_user = text if role == "user" else None
+        if _get(body, "turnComplete"):
+            await self._interrupt_if_busy()
+            if last_user is not None:
+                await self._handle(model.on_text(last_user, respond=True))
+            else:
+                await self._handle(model.respond())
+
+    async def _tool_response(self, model: ModelSession, body: dict[str, Any]) -> None:
+        responses = _get(body, "functionResponses") or []
+        for resp in responses if isinstance(responses, list) else []:
+            if not isinstance(resp, dict):
+                continue
+            self.record.tool_responses.append(resp)
+            call_id = str(resp.get("id") or "")
+            response = resp.get("response")
+            output: Any = response
+            if isinstance(response, dict) and ("output" in response or "error" in response):
+                output = response.get("output", response.get("error"))
+            text = output if isinstance(output, str) else json.dumps(output)
+            self.history.append({"role": "user", "text": f"[tool {call_id}: {text}]"})
+            await self._handle(model.on_tool_output(call_id, text))
+
+    # -- model actions -----------------------------------------------------------------
+
+    async def _handle(self, actions: list[ModelAction]) -> None:
+        speak: list[Reply | ToolCall] = []
+        for action in actions:
+            if isinstance(action, UserSpeechStarted):
+                await self._interrupt_if_busy()
+            elif isinstance(action, UserTurn):
+                # Text turns entered the history on their way in (clientContent turns,
+                # realtimeInput.text); audio turns enter here, as transcribed.
+                if action.source == "audio":
+                    self.history.append({"role": "user", "text": action.transcript})
+                if action.source == "audio" and action.transcript:
+                    for word in re.findall(r"\s*\S+", action.transcript):
+                        await self.send(
+                            {"serverContent": {"inputTranscription": {"text": " " + word.strip()}}}
+                        )
+            else:
+                speak.append(action)
+        if speak:
+            gen = self._generation
+            if gen is not None and not gen.done():
+                # New output replaces a reply still being sent (e.g. a text turn mid-reply);
+                # the model has already planned the new one, so only the old task goes.
+                gen.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gen
+                await self.send({"serverContent": {"interrupted": True}})
+            self._generation = asyncio.get_running_loop().create_task(self._generate(speak))
+
+    async def _interrupt_if_busy(self) -> None:
+        """Barge-in: cut the reply being sent and cancel pending tool calls."""
+        model = self.model
+        assert model is not None
+        gen = self._generation
+        busy = gen is not None and not gen.done()
+        pending = model.pending_calls
+        if not busy and not pending:
+            return
+        if gen is not None and busy:
+            gen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gen
+        model.cancel(drop_tool_calls=True)
+        self.record.interruptions += 1
+        if pending:
+            await self.send({"toolCallCancellation": {"ids": list(pending)}})
+        await self.send({"serverContent": {"interrupted": True}})
+        await self.send({"serverContent": {"turnComplete": True}})
+        await self._resumable_update()
+
+    async def _generate(self, items: list[Reply | ToolCall]) -> None:
+        # A fault may close or drop the connection mid-reply: the reply just stops.
+        with contextlib.suppress(_Closed, websockets.exceptions.ConnectionClosed):
+            await self._generate_items(items)
+
+    async def _generate_items(self, items: list[Reply | ToolCall]) -> None:
+        model = self.model
+        assert model is not None
+        await self.send({"sessionResumptionUpdate": {"resumable": False}})
+        spoken: list[str] = []
+        try:
+            for item in items:
+                if isinstance(item, Reply):
+                    await self._speak(item, spoken)
+                    model.reply_finished(item.reply_id)
+                    self.history.append({"role": "model", "text": "".join(spoken)})
+                    spoken.clear()
+                else:
+                    args = json.loads(item.arguments)
+                    call = {"id": item.call_id, "name": item.name, "args": args}
+                    self.history.append(
+                        {"role": "model", "text": f"[call {item.name} {item.arguments}]"}
+                    )
+                    await self.send({"toolCall": {"functionCalls": [call]}})
+                    # Blocking call: the turn continues after the toolResponse.
+                    await self.send({"sessionResumptionUpdate": {"resumable": False}})
+                    return
+            await self.send({"serverContent": {"generationComplete": True}})
+            words = sum(len(h["text"].split()) for h in self.history)
+            out = sum(len(i.text.split()) for i in items if isinstance(i, Reply))
+            await self.send(
+                {
+                    "serverContent": {"turnComplete": True},
+                    "usageMetadata": {
+                        "promptTokenCount": words,
+                        "responseTokenCount": out,
+                        "totalTokenCount": words + out,
+                    },
+                }
+            )
+            await self._resumable_update()
+        finally:
+            if spoken:  # cut off: only what was sent stays in the history
+                self.history.append({"role": "model", "text": "".join(spoken)})
+
+    async def _speak(self, reply: Reply, spoken: list[str]) -> None:
+        deltas = reply.transcript_deltas
+        chunks = reply.audio
+        pace = self.emu.chunk_ms / 1000 * self.emu.realtime_factor
+        # Spread the transcript over the audio, as the service interleaves them: delta j
+        # goes out before chunk j * len(chunks) // len(deltas).
+        due = [j * len(chunks) // len(deltas) for j in range(len(deltas))] if chunks else []
+        sent = 0
+        for i, chunk in enumerate(chunks):
+            while sent < len(due) and due[sent] <= i:
+                spoken.append(deltas[sent])
+                await self.send({"serverContent": {"outputTranscription": {"text": deltas[sent]}}})
+                sent += 1
+            inline = {"mimeType": f"audio/pcm;rate={OUTPUT_RATE}", "data": b64encode(chunk)}
+            await self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": inline}]}}})
+            self._reply_chunks += 1
+            await self.emu._after_reply_chunk(self, self._reply_chunks)
+            await asyncio.sleep(pace)
+        for delta in deltas[sent:]:
+            spoken.append(delta)
+            await self.send({"serverContent": {"outputTranscription": {"text": delta}}})
+
+    async def _resumable_update(self) -> None:
+        model = self.model
+        if model is not None and model.pending_calls:
+            return
+        handle = self.emu._new_handle(self.history)
+        self.record.handles.append(handle)
+        await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    # -- faults ------------------------------------------------------------------------
+
+    async def go_away(self, time_left_s: float) -> None:
+        await self.send({"goAway": {"timeLeft": _duration(time_left_s)}})
+        self.spawn(self._deadline(time_left_s))
+
+    async def _deadline(self, time_left_s: float) -> None:
+        await asyncio.sleep(time_left_s)
+        with contextlib.suppress(_Closed, websockets.exceptions.ConnectionClosed):
+            await self.close(1011, DEADLINE_EXPIRED)
+
+
+def _api_key(request: Request) -> str:
+    key = request.headers.get("x-goog-api-key")
+    if key:
+        return key
+    _, _, query = request.path.partition("?")
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "key" and value:
+            return value
+    auth = request.headers.get("Authorization", "")
+    return auth.split(" ", 1)[-1] if auth else ""
+
+
+class GeminiEmulator:
+    """A TLS Gemini Live server on 127.0.0.1 (async context manager, asyncio).
+
+    Args:
+        script: What the scripted model says.
+        host: Interface to listen on.
+        port: Port (0 picks a free one).
+        chunk_ms: Reply audio chunk length.
+        realtime_factor: Reply pacing as a fraction of real time (0: as fast as possible;
+            1: one chunk per ``chunk_ms``). Barge-in tests need a reply that lasts.
+        silence_ms: Silence that ends a user turn (server VAD).
+        api_keys: Accepted keys; None accepts any (a missing key too).
+
+    Example::
+
+        async with GeminiEmulator() as emu:
+            client = genai.Client(api_key="test", http_options=types.HttpOptions(
+                base_url=emu.base_url, api_version="v1beta",
+                async_client_args={"ssl": emu.ssl_context_for_client()}))
+    """
+
+    def __init__(
+        self,
+        *,
+        script: Script = DEFAULT_SCRIPT,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        chunk_ms: int = 40,
+        realtime_factor: float = 0.0,
+        silence_ms: int = 300,
+        api_keys: set[str] | None = None,
+    ) -> None:
+        self.script = script
+        self.host = host
+        self.port = port
+        self.chunk_ms = chunk_ms
+        self.realtime_factor = realtime_factor
+        self.silence_ms = silence_ms
+        self.api_keys = api_keys
+        self.records: list[GeminiConnectionRecord] = []
+        """One record per connection, in accept order."""
+        self.handles: dict[str, list[dict[str, str]]] = {}
+        """Resumption handle -> conversation it restores."""
+        self._live: list[_Connection] = []
+        self._server: Server | None = None
+        self._tmp: Path | None = None
+        self._ca: trustme.CA | None = None
+        self._handles_issued = 0
+        self._reply_fault: tuple[int, FaultKind, Callable[[_Connection], Any]] | None = None
+        self._connected = asyncio.Condition()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> GeminiEmulator:
+        self._ca = trustme.CA()
+        leaf = self._ca.issue_cert("127.0.0.1", "localhost")
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(server_ctx)
+        self._tmp = Path(tempfile.mkdtemp(prefix="antiphon-gemini-"))
+        self._ca.cert_pem.write_to_path(str(self._tmp / "ca.pem"))
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self.port,
+            ssl=server_ctx,
+            process_request=self._check_path,
+            max_size=32 * 2**20,
+            ping_interval=None,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop serving, close every connection and delete the CA file."""
+        if self._server is not None:
+            for conn in list(self._live):
+                conn._end_stall()  # a stalled handler would hold the shutdown up
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    @property
+    def base_url(self) -> str:
+        """``https://127.0.0.1:PORT``: the google-genai ``base_url``."""
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def ca_pem_path(self) -> str:
+        """PEM file of the test CA (for ``SSL_CERT_FILE`` or ``ca_file=``)."""
+        if self._tmp is None:
+            raise RuntimeError("the emulator is not running")
+        return str(self._tmp / "ca.pem")
+
+    def ssl_context_for_client(self) -> ssl.SSLContext:
+        """A client TLS context that trusts the emulator's CA."""
+        return ssl.create_default_context(cafile=self.ca_pem_path)
+
+    @property
+    def connections(self) -> int:
+        """Connections currently open."""
+        return len(self._live)
+
+    async def wait_connections(self, count: int) -> GeminiConnectionRecord:
+        """Wait until ``count`` connections have been accepted in total; the newest record.
+
+        Put a deadline around it (``asyncio.timeout``).
+        """
+        async with self._connected:
+            await self._connected.wait_for(lambda: len(self.records) >= count)
+        return self.records[count - 1]
+
+    async def wait_idle(self) -> None:
+        """Wait until no connection is open (their records are then final).
+
+        Put a deadline around it (``asyncio.timeout``).
+        """
+        async with self._connected:
+            await self._connected.wait_for(lambda: not self._live)
+
+    # -- serving -----------------------------------------------------------------------
+
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if PATH_RE.match(path) is None:
+            return connection.respond(404, f"no such method: {path}\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        record = GeminiConnectionRecord(index=len(self.records))
+        self.records.append(record)
+        async with self._connected:
+            self._connected.notify_all()
+        conn = _Connection(self, ws, record)
+        self._live.append(conn)
+        try:
+            await conn.serve()
+        finally:
+            self._live.remove(conn)
+            async with self._connected:
+                self._connected.notify_all()
+
+    def _new_handle(self, history: list[dict[str, str]]) -> str:
+        self._handles_issued += 1
+        handle = f"handle-{self._handles_issued}"
+        self.handles[handle] = list(history)
+        return handle
+
+    async def _after_reply_chunk(self, conn: _Connection, count: int) -> None:
+        fault = self._reply_fault
+        if fault is None or count < fault[0]:
+            return
+        self._reply_fault = None
+        await fault[2](conn)
+
+    # -- fault API ---------------------------------------------------------------------
+
+    def drop(self) -> None:
+        """Abort every open connection's TCP stream (no close frame: the client sees 1006)."""
+        for conn in list(self._live):
+            conn.drop()
+
+    async def go_away(self, time_left_s: float) -> None:
+        """Send ``goAway{timeLeft}``; close 1011 "Deadline expired..." when it runs out."""
+        for conn in list(self._live):
+            await conn.go_away(time_left_s)
+
+    async def close(
+        self, code: int = 1011, reason: str = "The service is currently unavailable."
+    ) -> None:
+        """Close every open connection with ``code`` and ``reason`` (cut to 123 bytes)."""
+        for conn in list(self._live):
+            with contextlib.suppress(_Closed, websockets.exceptions.ConnectionClosed):
+                await conn.close(code, reason)
+
+    def stall(self, seconds: float) -> None:
+        """Stop sending and reading on the open connections for ``seconds``."""
+        for conn in list(self._live):
+            conn.stall(seconds)
+
+    async def send_malformed(self) -> None:
+        """Send a frame that is not JSON."""
+        for conn in list(self._live):
+            await conn.send('{"serverContent": {"modelTurn": ')
+
+    async def send_unknown(self) -> None:
+        """Send a frame whose only top-level key is unknown (crashes the SDK's receive())."""
+        for conn in list(self._live):
+            await conn.send({"futureServerMessage": {"detail": "emulated"}})
+
+    def fault_on_reply_audio(self, n: int, kind: FaultKind, *, time_left_s: float = 0.5) -> None:
+        """Arm a one-shot fault right after the ``n``-th reply audio chunk of a connection.
+
+        Args:
+            n: Chunk count (1 = after the first chunk) on the connection.
+            kind: ``drop``, ``go_away`` (``time_left_s``), ``close_1011``, ``stall``
+                (``time_left_s`` seconds), ``malformed`` or ``unknown``.
+            time_left_s: goAway time left, or stall length.
+        """
+
+        async def act(conn: _Connection) -> None:
+            match kind:
+                case "drop":
+                    conn.drop()
+                case "go_away":
+                    await conn.go_away(time_left_s)
+                case "close_1011":
+                    await conn.close(1011, "The service is currently unavailable.")
+                case "stall":
+                    conn.stall(time_left_s)
+                case "malformed":
+                    await conn.send('{"serverContent": ')
+                case "unknown":
+                    await conn.send({"futureServerMessage": {}})
+
+        self._reply_fault = (n, kind, act)

@@ -1,0 +1,373 @@
+"""The google-genai connector against the Gemini emulator: raw frames, deadlines, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from msgspec.structs import replace
+
+from antiphon.adapters import Connection, Connector, Disposition
+from antiphon.adapters.gemini import DEFAULT_LIMITS, GeminiLive, GeminiTranslator
+from antiphon.adapters.gemini._connector import GeminiConnection
+from antiphon.emulators._model import conversation_audio
+from antiphon.emulators.gemini import GeminiEmulator
+from antiphon.errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
+from antiphon.protocol import (
+    AssistantMessage,
+    AudioFrame,
+    DeliverToolResult,
+    Event,
+    GenerationEnded,
+    GenerationEndReason,
+    InputTranscriptFinal,
+    ResumptionHandleUpdated,
+    SendText,
+    SessionState,
+    ToolCallRequested,
+    ToolSpec,
+    UnknownProviderEvent,
+    UserMessage,
+)
+
+pytestmark = pytest.mark.anyio
+
+FAST = replace(DEFAULT_LIMITS, connect_timeout_s=2.0, send_timeout_s=1.0, close_timeout_s=1.0)
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="Weather for a city.",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def provider(emu: GeminiEmulator, **kw: Any) -> GeminiLive:
+    options: dict[str, Any] = {
+        "api_key": "test-key",
+        "base_url": emu.base_url,
+        "ca_file": emu.ca_pem_path,
+        "limits": FAST,
+    }
+    options.update(kw)
+    return GeminiLive(**options)
+
+
+@asynccontextmanager
+async def opened(
+    emu: GeminiEmulator, state: SessionState, **kw: Any
+) -> AsyncIterator[tuple[GeminiTranslator, GeminiConnection]]:
+    p = provider(emu, **kw)
+    translator = p.new_translator()
+    connector = p.new_connector()
+    assert isinstance(connector, Connector)
+    conn = await connector.connect(translator.connect_request(state), translator.handshake(state))
+    assert isinstance(conn, Connection)
+    try:
+        yield translator, conn
+    finally:
+        await conn.aclose()
+
+
+async def events_until(
+    translator: GeminiTranslator, conn: GeminiConnection, stop: Any, wait: float = 5.0
+) -> list[Event]:
+    events: list[Event] = []
+    async with asyncio.timeout(wait):
+        while True:
+            batch = translator.decode(await conn.receive())
+            events.extend(batch)
+            if any(stop(e) for e in batch):
+                return events
+
+
+def normalise(obj: Any) -> Any:
+    """Keys to camelCase (ProtoJSON's two spellings are one field)."""
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            head, *rest = key.split("_")
+            out[head + "".join(r.title() for r in rest)] = normalise(value)
+        return out
+    if isinstance(obj, list):
+        return [normalise(v) for v in obj]
+    return obj
+
+
+async def test_setup_and_seeding_reach_the_server_as_the_translator_built_them() -> None:
+    history = (
+        UserMessage(id="u1", text="Hello there."),
+        AssistantMessage(id="a1", text="Hi!"),
+    )
+    state = SessionState(instructions="Be brief.", tools=(WEATHER,), items=history)
+    async with GeminiEmulator() as emu, opened(emu, state, voice="Puck") as (translator, conn):
+        first = translator.decode(await conn.receive())
+        assert translator.ready
+        assert [type(e).__name__ for e in first] == ["ProviderSessionInfo"]
+        await events_until(translator, conn, lambda e: isinstance(e, GenerationEnded))
+        record = emu.records[0]
+        ours = [json.loads(f) for f in translator.handshake(state)]
+        sent_setup = normalise(record.setup)
+        expected = normalise(ours[0]["setup"])
+        # The SDK's Schema upper-cases OpenAPI type names; everything else is ours verbatim.
+        decl = sent_setup["tools"][0]["functionDeclarations"][0]
+        assert decl["parameters"] == {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}
+        decl["parameters"] = expected["tools"][0]["functionDeclarations"][0]["parameters"]
+        assert sent_setup == expected
+        assert record.frames[1] == ours[1]  # the seeding went raw, after setupComplete
+        assert record.history[:2] == [
+            {"role": "user", "text": "Hello there."},
+            {"role": "model", "text": "Hi!"},
+        ]
+
+
+async def test_schema_the_sdk_cannot_hold_goes_as_json_schema() -> None:
+    tool = ToolSpec(
+        name="f",
+        parameters={"type": "object", "properties": {"a": {"type": ["integer", "null"]}}},
+    )
+    async with GeminiEmulator() as emu, opened(emu, SessionState(tools=(tool,))):
+        record = await emu.wait_connections(1)
+        assert record.setup is not None
+        (decl,) = record.setup["tools"][0]["functionDeclarations"]
+        assert decl["parameters_json_schema"] == tool.parameters
+
+
+async def test_audio_turn_and_tool_round_move_raw_frames_both_ways() -> None:
+    state = SessionState(tools=(WEATHER,))
+    async with GeminiEmulator() as emu, opened(emu, state) as (translator, conn):
+        translator.decode(await conn.receive())
+        pcm, _ = conversation_audio([1], sample_rate=16_000, gap_s=0.4)
+        frame_bytes = translator.limits.input_frame_bytes
+        sent = []
+        for index, i in enumerate(range(0, len(pcm), frame_bytes)):
+            for frame in translator.encode(
+                AudioFrame(pcm=pcm[i : i + frame_bytes], index=index), state
+            ):
+                sent.append(json.loads(frame))
+                await conn.send(frame)
+        events = await events_until(translator, conn, lambda e: isinstance(e, ToolCallRequested))
+        finals = [e for e in events if isinstance(e, InputTranscriptFinal)]
+        assert [f.text.strip() for f in finals] == ["What's the weather in Paris?"]
+        call = next(e for e in events if isinstance(e, ToolCallRequested))
+        assert json.loads(call.arguments) == {"city": "Paris"}
+        result = DeliverToolResult(call_id=call.call_id, name=call.name, output='"sunny"')
+        for frame in translator.encode(result, state):
+            await conn.send(frame)
+        follow = await events_until(
+            translator,
+            conn,
+            lambda e: isinstance(e, GenerationEnded) and e.reason is GenerationEndReason.COMPLETED,
+        )
+        text = "".join(
+            getattr(e, "text", "") for e in follow if type(e).__name__ == "GenerationTextDelta"
+        )
+        assert text == "The weather in Paris is sunny."
+        record = emu.records[0]
+        assert record.frames[1:] == [*sent, record.frames[-1]]  # byte-for-byte our frames
+        assert record.audio_bytes == pcm
+        assert record.tool_responses == [
+            {"id": call.call_id, "name": "get_weather", "response": {"output": "sunny"}}
+        ]
+
+
+async def test_unknown_frames_reach_the_translator() -> None:
+    """The SDK's receive() raises on an unknown top-level key; the raw path keeps it."""
+    async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
+        translator.decode(await conn.receive())
+        await emu.send_unknown()
+        events = translator.decode(await conn.receive())
+        assert [e.provider_type for e in events if isinstance(e, UnknownProviderEvent)] == [
+            "futureServerMessage"
+        ]
+
+
+async def test_resume_with_handle() -> None:
+    async with GeminiEmulator() as emu:
+        async with opened(emu, SessionState()) as (translator, conn):
+            translator.decode(await conn.receive())
+            for frame in translator.encode(SendText(text="Hello there."), SessionState()):
+                await conn.send(frame)
+            events = await events_until(
+                translator, conn, lambda e: isinstance(e, ResumptionHandleUpdated)
+            )
+            handle = next(e for e in events if isinstance(e, ResumptionHandleUpdated)).handle
+        state = SessionState(
+            resumption_handle=handle, epoch=2, items=(UserMessage(id="x", text="y"),)
+        )
+        async with opened(emu, state) as (translator, conn):
+            translator.decode(await conn.receive())
+            assert translator.resuming
+        record = emu.records[1]
+        assert record.resume_handle == handle
+        assert record.restored_history[0] == {"role": "user", "text": "Hello there."}
+        assert len(record.frames) == 1  # no re-seeding on a resume
+
+
+async def test_stale_handle_is_1008_and_classified_fresh_start() -> None:
+    async with GeminiEmulator() as emu:
+        p = provider(emu)
+        translator = p.new_translator()
+        state = SessionState(resumption_handle="stale")
+        with pytest.raises(ConnectionLostError) as info:
+            await p.new_connector().connect(
+                translator.connect_request(state), translator.handshake(state)
+            )
+        assert info.value.code == "1008"
+        verdict = translator.classify(info.value)
+        assert verdict.disposition is Disposition.RECOVERABLE
+        assert verdict.fresh_start
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "disposition"),
+    [("close_1011", "1011", Disposition.RECOVERABLE), ("drop", "1006", Disposition.RECOVERABLE)],
+)
+async def test_mid_generation_faults_surface_with_close_codes(
+    fault: Any, code: str, disposition: Disposition
+) -> None:
+    async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
+        translator.decode(await conn.receive())
+        emu.fault_on_reply_audio(2, fault)
+        for frame in translator.encode(SendText(text="Tell me a story."), SessionState()):
+            await conn.send(frame)
+        with pytest.raises(ConnectionLostError) as info:
+            await events_until(translator, conn, lambda e: False)
+        assert info.value.code == code
+        assert translator.classify(info.value).disposition is disposition
+        with pytest.raises(ConnectionLostError):
+            await conn.send('{"realtimeInput": {"text": "late"}}')
+
+
+async def test_malformed_and_unknown_frames_mid_generation() -> None:
+    async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
+        translator.decode(await conn.receive())
+        emu.fault_on_reply_audio(1, "malformed")
+        for frame in translator.encode(SendText(text="Hello there."), SessionState()):
+            await conn.send(frame)
+        with pytest.raises(ProtocolError) as info:
+            await events_until(translator, conn, lambda e: False)
+        assert translator.classify(info.value).disposition is Disposition.IGNORE
+        # the connection is still usable: the reply carries on after the bad frame
+        events = await events_until(translator, conn, lambda e: isinstance(e, GenerationEnded))
+        assert any(isinstance(e, GenerationEnded) for e in events)
+        emu.fault_on_reply_audio(1, "unknown")
+        for frame in translator.encode(SendText(text="Hello there."), SessionState()):
+            await conn.send(frame)
+        events = await events_until(translator, conn, lambda e: isinstance(e, UnknownProviderEvent))
+        assert [e for e in events if isinstance(e, UnknownProviderEvent)]
+
+
+async def test_go_away_then_deadline_close() -> None:
+    async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
+        translator.decode(await conn.receive())
+        await emu.go_away(0.1)
+        events = translator.decode(await conn.receive())
+        assert [getattr(e, "time_left_ms", None) for e in events] == [100]
+        with pytest.raises(ConnectionLostError) as info:
+            await conn.receive()
+        assert info.value.code == "1011"
+        assert "Deadline expired" in str(info.value)
+
+
+async def test_send_deadline() -> None:
+    limits = replace(FAST, send_timeout_s=0.3, close_timeout_s=0.3)
+    async with (
+        GeminiEmulator() as emu,
+        opened(emu, SessionState(), limits=limits) as (translator, conn),
+    ):
+        translator.decode(await conn.receive())
+        emu.stall(3.0)  # the server stops reading: the socket backs up
+        # Incompressible audio (permessage-deflate would shrink silence to nothing).
+        pcm = random.Random(0).randbytes(2**16)
+        frame = translator.encode(AudioFrame(pcm=pcm, index=0), SessionState())[0]
+
+        async def flood() -> None:
+            async with asyncio.timeout(5):
+                while True:
+                    await conn.send(frame)
+
+        with pytest.raises(ProviderTimeout) as info:
+            await flood()
+        assert translator.classify(info.value).disposition is Disposition.RECOVERABLE
+
+
+async def test_connect_deadline() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)  # accept TCP, never answer the TLS handshake
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        limits = replace(FAST, connect_timeout_s=0.3)
+        p = GeminiLive(api_key="k", base_url=f"https://127.0.0.1:{port}", limits=limits)
+        translator = p.new_translator()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ProviderTimeout):
+            await p.new_connector().connect(
+                translator.connect_request(SessionState()), translator.handshake(SessionState())
+            )
+        assert loop.time() - started < 2.0
+    finally:
+        server.close()
+
+
+async def test_refused_upgrade_is_an_http_error() -> None:
+    async with GeminiEmulator() as emu:
+        p = provider(emu, api_version="nonsense")  # the path no longer matches: 404
+        translator = p.new_translator()
+        with pytest.raises(ProviderError) as info:
+            await p.new_connector().connect(
+                translator.connect_request(SessionState()), translator.handshake(SessionState())
+            )
+        assert info.value.code == "http-404"
+        assert translator.classify(info.value).disposition is Disposition.FATAL
+
+
+async def test_our_close_is_clean() -> None:
+    async with GeminiEmulator() as emu:
+        async with opened(emu, SessionState()) as (translator, conn):
+            translator.decode(await conn.receive())
+        await conn.aclose()  # twice is fine
+        async with asyncio.timeout(2):
+            await emu.wait_idle()
+        assert emu.records[0].close_code == 1000
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_trio_is_refused_clearly() -> None:
+    p = GeminiLive(api_key="k", base_url="https://127.0.0.1:9")
+    translator = p.new_translator()
+    with pytest.raises(ProviderError, match="asyncio") as info:
+        await p.new_connector().connect(
+            translator.connect_request(SessionState()), translator.handshake(SessionState())
+        )
+    assert translator.classify(info.value).disposition is Disposition.FATAL
+
+
+def test_api_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with pytest.raises(ProviderError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+        GeminiLive().new_connector()
+    monkeypatch.setenv("GOOGLE_API_KEY", "from-env")
+    assert GeminiLive().new_connector()._client._api_client.api_key == "from-env"
+    monkeypatch.setenv("GEMINI_API_KEY", "preferred")
+    assert GeminiLive().new_connector()._client._api_client.api_key == "preferred"
+    assert "preferred" not in repr(GeminiLive(api_key="preferred"))
+
+
+def test_vertex_model_resource() -> None:
+    p = GeminiLive(vertex=True, project="p", location="us-central1", model="m")
+    assert p.model_resource == "projects/p/locations/us-central1/publishers/google/models/m"
+    assert GeminiLive(model="m").model_resource == "models/m"

@@ -1,0 +1,212 @@
+"""Harness for end-to-end tests: a real session over real websockets against an emulator.
+
+A :class:`Harness` owns one :class:`~antiphon.emulators.openai.OpenAIEmulator` on 127.0.0.1
+and one session opened through :func:`antiphon.open_session`. It records every app event,
+remembers every byte of user audio the app sent, and checks audio continuity from what the
+emulator itself received (:func:`audio_continuity`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import anyio
+import msgspec
+
+import antiphon
+from antiphon.adapters import Limits
+from antiphon.emulators.openai import ConnectionRecord, OpenAIEmulator
+from antiphon.providers import OpenAIRealtime, XAIRealtime
+
+Variant = Literal["openai", "xai"]
+E = TypeVar("E")
+
+FRAME_BYTES = 960  # 20 ms of 24 kHz PCM16 mono: the OpenAI/xAI input frame
+FAST = antiphon.Backoff(base_s=0.01, max_s=0.05)
+
+
+def make_provider(variant: Variant, url: str, **limits: Any) -> OpenAIRealtime:
+    """The variant's preset pointed at ``url``, with ``limits`` overriding its defaults."""
+    if variant == "xai":
+        provider = XAIRealtime(url=url, api_key="test")
+    else:
+        provider = OpenAIRealtime(url=url, api_key="test")
+    if limits:
+        new_limits: Limits = msgspec.structs.replace(provider.limits, **limits)
+        provider = provider.replace(limits=new_limits)
+    return provider
+
+
+def frames_of(pcm: bytes) -> list[bytes]:
+    """Provider frames of ``pcm`` as the runtime cuts them (the tail zero-padded)."""
+    out = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+    if out and len(out[-1]) < FRAME_BYTES:
+        out[-1] = out[-1] + bytes(FRAME_BYTES - len(out[-1]))
+    return out
+
+
+@dataclass
+class Harness:
+    """One session against one emulator, with everything the app saw and sent."""
+
+    emu: OpenAIEmulator
+    session: antiphon.Session
+    events: list[antiphon.SessionEvent] = field(default_factory=list)
+    sent_pcm: bytearray = field(default_factory=bytearray)
+    _changed: anyio.Event = field(default_factory=anyio.Event)
+
+    async def read(self) -> None:
+        async for event in self.session.events():
+            self.events.append(event)
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def send(self, pcm: bytes, *, chunk: int = FRAME_BYTES, pause_s: float = 0.002) -> None:
+        """Send ``pcm`` in ``chunk``-byte pieces, ``pause_s`` apart (faster than real time)."""
+        for i in range(0, len(pcm), chunk):
+            piece = pcm[i : i + chunk]
+            await self.session.send_audio(piece, sample_rate=24_000)
+            self.sent_pcm += piece
+            await anyio.sleep(pause_s)
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(
+        self,
+        kind: type[E],
+        predicate: Callable[[E], bool] = lambda _: True,
+        *,
+        count: int = 1,
+        timeout: float = 3.0,
+    ) -> E:
+        """The ``count``-th event of ``kind`` matching ``predicate`` (waits for it)."""
+        with anyio.fail_after(timeout):
+            while True:
+                found = [e for e in self.of(kind) if predicate(e)]
+                if len(found) >= count:
+                    return found[count - 1]
+                await self._changed.wait()
+
+    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
+        """Poll ``condition`` (for state that is not an app event, e.g. emulator records)."""
+        with anyio.fail_after(timeout):
+            while not condition():
+                await anyio.sleep(0.005)
+
+    def assistant_audio(self, generation_id: str) -> bytes:
+        return b"".join(
+            e.pcm for e in self.of(antiphon.AssistantAudio) if e.generation_id == generation_id
+        )
+
+    def reconnects(self) -> list[antiphon.Reconnected]:
+        return self.of(antiphon.Reconnected)
+
+
+@asynccontextmanager
+async def open_harness(
+    variant: Variant = "openai",
+    *,
+    tools: Sequence[antiphon.Tool | Callable[..., Any]] = (),
+    instructions: str = "Be brief.",
+    limits: dict[str, Any] | None = None,
+    journal: antiphon.Journal | None = None,
+    **emulator: Any,
+) -> AsyncIterator[Harness]:
+    """Emulator + session + event reader. On exit the session is closed, the emulator has
+    finished recording every connection, and then it stops."""
+    async with OpenAIEmulator(variant=variant, **emulator) as emu:
+        provider = make_provider(variant, emu.url, **(limits or {}))
+        async with antiphon.open_session(
+            provider,
+            instructions=instructions,
+            tools=tools,
+            journal=journal or antiphon.MemoryJournal(),
+            backoff=FAST,
+        ) as session:
+            harness = Harness(emu=emu, session=session)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(harness.read)
+                try:
+                    yield harness
+                finally:
+                    await session.aclose()
+        # Let the emulator's handlers record how each connection ended before it stops
+        # (stopping marks still-open connections as closed by the server).
+        with anyio.fail_after(2.0):
+            while any(c.closed_by is None for c in emu.connections):
+                await anyio.sleep(0.005)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioReport:
+    """Where each connection's audio sits in the app's frame sequence."""
+
+    expected: int  # frames the app's audio makes
+    spans: list[tuple[int, int]]  # per connection: [start, end) frame indexes
+    duplicates: int  # frames the emulator received more than once
+    received: int  # frames the emulator received in all
+
+
+def audio_continuity(
+    expected_frames: list[bytes], connections: Sequence[ConnectionRecord]
+) -> AudioReport:
+    """Check that the emulator received every app frame, in order, with no gap.
+
+    Each connection must have received one contiguous run of the app's frames, starting at
+    or before where the previous connection's run ended (a repeat of the uncommitted tail
+    is allowed, a gap is not), and the runs together must cover every frame.
+    """
+    index = {frame: i for i, frame in enumerate(expected_frames)}
+    assert len(index) == len(expected_frames), "test audio must have distinct frames"
+    spans: list[tuple[int, int]] = []
+    covered = 0
+    for record in connections:
+        chunks = record.audio_chunks
+        if not chunks:
+            spans.append((covered, covered))
+            continue
+        assert all(len(c) == FRAME_BYTES for c in chunks), "every append is one 20 ms frame"
+        assert chunks[0] in index, f"connection {record.index} got audio the app never sent"
+        start = index[chunks[0]]
+        run = expected_frames[start : start + len(chunks)]
+        assert chunks == run, f"connection {record.index}: frames out of order or foreign"
+        assert start <= covered, (
+            f"connection {record.index} starts at frame {start}: frames {covered}..{start - 1}"
+            " were lost"
+        )
+        covered = max(covered, start + len(chunks))
+        spans.append((start, start + len(chunks)))
+    assert covered == len(expected_frames), (
+        f"frames {covered}..{len(expected_frames) - 1} never reached the emulator"
+    )
+    received = sum(len(c.audio_chunks) for c in connections)
+    return AudioReport(
+        expected=len(expected_frames),
+        spans=spans,
+        duplicates=received - len(expected_frames),
+        received=received,
+    )
+
+
+def frames_of_type(record: ConnectionRecord, kind: str) -> list[dict[str, Any]]:
+    return [f for f in record.frames if f.get("type") == kind]
+
+
+def sent_of_type(record: ConnectionRecord, kind: str) -> list[dict[str, Any]]:
+    return [f for f in record.sent if f.get("type") == kind]
+
+
+def committed_frames(record: ConnectionRecord, start: int) -> int:
+    """The frame index up to which the emulator committed this connection's audio into the
+    conversation (``start`` is the connection's first frame index)."""
+    ends = [
+        int(f["audio_end_ms"]) for f in sent_of_type(record, "input_audio_buffer.speech_stopped")
+    ]
+    if not ends:
+        return start
+    return start + math.floor(max(ends) / 20)
