@@ -106,6 +106,7 @@ class Link:
         receiver: TransportRecv,
         close_timeout_s: float,
         opened_at: float,
+        opened_wall_s: float,
     ) -> None:
         self.epoch = epoch
         self.translator = translator
@@ -113,6 +114,7 @@ class Link:
         self.receiver = receiver
         self.sender: TransportSend | None = None
         self.opened_at = opened_at
+        self.opened_wall_s = opened_wall_s
         self.failure: Exception | None = None
         self.done = anyio.Event()
         self.closing = False
@@ -207,6 +209,7 @@ class _Pending:
     restored: bool = True
     fresh_start: bool = False
     first: bool = True
+    reply_due: bool = False  # a reply was requested and had not started: ask again
 
 
 class ConnectionManager:
@@ -298,7 +301,7 @@ class ConnectionManager:
         epoch = self.epoch
         translator = self.provider.new_translator()
         state = self.tracker.state
-        if self._pending.fresh_start or (state.resumption_handle == self._bad_handle != ""):
+        if self._pending.fresh_start or not self._handle_usable(state):
             state = replace(state, resumption_handle="")
         # The handshake sees the epoch it primes, so translators can name things per epoch.
         state = replace(state, epoch=epoch)
@@ -329,6 +332,7 @@ class ConnectionManager:
             receiver=receiver,
             close_timeout_s=self.limits.close_timeout_s,
             opened_at=self.clock.now(),
+            opened_wall_s=self.clock.wall_ns() / 1e9,
         )
         await self._tg.start(link.run)
         await wait_any(receiver.ready, link.done, clock=self.clock, within_s=timeout)
@@ -345,6 +349,17 @@ class ConnectionManager:
             )
         self.stats.connects += 1
         return link
+
+    def _handle_usable(self, state: SessionState) -> bool:
+        """A resumption handle is used unless the provider rejected it or it is too old
+        (``handle_max_age_s`` of the provider preset, when it has one)."""
+        handle = state.resumption_handle
+        if not handle or handle == self._bad_handle:
+            return False
+        max_age: float | None = getattr(self.provider, "handle_max_age_s", None)
+        if max_age is None or not state.resumption_handle_at_s:
+            return True
+        return self.clock.wall_ns() / 1e9 - state.resumption_handle_at_s <= max_age
 
     def _deliver(self, events: Sequence[Event], epoch: int) -> None:
         self.tracker.record(events, epoch=epoch)
@@ -372,7 +387,9 @@ class ConnectionManager:
             )
         )
         self.tracker.record(events, epoch=link.epoch)
-        self._queue_tool_results()
+        responding = self._queue_tool_results()
+        if pending.reply_due and not responding:
+            self.outbox.put(GenerateReply())
         log = self.audio_in.log
         sender = TransportSend(
             epoch=link.epoch,
@@ -398,7 +415,7 @@ class ConnectionManager:
             if self.limits.rotate_deadline_s is not None
             else math.inf
         )
-        self._schedule_expiry(state.expires_at_s)
+        self._schedule_expiry(link, state.expires_at_s)
         self.awaiting_since = None
         self.stats.epoch = link.epoch
         if not pending.first:
@@ -416,8 +433,12 @@ class ConnectionManager:
             )
         self._pending = _Pending(first=False)
 
-    def _queue_tool_results(self) -> None:
-        """Queue every recorded, undelivered tool result once, for the active connection."""
+    def _queue_tool_results(self) -> bool:
+        """Queue every recorded, undelivered tool result once, for the active connection.
+
+        Returns:
+            True when one of them asks the model to respond.
+        """
         self.outbox.drop_tool_results()
         state = self.tracker.state
         results = state.undelivered_results()
@@ -433,6 +454,7 @@ class ConnectionManager:
                     respond=last and not unfinished,
                 )
             )
+        return bool(results) and not unfinished
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -447,10 +469,9 @@ class ConnectionManager:
             "connection ended", provider=self.provider.name, code="eof", recoverable=True
         )
         self.stats.failures += 1
-        if link.sender is not None:
-            self._absorb_sender(link.sender)
+        self._absorb(link)
         verdict = self._classify(link.translator, exc)
-        cause = link.last_error_code or verdict.reason or _cause_of(exc)
+        cause = link.last_error_code or _cause_of(exc)
         restored = self.tracker.state.generation is None
         self.tracker.record(
             [
@@ -459,7 +480,7 @@ class ConnectionManager:
                     epoch=link.epoch,
                     cause=cause,
                     recoverable=verdict.disposition is not Disposition.FATAL,
-                    detail=str(exc)[:500],
+                    detail=f"{verdict.reason}: {exc}"[:500] if verdict.reason else str(exc)[:500],
                 ),
             ],
             epoch=link.epoch,
@@ -473,6 +494,7 @@ class ConnectionManager:
             restored=restored,
             fresh_start=verdict.fresh_start,
             first=False,
+            reply_due=self.awaiting_since is not None,
         )
         if verdict.disposition is Disposition.FATAL:
             self._fail_session(exc)
@@ -489,12 +511,18 @@ class ConnectionManager:
             if self._classify(translator, exc).disposition is Disposition.FATAL:
                 self._fail_session(exc)
 
-    def _absorb_sender(self, sender: TransportSend) -> None:
+    def _absorb(self, link: Link) -> None:
+        """Fold a finished link's counters into the session totals (once)."""
+        receiver = link.receiver
+        self.stats.malformed_frames += receiver.malformed
+        receiver.malformed = 0
+        sender = link.sender
+        if sender is None:
+            return
         self.high_water = max(self.high_water, sender.cursor)
         self.stats.frames_sent += sender.frames_sent
         self.stats.frames_resent += sender.frames_resent
         self.stats.frames_skipped += sender.frames_skipped
-        self.stats.malformed_frames += 0
         sender.frames_sent = sender.frames_resent = sender.frames_skipped = 0
 
     # -- rotation ----------------------------------------------------------------------------
@@ -507,18 +535,23 @@ class ConnectionManager:
         self._rotate_hard_at = min(self._rotate_hard_at, now + hard_after_s)
         self._poke.set()
 
-    def _schedule_expiry(self, expires_at_s: float | None) -> None:
+    def _schedule_expiry(self, link: Link, expires_at_s: float | None) -> None:
+        """Plan the rotation ahead of a provider-announced expiry of ``link``.
+
+        The margin is ``limits.rotate_before_expiry_s``, but never more than half the
+        connection's lifetime: a provider whose sessions are shorter than the margin must not
+        make every new connection rotate at once (a rotation storm).
+        """
         if expires_at_s is None:
             return
-        wall_now = self.clock.wall_ns() / 1e9
-        left = expires_at_s - wall_now
-        now = self.clock.now()
-        soft = now + left - self.limits.rotate_before_expiry_s
+        lifetime = max(0.0, expires_at_s - link.opened_wall_s)
+        margin = min(self.limits.rotate_before_expiry_s, lifetime / 2)
+        soft = link.opened_at + lifetime - margin
         if soft < self._rotate_soft_at:
             self._rotate_soft_at = soft
             self._rotate_reason = self._rotate_reason or "rotation:expiry"
-        # Whatever happens, be gone well before the provider cuts us off.
-        hard = now + left - min(60.0, self.limits.rotate_before_expiry_s / 2)
+        # Whatever the turn state, be gone before the provider cuts us off.
+        hard = link.opened_at + lifetime - min(60.0, margin / 2)
         self._rotate_hard_at = min(self._rotate_hard_at, hard)
 
     def _at_turn_boundary(self) -> bool:
@@ -562,16 +595,14 @@ class ConnectionManager:
                 self.stats.last_cause = f"rotation failed: {_cause_of(exc)}"
                 return old
             await old.stop_sending()
-            if old.sender is not None:
-                self._absorb_sender(old.sender)
+            self._absorb(old)
             self._activate(new, rotated_from=old.epoch)
             self.stats.rotations += 1
             assert self._tg is not None
             self._tg.start_soon(functools.partial(old.close, self.tracker.state, graceful=True))
             return new
         await old.stop_sending()
-        if old.sender is not None:
-            self._absorb_sender(old.sender)
+        self._absorb(old)
         await old.close(self.tracker.state, graceful=True)
         try:
             new = await self._open()
@@ -621,8 +652,8 @@ class ConnectionManager:
                     budget = event.time_left_ms / 1000.0
                     self.request_rotation("go_away", hard_after_s=budget * (1 - GO_AWAY_MARGIN))
                 case ProviderSessionInfo():
-                    if event.expires_at_s is not None:
-                        self._schedule_expiry(event.expires_at_s)
+                    if event.expires_at_s is not None and link is not None and epoch == link.epoch:
+                        self._schedule_expiry(link, event.expires_at_s)
                         self._poke.set()
                 case ProviderErrorEvent():
                     if link is not None and epoch == link.epoch and event.recoverable:
@@ -645,10 +676,6 @@ class ConnectionManager:
                 respond=not unfinished,
             )
         )
-        if not unfinished:
-            # The model holds several results of one turn back until all are in; release the
-            # ones queued earlier without a follow-up request.
-            pass
 
     def _on_sent(self, command: Command, epoch: int) -> None:
         if isinstance(command, DeliverToolResult):
@@ -683,17 +710,18 @@ class ConnectionManager:
         link = self.active
         if link is not None:
             await link.stop_sending()
-            if link.sender is not None:
-                self._absorb_sender(link.sender)
+            self._absorb(link)
             await link.close(self.tracker.state, graceful=True)
 
     def statistics(self) -> ConnectionStats:
         stats = replace_stats(self.stats)
         link = self.active
-        if link is not None and link.sender is not None:
-            stats.frames_sent += link.sender.frames_sent
-            stats.frames_resent += link.sender.frames_resent
-            stats.frames_skipped += link.sender.frames_skipped
+        if link is not None:
+            stats.malformed_frames += link.receiver.malformed
+            if link.sender is not None:
+                stats.frames_sent += link.sender.frames_sent
+                stats.frames_resent += link.sender.frames_resent
+                stats.frames_skipped += link.sender.frames_skipped
         return stats
 
 

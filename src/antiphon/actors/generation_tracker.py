@@ -3,7 +3,8 @@
 How this works: every state change of the session passes through :meth:`record`, a
 synchronous call (so it is atomic with respect to the other actors on the event loop):
 
-1. inline audio is moved to the journal's audio store, leaving a span in the event;
+1. inline audio is moved to the journal's audio store, leaving a span in the event (and a
+   resumption handle is stamped with the time it arrived);
 2. the events are folded into :class:`SessionState` with the pure reducer;
 3. they are appended to the journal — *before* anything acts on them (write-ahead: a tool
    runs only after its ``ToolCallRequested`` is recorded, a result is delivered only after
@@ -31,6 +32,7 @@ from ..protocol import (
     InputTranscriptDelta,
     InputTranscriptFinal,
     ProviderErrorEvent,
+    ResumptionHandleUpdated,
     SessionState,
     ToolCallFinished,
     ToolCallRequested,
@@ -98,7 +100,7 @@ class GenerationTracker(Actor[Sequence[Event]]):
         if epoch and epoch < self.epoch:
             self.stats.dropped_stale += 1
             return
-        stored = [self._store_audio(e) for e in events]
+        stored = [self._stamp(e) for e in events]
         new_state = fold(stored, self.state)
         self.writer.append(
             stored,
@@ -114,6 +116,12 @@ class GenerationTracker(Actor[Sequence[Event]]):
             listener(events, epoch)
         for event in events:
             self._emit_for(event)
+
+    def _stamp(self, event: Event) -> Event:
+        """Move inline audio to the audio store; stamp what needs the time of receipt."""
+        if isinstance(event, ResumptionHandleUpdated) and not event.received_at_s:
+            return replace(event, received_at_s=self.clock.wall_ns() / 1e9)
+        return self._store_audio(event)
 
     def _store_audio(self, event: Event) -> Event:
         if isinstance(event, UserAudio) and event.audio:

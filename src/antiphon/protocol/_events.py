@@ -96,8 +96,12 @@ class GoAwayReceived(EventBase, frozen=True, kw_only=True, tag="provider.go_away
 
 
 class ResumptionHandleUpdated(EventBase, frozen=True, kw_only=True, tag="provider.resumption"):
+    """A provider resumption handle. ``received_at_s`` (wall seconds) is stamped by the runtime
+    when it records the event, so handle age survives a replay."""
+
     handle: str
     resumable: bool = True
+    received_at_s: float = 0.0
 
 
 class ProviderErrorEvent(EventBase, frozen=True, kw_only=True, tag="provider.error"):

@@ -118,6 +118,7 @@ class OpenGeneration(msgspec.Struct, frozen=True, kw_only=True):
     audio_bytes: int = 0
     epoch: int = 0
     segments: int = 0  # assistant messages already split off (text before a tool call)
+    heard_ms: int | None = None  # truncated to this after a barge-in, before the reply ended
 
     @property
     def message_id(self) -> str:
@@ -156,6 +157,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     generation: OpenGeneration | None = None
     pending_tools: tuple[PendingToolCall, ...] = ()
     resumption_handle: str = ""
+    resumption_handle_at_s: float = 0.0  # wall time the handle was received
     provider_session_id: str = ""
     conversation_id: str = ""
     expires_at_s: float | None = None
@@ -308,7 +310,7 @@ def _handle(s: SessionState, e: ResumptionHandleUpdated) -> SessionState:
     # A non-resumable update (mid-generation, tool call pending) must not replace a good handle.
     if not (e.resumable and e.handle):
         return s
-    return replace(s, resumption_handle=e.handle)
+    return replace(s, resumption_handle=e.handle, resumption_handle_at_s=e.received_at_s)
 
 
 def _provider_error(s: SessionState, e: ProviderErrorEvent) -> SessionState:
@@ -392,10 +394,10 @@ def _gen_ended(s: SessionState, e: GenerationEnded) -> SessionState:
     interrupted = e.reason is GenerationEndReason.INTERRUPTED
     items = s.items
     if gen.text:
-        items = (
-            *items,
-            AssistantMessage(id=gen.message_id, text=gen.text, interrupted=interrupted),
+        message = AssistantMessage(
+            id=gen.message_id, text=gen.text, interrupted=interrupted, heard_ms=gen.heard_ms
         )
+        items = (*items, message)
     return replace(
         s,
         generation=None,
@@ -405,6 +407,10 @@ def _gen_ended(s: SessionState, e: GenerationEnded) -> SessionState:
 
 
 def _truncated(s: SessionState, e: AssistantTruncated) -> SessionState:
+    gen = s.generation
+    if gen is not None and e.item_id and e.item_id in (gen.item_id, gen.generation_id):
+        # Providers confirm a truncation before the reply's end: keep it for the message.
+        return replace(s, generation=replace(gen, heard_ms=e.audio_end_ms))
     i = _find(s.items, e.item_id)
     old = s.items[i] if i >= 0 else None
     if not isinstance(old, AssistantMessage):
