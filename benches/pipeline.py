@@ -40,6 +40,9 @@ SESSION_COUNTS = (1, 10, 50, 200)
 class _NullWriter:
     """A journal writer that keeps nothing (``journal_off``)."""
 
+    deferred_sync = False
+    flush_deadline = None
+
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.next_seq = 0
@@ -68,13 +71,15 @@ class _NullJournal:
 class _TimedConnection:
     """Wraps a connection: records when each audio frame is handed to ``send``."""
 
-    def __init__(self, inner: Any, arrived: list[int]) -> None:
+    def __init__(self, inner: Any, arrived: list[int], signal: list[anyio.Event]) -> None:
         self._inner = inner
         self._arrived = arrived
+        self._signal = signal
 
     async def send(self, frame: Any) -> None:
         if isinstance(frame, str) and frame.startswith('{"t":"audio"'):
             self._arrived.append(time.perf_counter_ns())
+            self._signal[0].set()
         await self._inner.send(frame)
 
     async def receive(self) -> Any:
@@ -84,7 +89,7 @@ class _TimedConnection:
         await self._inner.aclose()
 
 
-def _timed_provider(arrived: list[int]) -> Any:
+def _timed_provider(arrived: list[int], signal: list[anyio.Event]) -> Any:
     from antiphon.testing import ScriptedProvider
 
     class TimedConnector:
@@ -92,7 +97,8 @@ def _timed_provider(arrived: list[int]) -> Any:
             self._inner = inner
 
         async def connect(self, request: Any, handshake: Any) -> _TimedConnection:
-            return _TimedConnection(await self._inner.connect(request, handshake), arrived)
+            inner = await self._inner.connect(request, handshake)
+            return _TimedConnection(inner, arrived, signal)
 
     class TimedProvider(ScriptedProvider):
         def new_connector(self) -> Any:
@@ -110,7 +116,8 @@ async def _frame_overhead(
 
     arrived: list[int] = []
     sent_at: list[int] = []
-    provider = _timed_provider(arrived)
+    signal = [anyio.Event()]  # set when the next frame reaches the transport
+    provider = _timed_provider(arrived, signal)
     journal: Any = (
         antiphon.FileJournal(tempfile.mkdtemp(prefix="antiphon-bench-"))
         if journal_on
@@ -120,11 +127,12 @@ async def _frame_overhead(
     payload = [rng.integers(-2000, 2000, 480, dtype=np.int16).tobytes() for _ in range(frames)]
     async with antiphon.open_session(provider, journal=journal) as session:
         for i, pcm in enumerate(payload):
+            signal[0] = anyio.Event()
             sent_at.append(time.perf_counter_ns())
             await session.send_audio(pcm, sample_rate=24_000)
             with anyio.fail_after(5):
-                while len(arrived) <= i:
-                    await anyio.sleep(0)
+                if len(arrived) <= i:
+                    await signal[0].wait()
     lat = sorted((arrived[i] - sent_at[i]) / 1000 for i in range(warmup, frames))
     return {"p50": round(lat[len(lat) // 2], 2), "p99": round(lat[int(len(lat) * 0.99)], 2)}
 

@@ -22,15 +22,18 @@ import pytest
 
 from antiphon.actors import (
     Backoff,
+    Intensity,
     Reconnected,
     ReplyEnded,
     Session,
+    SessionEnded,
     SessionEvent,
     ToolCallEnded,
     open_session,
     resume_session,
     tool,
 )
+from antiphon.errors import CodecError, SessionClosedError, SupervisorEscalation
 from antiphon.journal import FileJournal, MemoryJournal
 from antiphon.protocol import GenerationEndReason, ToolOutcome
 from antiphon.testing import ScriptedProvider, Trigger, Turn
@@ -313,3 +316,40 @@ async def test_crash_then_resume_session(tmp_path: Path) -> None:
     assert history_texts(provider, len(provider.connections) - 1) == expected
     assert resumed.state.epoch == before_crash.epoch + 1
     assert last.committed == frames[10:]
+
+
+async def test_a_provider_that_keeps_refusing_ends_the_session_cleanly() -> None:
+    provider = ScriptedProvider(commit_every=5)
+    rec = Recorder()
+    async with open_session(
+        provider,
+        journal=MemoryJournal(),
+        backoff=FAST,
+        reconnect=Intensity(max_restarts=3, within_s=60),
+    ) as session:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rec.run, session)
+            provider.fault("refuse", count=100)
+            provider.fault("drop")
+            with anyio.fail_after(5):
+                await session.wait_closed()
+    (ended,) = rec.of(SessionEnded)
+    assert ended.reason == "failed"
+    assert "SupervisorEscalation" in ended.error
+    assert isinstance(session.error, SupervisorEscalation)
+    assert session.state.closed
+    with pytest.raises(SessionClosedError):
+        await session.send_audio(user_frames(1)[0], sample_rate=16_000)
+
+
+async def test_bad_audio_is_refused_with_a_clear_error_and_the_session_goes_on() -> None:
+    provider = ScriptedProvider(commit_every=5)
+    frames = user_frames(5)
+    async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
+        with pytest.raises(CodecError, match="even number of bytes"):
+            await session.send_audio(b"\x00" * 641, sample_rate=16_000)
+        with pytest.raises(CodecError, match="channels"):
+            await session.send_audio(b"\x00" * 640, sample_rate=16_000, channels=0)
+        await send_all(session, frames)
+        await until(lambda: len(provider.committed_frames()) == 5)
+    assert provider.committed_frames() == frames

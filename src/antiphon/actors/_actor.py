@@ -54,6 +54,7 @@ class Actor(abc.ABC, Generic[M]):
         self._recv: MemoryObjectReceiveStream[Envelope[M]]
         self._send, self._recv = anyio.create_memory_object_stream[Envelope[M]](mailbox_size)
         self.stats = ActorStats(name=name, queue_size=mailbox_size)
+        self.running = False  # True while run() is handling the mailbox
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -75,13 +76,21 @@ class Actor(abc.ABC, Generic[M]):
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Handle messages until cancelled. Survives restarts: the mailbox outlives the task."""
         await self.on_start()
+        self.running = True
         task_status.started()
-        async for envelope in self._recv:
-            if envelope.epoch and envelope.epoch < self.epoch:
-                self.stats.dropped_stale += 1
-                continue
-            await self.handle(envelope.body, envelope.epoch)
-            self.stats.handled += 1
+        try:
+            async for envelope in self._recv:
+                if envelope.epoch and envelope.epoch < self.epoch:
+                    self.stats.dropped_stale += 1
+                    continue
+                await self.handle(envelope.body, envelope.epoch)
+                self.stats.handled += 1
+        finally:
+            self.running = False
+
+    def queued(self) -> int:
+        """Messages waiting in the mailbox."""
+        return self._recv.statistics().current_buffer_used
 
     async def on_start(self) -> None:
         """Called at every (re)start before ``started()`` is signalled."""
@@ -92,7 +101,7 @@ class Actor(abc.ABC, Generic[M]):
 
     def statistics(self) -> ActorStats:
         self.stats.epoch = self.epoch
-        self.stats.queue_depth = self._recv.statistics().current_buffer_used
+        self.stats.queue_depth = self.queued()
         return msgspec.structs.replace(self.stats)
 
     def close(self) -> None:

@@ -235,7 +235,7 @@ class Supervisor:
             started = True
             task_status.started()
 
-        proxy = _StatusProxy(mark_started)
+        proxy = StatusProxy(mark_started)
         try:
             with anyio.CancelScope() as scope:
                 child.scope = scope
@@ -253,7 +253,7 @@ class Supervisor:
         await self._exits[0].send((child, error))
 
 
-class _StatusProxy:
+class StatusProxy:
     """Passes ``started()`` through while letting the supervisor know it happened."""
 
     def __init__(self, mark: Callable[[None], None]) -> None:

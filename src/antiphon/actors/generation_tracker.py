@@ -11,15 +11,20 @@ synchronous call (so it is atomic with respect to the other actors on the event 
    its ``ToolCallFinished`` is);
 4. only then are listeners (tool executor, connection manager) told, and app events emitted.
 
+With a batch durability policy the fsyncs are deferred and run by this actor in a worker
+thread when due (``_flush_journal``), so they never stall the event loop.
+
 Provider events arrive through the mailbox from transport-recv, tagged with the connection
 epoch; the tracker drops events of an epoch older than the current connection's.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import anyio
+from anyio.abc import TaskStatus
 from msgspec.structs import replace
 
 from ..journal import JournalWriter
@@ -64,6 +69,9 @@ MAILBOX_SIZE = 256
 # read events must not stall the session, so overflow drops the newest and counts it.
 APP_EVENTS_SIZE = 4096
 
+# How often to look for records waiting for an fsync when there were none last time.
+JOURNAL_IDLE_CHECK_S = 0.05
+
 Listener = Callable[[Sequence[Event], int], None]
 
 
@@ -81,6 +89,27 @@ class GenerationTracker(Actor[Sequence[Event]]):
         )
         self.app_events_dropped = 0
         self._reply_text: dict[str, list[str]] = {}
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_journal)
+            await super().run(task_status=task_status)
+
+    async def _flush_journal(self) -> None:
+        """Meet the journal's batch durability without ever fsyncing on the event loop: the
+        writer defers its fsyncs, and this task runs them in a worker thread when due."""
+        writer = self.writer
+        writer.deferred_sync = True
+        while True:
+            deadline = writer.flush_deadline
+            if deadline is None:
+                await anyio.sleep(JOURNAL_IDLE_CHECK_S)
+                continue
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            await anyio.to_thread.run_sync(writer.flush)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(events, epoch)`` after each batch is recorded."""

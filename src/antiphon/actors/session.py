@@ -50,7 +50,7 @@ from ..protocol import (
 from ._clock import Clock, SystemClock
 from ._outbox import Outbox
 from ._session_events import SessionEnded, SessionEvent
-from ._supervisor import Backoff, ChildSpec, Intensity, Strategy, Supervisor
+from ._supervisor import Backoff, ChildSpec, Intensity, StatusProxy, Strategy, Supervisor
 from ._tools import Tool, as_tool, error_output
 from .audio_in import AudioIn, check_format
 from .connection import ConnectionManager, cut_generation
@@ -137,13 +137,23 @@ class Session:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        started = False
+
+        def mark_started(value: None = None) -> None:
+            nonlocal started
+            started = True
+            task_status.started()
+
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
-                await self._supervisor.run(task_status=task_status)
+                await self._supervisor.run(task_status=StatusProxy(mark_started))
             except Exception as exc:
+                # Escalated (or failed to start): the session ends with the error, reported
+                # as SessionEnded; open_session's caller is not torn down with a traceback.
                 self._fail(exc)
-                task_status.started()
+                if not started:
+                    task_status.started()
 
     def _fail(self, error: BaseException) -> None:
         if self._closed:
@@ -203,7 +213,7 @@ class Session:
         self._check_open()
         check_format(sample_rate, channels)
         check_pcm16(pcm, channels)
-        await self.audio_in.send(SendAudio(pcm=pcm, sample_rate=sample_rate, channels=channels))
+        await self.audio_in.submit(SendAudio(pcm=pcm, sample_rate=sample_rate, channels=channels))
 
     async def send_text(self, text: str, *, generate_reply: bool = True) -> None:
         """Add a user text message to the conversation (and ask for a reply by default)."""
