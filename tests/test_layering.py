@@ -30,7 +30,7 @@ ALLOWED = {
     "journal": {"journal", "protocol", "errors"},
     "actors": {"actors", "adapters", "protocol", "codecs", "journal", "errors"},
 }
-CLI_MODULES = {"cli", "_cli_journal", "_cli_demo"}
+CLI_MODULES = {"cli", "_cli_journal", "_cli_demo", "_demo_gemini", "_demo_nova"}
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:

@@ -152,12 +152,17 @@ class DemoReport:
     seconds: float = 0.0
 
 
-def _user_audio(speed: float) -> tuple[bytes, list[bytes]]:
-    """The user's side (48 kHz) and the 24 kHz frames a correct runtime must deliver."""
+def _user_audio(limits: Limits) -> tuple[bytes, list[bytes]]:
+    """The user's side (48 kHz) and the provider frames a correct runtime must deliver."""
     from .emulators._model import conversation_audio
 
     pcm, _ = conversation_audio(list(UTTERANCES), sample_rate=USER_RATE, gap_s=1.2, seed=7)
-    converter = AudioConverter(in_rate=USER_RATE, in_channels=1, out_rate=24_000, frame_bytes=960)
+    converter = AudioConverter(
+        in_rate=USER_RATE,
+        in_channels=1,
+        out_rate=limits.input_sample_rate,
+        frame_bytes=limits.input_frame_bytes,
+    )
     expected = converter.push(pcm) + converter.flush(pad=True)
     return pcm, expected
 
@@ -197,7 +202,6 @@ async def run_demo(
     out_dir = journal_dir or Path(tempfile.mkdtemp(prefix="antiphon-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     journal = FileJournal(out_dir)
-    pcm, expected = _user_audio(speed)
     report = DemoReport(provider=provider, fault=fault, journal=str(out_dir))
     assistant = bytearray()
     replies_done = anyio.Event()
@@ -205,6 +209,7 @@ async def run_demo(
     started = time.monotonic()
 
     async with TARGETS[provider](fault) as target:
+        pcm, expected = _user_audio(target.provider.limits)
         say(f"{provider} emulator listening at {target.endpoint}; injected fault: {fault}")
         async with open_session(
             target.provider,

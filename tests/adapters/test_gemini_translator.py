@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from antiphon.adapters import Disposition, Translator
-from antiphon.adapters.gemini import GeminiTranslator, parse_duration_ms
+from antiphon.adapters.gemini import GeminiTranslator as _GeminiTranslator
+from antiphon.adapters.gemini import parse_duration_ms
 from antiphon.errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
 from antiphon.protocol import (
     AssistantMessage,
@@ -40,11 +41,36 @@ from antiphon.protocol import (
     ToolSpec,
     UnknownProviderEvent,
     Usage,
+    UserAudioCommitted,
     UserMessage,
     fold,
 )
 
 PCM = bytes(range(256)) * 4  # has bytes whose base64 differs between the two alphabets
+
+
+class GeminiTranslator(_GeminiTranslator):
+    """The translator with its audio safe points filtered out, so the event sequences below
+    read as the conversation; the safe points have their own test."""
+
+    def decode(self, frame: str | bytes) -> list[Event]:
+        return [e for e in super().decode(frame) if not isinstance(e, UserAudioCommitted)]
+
+
+def test_the_model_answering_is_a_safe_point_for_the_audio_sent() -> None:
+    t = _GeminiTranslator()
+    t.handshake(SessionState(epoch=2))
+    for _ in range(5):  # 5 x 20 ms at 16 kHz
+        t.encode(AudioFrame(pcm=b"\x00" * 640, index=0), SessionState())
+    t.decode(frame({"serverContent": {"inputTranscription": {"text": " Hi"}}}))
+    events = t.decode(frame({"serverContent": {"outputTranscription": {"text": "Hello"}}}))
+    assert events[:2] == [
+        UserAudioCommitted(item_id="u2-1", audio_end_ms=100),
+        GenerationStarted(generation_id="g2-1"),
+    ]
+    # Only once per generation.
+    more = t.decode(frame({"serverContent": {"outputTranscription": {"text": " again"}}}))
+    assert not any(isinstance(e, UserAudioCommitted) for e in more)
 
 
 def frame(obj: Any) -> str:

@@ -52,6 +52,7 @@ from ..protocol import (
     GoAwayReceived,
     ProviderErrorEvent,
     ProviderSessionInfo,
+    ResumptionHandleUpdated,
     SendText,
     SessionState,
     ToolCallFinished,
@@ -247,6 +248,7 @@ class ConnectionManager:
         self._user_speaking = False
         self.awaiting_since: float | None = None
         self._bad_handle = ""
+        self._handle_current = True  # no activity since the newest resumable handle
         self._closing = False
         tracker.subscribe(self._on_events)
 
@@ -441,8 +443,11 @@ class ConnectionManager:
         """
         self.outbox.drop_tool_results()
         state = self.tracker.state
-        results = state.undelivered_results()
-        unfinished = any(c.status is not ToolCallStatus.FINISHED for c in state.pending_tools)
+        results = [c for c in state.undelivered_results() if not c.withdrawn]
+        for call in state.undelivered_results():
+            if call.withdrawn:
+                self._settle_withdrawn(call.call_id)
+        outstanding = state.tools_outstanding()
         for i, call in enumerate(results):
             last = i == len(results) - 1
             self.outbox.put(
@@ -451,10 +456,15 @@ class ConnectionManager:
                     name=call.name,
                     output=call.output,
                     outcome=call.outcome,
-                    respond=last and not unfinished,
+                    respond=last and not outstanding,
                 )
             )
-        return bool(results) and not unfinished
+        return bool(results) and not outstanding
+
+    def _settle_withdrawn(self, call_id: str) -> None:
+        """The provider cancelled this call: it expects no output, so none is sent; the call
+        is settled as if delivered."""
+        self.tracker.record([ToolResultDelivered(call_id=call_id, epoch=self.epoch)])
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -501,15 +511,16 @@ class ConnectionManager:
         return exc
 
     def _note_connect_failure(self, exc: Exception) -> None:
+        """A connect (or its handshake) failed: the supervisor retries with backoff, unless
+        the failure is fatal. A rejected resumption handle is not used again."""
         if self._pending.since is None:
             self._pending.since = self.clock.now()
-        if isinstance(exc, ProviderError) and not exc.recoverable:
-            if self.active is None and self._pending.first:
-                self._fail_session(exc)
-                return
-            translator = self.provider.new_translator()
-            if self._classify(translator, exc).disposition is Disposition.FATAL:
-                self._fail_session(exc)
+        verdict = self._classify(self.provider.new_translator(), exc)
+        if verdict.fresh_start:
+            self._bad_handle = self.tracker.state.resumption_handle
+            self._pending.fresh_start = True
+        if verdict.disposition is Disposition.FATAL:
+            self._fail_session(exc)
 
     def _absorb(self, link: Link) -> None:
         """Fold a finished link's counters into the session totals (once)."""
@@ -555,10 +566,18 @@ class ConnectionManager:
         self._rotate_hard_at = min(self._rotate_hard_at, hard)
 
     def _at_turn_boundary(self) -> bool:
+        """Nothing would be cut by a rotation now: no reply open or due, no tool call or
+        result outstanding, the user not mid-utterance — and, where the provider resumes
+        server-side, a resumable handle newer than the last activity (PROVIDERS 5.5)."""
         state = self.tracker.state
-        if state.generation is not None or self._user_speaking:
+        if state.generation is not None or self._user_speaking or self.awaiting_since is not None:
             return False
-        return all(c.status is ToolCallStatus.FINISHED for c in state.pending_tools)
+        if state.pending_tools or len(self.outbox):
+            return False
+        link = self.active
+        if link is not None and link.translator.capabilities.server_resume:
+            return self._handle_current
+        return True
 
     def _rotation_due(self, link: Link) -> str:
         now = self.clock.now()
@@ -584,6 +603,8 @@ class ConnectionManager:
     async def _rotate(self, old: Link, reason: str) -> Link:
         started = self.clock.now()
         restored = self.tracker.state.generation is None
+        # A rotation forced by its deadline may cut a reply: end it as interrupted.
+        self.tracker.record(cut_generation(self.tracker.state, f"rotated ({reason})"))
         self._pending = _Pending(cause=reason, since=started, restored=restored, first=False)
         if old.translator.capabilities.make_before_break:
             try:
@@ -624,7 +645,13 @@ class ConnectionManager:
         link = self.active
         now = self.clock.now()
         for event in events:
+            if isinstance(event, _ACTIVITY):
+                self._handle_current = False
             match event:
+                case ResumptionHandleUpdated():
+                    if event.resumable and event.handle:
+                        self._handle_current = True
+                        self._poke.set()
                 case UserSpeechStarted():
                     self._user_speaking = True
                 case UserSpeechStopped():
@@ -666,14 +693,17 @@ class ConnectionManager:
         call = state.pending_tool(event.call_id)
         if call is None or call.status is not ToolCallStatus.FINISHED:
             return
-        unfinished = any(c.status is not ToolCallStatus.FINISHED for c in state.pending_tools)
+        if call.withdrawn:
+            self._settle_withdrawn(call.call_id)
+            return
+        # Several calls of one turn: only the last result asks the model to go on.
         self.outbox.put(
             DeliverToolResult(
                 call_id=event.call_id,
                 name=event.name,
                 output=event.output,
                 outcome=event.outcome,
-                respond=not unfinished,
+                respond=not state.tools_outstanding(),
             )
         )
 
@@ -740,6 +770,16 @@ async def wait_any(*events: anyio.Event, clock: Clock, within_s: float | None) -
         if within_s is not None:
             await clock.sleep(within_s)
             tg.cancel_scope.cancel()
+
+
+_ACTIVITY = (
+    UserSpeechStarted,
+    UserAudioCommitted,
+    GenerationStarted,
+    ToolCallRequested,
+    ToolResultDelivered,
+)
+"""Events after which a provider's older resumption handle no longer covers the session."""
 
 
 def cut_generation(state: SessionState, why: str) -> list[Event]:

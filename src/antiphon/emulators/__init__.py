@@ -36,6 +36,8 @@ from antiphon.emulators._model import (
 )
 
 if TYPE_CHECKING:
+    from antiphon.emulators.gemini import GeminiConnectionRecord, GeminiEmulator
+    from antiphon.emulators.nova import NovaEmulator, NovaStreamRecord
     from antiphon.emulators.openai import (
         ConnectionRecord,
         Fault,
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
         fault_on_speech_started,
         fault_on_tool_call,
     )
-    from antiphon.emulators.gemini import GeminiConnectionRecord, GeminiEmulator
-    from antiphon.emulators.nova import NovaEmulator, NovaStreamRecord
 
 __all__ = [
     "DEFAULT_SCRIPT",

@@ -74,6 +74,11 @@ class JournalWriter(abc.ABC):
     def closed(self) -> bool:
         return self._closed
 
+    deferred_sync = False
+    """When True, a ``batch`` policy never fsyncs inside ``append``: the owner calls
+    ``flush()`` by ``flush_deadline`` instead, and may call it from a worker thread while
+    appends go on (the runtime does, so fsync never blocks its event loop)."""
+
     @property
     def flush_deadline(self) -> float | None:
         """``time.monotonic()`` value by which ``flush`` should be called so that appended

@@ -172,7 +172,10 @@ class _FileWriter(JournalWriter):
         self._audio_size: dict[str, int] = {}
         self._rates: dict[str, int] = {}
         self._dirty = False
+        self._audio_dirty: set[str] = set()
         self._last_sync = time.monotonic()
+        # Guards the descriptors against a flush() from another thread (deferred_sync).
+        self._fd_lock = threading.Lock()
         self.snapshot_errors = 0
         next_seq = self._recover()
         snaps = [s for s, _ in list_snapshots(directory)]
@@ -232,10 +235,13 @@ class _FileWriter(JournalWriter):
         if self._fd >= 0:
             if self._durability.policy != "none":
                 os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+            with self._fd_lock:
+                os.close(self._fd)
+                self._fd = -1
         path = self._dir / segment_name(first_seq)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        with self._fd_lock:
+            self._fd = fd
         _write_all(self._fd, SEG_HEADER.pack(SEG_MAGIC, first_seq))
         self._seg_size = SEG_HEADER.size
         if self._durability.policy != "none":
@@ -272,7 +278,10 @@ class _FileWriter(JournalWriter):
                 self._sync()
             elif self._batch:
                 self._dirty = True
-                if time.monotonic() - self._last_sync >= self._durability.interval_s:
+                if (
+                    not self.deferred_sync
+                    and time.monotonic() - self._last_sync >= self._durability.interval_s
+                ):
                     self._sync()
         except OSError as exc:
             self._fail()
@@ -291,10 +300,12 @@ class _FileWriter(JournalWriter):
                     self._rates[stream] = sample_rate
                 path = self._dir / f"audio-{stream}.pcm"
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                self._audio_fds[stream] = fd
+                with self._fd_lock:
+                    self._audio_fds[stream] = fd
             offset = self._audio_size[stream]
             _write_all(fd, pcm)
             self._audio_size[stream] = offset + len(pcm)
+            self._audio_dirty.add(stream)
             self._dirty = True
             return offset
         except OSError as exc:
@@ -310,7 +321,9 @@ class _FileWriter(JournalWriter):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 _write_all(fd, encode_snapshot(seq, state))
-                if self._durability.policy != "none":
+                # Deferred: skip the fsync, a snapshot only saves replay time and a damaged
+                # one is ignored on replay (the events are the truth).
+                if self._durability.policy != "none" and not self.deferred_sync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -323,12 +336,21 @@ class _FileWriter(JournalWriter):
                 tmp.unlink()
 
     def _sync(self) -> None:
-        # Audio first: a durable record must never point at audio that is not.
-        for fd in self._audio_fds.values():
-            os.fsync(fd)
-        if self._fd >= 0:
-            os.fsync(self._fd)
-        self._dirty = False
+        # Audio first: a durable record must never point at audio that is not. The
+        # descriptors are duplicated under the lock, so the (slow) fsyncs run without it and
+        # an append on another thread may open a new segment meanwhile.
+        with self._fd_lock:
+            # Only what was written since the last sync (audio streams are often idle).
+            written = [self._audio_fds[s] for s in self._audio_dirty if s in self._audio_fds]
+            fds = [os.dup(fd) for fd in [*written, self._fd] if fd >= 0]
+            self._audio_dirty.clear()
+            self._dirty = False
+        try:
+            for fd in fds:
+                os.fsync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
         self._last_sync = time.monotonic()
 
     @property
@@ -356,12 +378,13 @@ class _FileWriter(JournalWriter):
         if self._closed:
             return
         self._closed = True
-        for fd in [self._fd, *self._audio_fds.values(), self._lock_fd]:
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._fd = -1
-        self._audio_fds.clear()
+        with self._fd_lock:
+            for fd in [self._fd, *self._audio_fds.values(), self._lock_fd]:
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._fd = -1
+            self._audio_fds.clear()
         self._journal._release(self, self._dir)
 
     def close(self) -> None:

@@ -55,20 +55,22 @@ class Durability(msgspec.Struct, frozen=True, kw_only=True):
     * ``none``: never fsync (the OS writes back in its own time).
     * ``batch(interval_s)``: fsync at most every ``interval_s`` seconds, checked on ``append``,
       and on ``flush``/``close``. Call ``flush`` when the session goes idle (see
-      ``JournalWriter.flush_deadline``).
+      ``JournalWriter.flush_deadline``). The default, 0.2 s, bounds what a machine crash can
+      lose to the last 0.2 s of a call while costing a live session about 3 fsyncs a second
+      per file (the runtime runs them in a worker thread).
     * ``always``: fsync inside every ``append`` call; it blocks the caller for the duration of
       the fsync.
     """
 
     policy: DurabilityPolicy = "batch"
-    interval_s: float = 0.05
+    interval_s: float = 0.2
 
     @classmethod
     def none(cls) -> Durability:
         return cls(policy="none", interval_s=0.0)
 
     @classmethod
-    def batch(cls, interval_s: float = 0.05) -> Durability:
+    def batch(cls, interval_s: float = 0.2) -> Durability:
         if not interval_s >= 0:
             raise JournalError(f"batch interval must be >= 0 seconds, got {interval_s!r}")
         return cls(policy="batch", interval_s=interval_s)

@@ -109,6 +109,7 @@ class PendingToolCall(msgspec.Struct, frozen=True, kw_only=True):
     status: ToolCallStatus
     output: str = ""
     outcome: ToolOutcome = ToolOutcome.OK
+    withdrawn: bool = False  # the provider cancelled it: its result is recorded, never sent
 
 
 class OpenGeneration(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,8 +194,15 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def undelivered_results(self) -> tuple[PendingToolCall, ...]:
-        """Recorded tool outputs not yet delivered to the provider, oldest first."""
+        """Recorded tool outputs not yet delivered to the provider, oldest first (withdrawn
+        calls included: the runtime settles those without sending anything)."""
         return tuple(c for c in self.pending_tools if c.status is ToolCallStatus.FINISHED)
+
+    def tools_outstanding(self) -> bool:
+        """A tool call is still running (or waiting to run) for the provider."""
+        return any(
+            c.status is not ToolCallStatus.FINISHED and not c.withdrawn for c in self.pending_tools
+        )
 
     @property
     def turns(self) -> int:
@@ -465,7 +473,7 @@ def _tool_cancel(s: SessionState, e: ToolCallCancelRequested) -> SessionState:
     for call_id in e.call_ids:
         call = s.pending_tool(call_id)
         if call is not None and call.status is not ToolCallStatus.FINISHED:
-            s = _set_call(s, call_id, status=ToolCallStatus.CANCEL_REQUESTED)
+            s = _set_call(s, call_id, status=ToolCallStatus.CANCEL_REQUESTED, withdrawn=True)
     return s
 
 

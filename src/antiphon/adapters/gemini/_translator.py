@@ -8,7 +8,8 @@ Turn tracking, per connection:
 
 * A generation starts (``GenerationStarted``) at the first model content of a turn: audio,
   a non-thought text part, an output transcript, or a ``toolCall``. Thought parts are never
-  spoken nor transcribed.
+  spoken nor transcribed. It is preceded by ``UserAudioCommitted`` for all the audio sent on
+  the connection so far: the user's turn is taken, so the runtime need not re-send it.
 * ``turnComplete`` ends it as COMPLETED; ``interrupted`` as INTERRUPTED (an ``interrupted``
   after ``turnComplete`` or before any content finds no open generation and emits nothing).
 * A ``toolCall`` ends the open generation as TOOL_CALL right after its ``ToolCallRequested``
@@ -81,6 +82,7 @@ from antiphon.protocol import (
     ToolSpec,
     UnknownProviderEvent,
     Usage,
+    UserAudioCommitted,
     UserMessage,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -240,6 +242,7 @@ class GeminiTranslator:
         self._prefix = "0"
         self._generations = 0
         self._generation: str | None = None
+        self._sent_audio_bytes = 0  # user audio encoded on this connection
         self._user_turns = 0
         self._user_item: str | None = None
         self._user_text = ""
@@ -371,6 +374,12 @@ class GeminiTranslator:
         if self._generation is None:
             self._generations += 1
             self._generation = f"g{self._prefix}-{self._generations}"
+            # The model answers: the user's turn is in the conversation. Everything sent on
+            # this connection so far is a safe point for the runtime's audio log (Gemini
+            # acknowledges nothing finer-grained without transparent resumption).
+            events.append(
+                UserAudioCommitted(item_id=self._user_item or "", audio_end_ms=self._sent_ms)
+            )
             events.append(GenerationStarted(generation_id=self._generation))
         return self._generation
 
@@ -378,6 +387,10 @@ class GeminiTranslator:
         if self._generation is not None:
             events.append(GenerationEnded(generation_id=self._generation, reason=reason))
             self._generation = None
+
+    @property
+    def _sent_ms(self) -> int:
+        return self._sent_audio_bytes * 1000 // (2 * self.limits.input_sample_rate)
 
     def _finish_user(self, events: list[Event]) -> None:
         if self._user_item is not None:
@@ -473,7 +486,9 @@ class GeminiTranslator:
                 if self.manual_activity and not self._activity_open:
                     self._activity_open = True
                     frames.append('{"realtimeInput":{"activityStart":{}}}')
-                audio = {"mimeType": f"audio/pcm;rate={self.limits.input_sample_rate}"}
+                rate = self.limits.input_sample_rate
+                self._sent_audio_bytes += len(pcm)
+                audio = {"mimeType": f"audio/pcm;rate={rate}"}
                 audio["data"] = b64encode(pcm)
                 frames.append(_dumps({"realtimeInput": {"audio": audio}}))
                 return frames
