@@ -12,7 +12,7 @@ import sys
 SCENARIOS: dict[str, str] = {
     "journal": "benches.journal",
     "pipeline": "benches.pipeline",
-    # "sessions": "benches.sessions",
+    "sessions": "benches.sessions",
 }
 
 

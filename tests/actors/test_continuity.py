@@ -353,3 +353,13 @@ async def test_bad_audio_is_refused_with_a_clear_error_and_the_session_goes_on()
         await send_all(session, frames)
         await until(lambda: len(provider.committed_frames()) == 5)
     assert provider.committed_frames() == frames
+
+
+async def test_closing_sends_the_audio_already_given() -> None:
+    provider = ScriptedProvider(commit_every=1000)  # nothing is committed: all still pending
+    frames = user_frames(200)
+    async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
+        for frame in frames:
+            await session.send_audio(frame, sample_rate=16_000)  # no pause: the sender lags
+    assert provider.received_frames() == frames
+    assert provider.connections[0].closed_by_client

@@ -121,6 +121,9 @@ def test_our_client_frames_match_the_recorded_ones(path: Path) -> None:
     """Our encodings of the recorded client messages say the same (casing aside)."""
     t = GeminiTranslator()
     for record in load(path):
+        if record["dir"] == "s2c":
+            t.decode(json.dumps(record["data"]))  # as live: the translator sees the tool calls
+            continue
         if record["dir"] != "c2s":
             continue
         data = record["data"]

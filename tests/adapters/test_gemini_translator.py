@@ -502,10 +502,23 @@ def test_encode_generate_reply() -> None:
     ],
 )
 def test_encode_tool_result(output: str, outcome: ToolOutcome, response: dict[str, Any]) -> None:
+    t = GeminiTranslator()
+    t.decode(frame({"toolCall": {"functionCalls": [{"id": "c1", "name": "f", "args": {}}]}}))
     cmd = DeliverToolResult(call_id="c1", name="f", output=output, outcome=outcome)
-    (f,) = GeminiTranslator().encode(cmd, S)
+    (f,) = t.encode(cmd, S)
     assert json.loads(f) == {
         "toolResponse": {"functionResponses": [{"id": "c1", "name": "f", "response": response}]}
+    }
+
+
+def test_a_result_for_a_call_of_an_earlier_connection_goes_as_a_turn() -> None:
+    cmd = DeliverToolResult(call_id="old", name="f", output='"sunny"', respond=True)
+    (f,) = GeminiTranslator().encode(cmd, S)
+    assert json.loads(f) == {
+        "clientContent": {
+            "turns": [{"role": "user", "parts": [{"text": '[tool f returned: "sunny"]'}]}],
+            "turnComplete": True,
+        }
     }
 
 

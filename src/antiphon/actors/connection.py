@@ -739,6 +739,16 @@ class ConnectionManager:
         self._closing = True
         link = self.active
         if link is not None:
+            # Send what the app already gave us (audio in the log, queued commands) first.
+            # A bounded poll, once per session: an "idle" event could be stale the moment a
+            # flush appends frames, so the condition itself is checked.
+            with anyio.move_on_after(self.limits.close_timeout_s):
+                while (  # noqa: ASYNC110
+                    link.sender is not None
+                    and not link.done.is_set()
+                    and (link.sender.cursor < self.audio_in.log.end or len(self.outbox))
+                ):
+                    await anyio.sleep(0.005)
             await link.stop_sending()
             self._absorb(link)
             await link.close(self.tracker.state, graceful=True)

@@ -181,6 +181,10 @@ class Session:
         journal stream. Idempotent."""
         if not self._closed:
             with anyio.CancelScope(shield=True):
+                # Chunks still queued in audio-in's mailbox go into the log first.
+                with anyio.move_on_after(self.provider.limits.close_timeout_s):
+                    while self.audio_in.queued() and self.audio_in.running:  # noqa: ASYNC110 - bounded, once per session
+                        await anyio.sleep(0.005)
                 self.audio_in.flush()
                 await self.connection.aclose()
             self._finish("closed")

@@ -243,6 +243,7 @@ class GeminiTranslator:
         self._generations = 0
         self._generation: str | None = None
         self._sent_audio_bytes = 0  # user audio encoded on this connection
+        self._calls_seen: set[str] = set()  # tool calls made on this connection
         self._user_turns = 0
         self._user_item: str | None = None
         self._user_text = ""
@@ -293,7 +294,7 @@ class GeminiTranslator:
         self.resuming = bool(state.resumption_handle)
         frames: list[Frame] = [_dumps({"setup": self.setup_message(state)})]
         if not self.resuming:
-            turns = _text_of_items(state.items)
+            turns = _text_of_items(state.history())
             if turns:
                 frames.append(
                     _dumps(
@@ -441,6 +442,7 @@ class GeminiTranslator:
         self._finish_user(events)
         gen = self._open_generation(events)
         for call in calls:
+            self._calls_seen.add(call.id)
             events.append(
                 ToolCallRequested(
                     call_id=call.id,
@@ -477,7 +479,8 @@ class GeminiTranslator:
         * ``Interrupt``: Gemini has no cancel message; the server interrupts on user speech.
           Under manual activity, an ``activityStart`` (which interrupts) is sent.
         * ``DeliverToolResult``: ``toolResponse`` with ``{"output": value}`` (``{"error":
-          value}`` for a failed call), the value parsed from JSON when it is JSON.
+          value}`` for a failed call), the value parsed from JSON when it is JSON. The result of
+          a call made on an earlier connection goes as a ``clientContent`` text turn instead.
         * Anything else: nothing.
         """
         match command:
@@ -516,7 +519,17 @@ class GeminiTranslator:
                     self._activity_open = True
                     return ['{"realtimeInput":{"activityStart":{}}}']
                 return []
-            case DeliverToolResult(call_id=call_id, name=name, output=output, outcome=outcome):
+            case DeliverToolResult(
+                call_id=call_id, name=name, output=output, outcome=outcome, respond=respond
+            ):
+                if call_id not in self._calls_seen:
+                    # A call made on an earlier connection: this session has never seen its
+                    # id (a resumable handle is never issued while a call is pending), so a
+                    # toolResponse would be refused. Tell the model the result as a turn.
+                    result = FunctionOutput(id=call_id, name=name, output=output, outcome=outcome)
+                    turns = _text_of_items([result])
+                    content = {"turns": turns, "turnComplete": respond}
+                    return [_dumps({"clientContent": content})]
                 key = "output" if outcome is ToolOutcome.OK else "error"
                 response = {"id": call_id, "name": name, "response": {key: _output_value(output)}}
                 return [_dumps({"toolResponse": {"functionResponses": [response]}})]

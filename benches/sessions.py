@@ -1,0 +1,859 @@
+"""Sessions benchmark: N concurrent sessions against an emulator in another process.
+
+``python -m benches sessions [--provider openai|gemini|nova] [--sessions N] [--seconds S]
+[--json]``
+
+Method (also printed with the figures):
+
+* Processes. The provider's emulator runs in its own process (the same emulator class and
+  defaults as ``python -m antiphon.emulators <provider>``, hosted by this module so that on
+  SIGTERM it can print what each connection received: bytes and SHA-256 of the user audio).
+  Reply audio is paced in real time (OpenAI ``reply_pacing=1``, Gemini
+  ``realtime_factor=1``, Nova ``reply_speed=1``). The measured client runs in a fresh
+  Python process per scenario, on asyncio; each scenario gets a fresh emulator.
+* Work. N concurrent sessions each send the same deterministic user audio (the emulators'
+  scripted conversation: utterances 0, 2, 0, 2, ... with 2.5 s of low-level noise between
+  them, so the scripted model answers and both directions flow) in 20 ms chunks, paced in
+  real time against an absolute schedule for S seconds (session i is offset by i/N of a
+  chunk so the sessions do not send in lock step), while reading every server event and
+  the assistant audio.
+* antiphon: ``open_session`` per session with one shared ``FileJournal`` (batch
+  durability) in a temporary directory, ``send_audio`` per chunk, ``events()`` drained.
+* Baseline, in the same run and on the same emulator code: openai, a minimal raw-protocol
+  client (``websockets`` + ``json`` + ``base64``: one ``session.update`` with the same
+  session settings, one ``input_audio_buffer.append`` per chunk, every server event parsed
+  and each ``response.output_audio.delta`` base64-decoded); gemini, the same over TLS
+  trusting the emulator's CA, speaking the Live JSON (``setup``, ``realtimeInput.audio``,
+  ``serverContent.modelTurn`` inline data decoded); nova, a raw client would need HTTP/2,
+  event-stream framing and SigV4, so the baseline is ``aws-sdk-bedrock-runtime`` used
+  directly (one client and CRT transport per stream, as the runtime's connector does; the
+  Nova event JSON written by hand; no antiphon code).
+* 48 kHz scenario: the same with 48 kHz user audio. antiphon resamples in the runtime; the
+  baseline resamples each chunk with ``soxr.ResampleStream`` (int16) to the provider's rate
+  before encoding.
+* cpu_s_per_session_s: the client process's CPU time (``time.process_time``: user + system,
+  all threads, so the SDK's native threads count) over the steady phase -- from the first
+  scheduled chunk, once every session is connected, to the last chunk sent -- divided by
+  N x S. Connecting and closing are not in it. ratio_to_raw = antiphon / baseline.
+* rss_kb_per_session: (peak resident set size during the steady phase, sampled from
+  ``/proc/self/statm`` every 100 ms - resident size just before the first session opens)
+  / N. Imports, the shared audio and the journal object exist before the first sample.
+* lateness_ms: a ticker task in the client sleeps 10 ms in a loop during the steady phase
+  and records how late it wakes (p50 / p99 over all wake-ups).
+* audio_delivered: after the clients closed, the emulator process reports each
+  connection's received user audio. Every session must have exactly one connection, and
+  each connection must have received exactly the audio sent: for antiphon, the bytes the
+  runtime's own frame cutting of the input gives (identical to the input at the provider's
+  rate; the resampled frames at 48 kHz, computed offline with ``antiphon.codecs``), checked
+  by SHA-256, with or without the final padded flush frame; for the baseline at the
+  provider's rate the input bytes (SHA-256), at 48 kHz the byte count each baseline session
+  reports it sent. ``delivery`` in each client's figures gives the counts behind the verdict,
+  and ``runtime_counters`` the sessions' own audio counters (``statistics()``).
+* The ticker and the RSS sampler run in both clients, so their small cost is in both CPU
+  figures; at small N such fixed per-process costs dominate the per-session figure.
+* One run per scenario (not a median): the machine has two cores, and the emulator shares
+  them with the client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+METHOD = __doc__.split("Method (also printed with the figures):", 1)[1].strip() if __doc__ else ""
+
+PROVIDERS = ("openai", "gemini", "nova")
+NATIVE_RATE = {"openai": 24_000, "gemini": 16_000, "nova": 16_000}
+BASELINE = {"openai": "raw", "gemini": "raw", "nova": "sdk"}
+HIGH_RATE = 48_000
+CHUNK_MS = 20
+TICK_S = 0.010
+RSS_EVERY_TICKS = 10
+SCRIPT = (0, 2)
+GAP_S = 2.5
+NOVA_MODEL = "amazon.nova-2-sonic-v1:0"
+GEMINI_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+TARGETS = {"ratio_to_raw": 1.5, "rss_kb_per_session": 150.0, "lateness_p99_ms": 20.0}
+
+
+# --- shared inputs ---------------------------------------------------------------------
+
+
+def user_audio(rate: int, seconds: float) -> bytes:
+    """Exactly ``seconds`` of the scripted user side at ``rate`` (PCM16 mono)."""
+    from antiphon.emulators._model import conversation_audio
+
+    turns = math.ceil(seconds / (GAP_S + 0.8)) + 1
+    script = [SCRIPT[i % len(SCRIPT)] for i in range(turns)]
+    pcm, _ = conversation_audio(script, sample_rate=rate, gap_s=GAP_S)
+    chunks = round(seconds * 1000 / CHUNK_MS)
+    need = chunks * rate * CHUNK_MS // 1000 * 2
+    return pcm[:need]
+
+
+def chunks_of(pcm: bytes, rate: int) -> list[bytes]:
+    step = rate * CHUNK_MS // 1000 * 2
+    return [pcm[i : i + step] for i in range(0, len(pcm), step)]
+
+
+def provider_frame_bytes(provider: str) -> int:
+    limits = _preset_limits(provider)
+    return int(limits.input_sample_rate * limits.frame_ms // 1000 * 2)
+
+
+def _preset_limits(provider: str) -> Any:
+    if provider == "openai":
+        from antiphon.providers import OpenAIRealtime
+
+        return OpenAIRealtime().limits
+    if provider == "gemini":
+        from antiphon.adapters.gemini import GeminiLive
+
+        return GeminiLive().limits
+    from antiphon.adapters.nova import NovaSonic
+
+    return NovaSonic().limits
+
+
+def antiphon_expected(provider: str, rate: int, seconds: float) -> tuple[bytes, int]:
+    """What the runtime puts on the wire for the user audio: its frames of the input (the
+    converter's own cutting and resampling), the flushed tail included; and the length
+    without that flushed tail."""
+    from antiphon.codecs import AudioConverter
+
+    native = NATIVE_RATE[provider]
+    conv = AudioConverter(
+        in_rate=rate, in_channels=1, out_rate=native, frame_bytes=provider_frame_bytes(provider)
+    )
+    pushed = b"".join(f for c in chunks_of(user_audio(rate, seconds), rate) for f in conv.push(c))
+    tail = b"".join(conv.flush(pad=True))
+    return pushed + tail, len(pushed)
+
+
+# --- the measured client (runs in its own process) ---------------------------------------
+
+
+def _settle() -> float:
+    """Collect garbage and hand freed heap back to the OS, then the resident size (KB): a
+    baseline that does not hide later growth in memory freed earlier (audio generation)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss_kb()
+
+
+def _rss_kb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+
+
+class Meter:
+    """Lateness ticker + RSS sampler + CPU over the steady phase."""
+
+    def __init__(self) -> None:
+        self.lateness: list[float] = []
+        self.rss_base = 0.0
+        self.rss_peak = 0.0
+        self.cpu = 0.0
+        self.wall = 0.0
+        self.measuring = False
+        self.stop = False
+
+    async def ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        n = 0
+        while not self.stop:
+            t = loop.time()
+            await asyncio.sleep(TICK_S)
+            if self.measuring:
+                self.lateness.append(max(0.0, loop.time() - t - TICK_S))
+                n += 1
+                if n % RSS_EVERY_TICKS == 0:
+                    self.rss_peak = max(self.rss_peak, _rss_kb())
+
+    def summary(self, n: int, seconds: float) -> dict[str, Any]:
+        lat = sorted(self.lateness)
+
+        def pct(p: float) -> float:
+            return round(lat[min(len(lat) - 1, int(len(lat) * p))] * 1000, 3) if lat else 0.0
+
+        return {
+            "cpu_s": round(self.cpu, 4),
+            "wall_s": round(self.wall, 3),
+            "cpu_s_per_session_s": round(self.cpu / (n * seconds), 6),
+            "rss_base_kb": round(self.rss_base),
+            "rss_peak_kb": round(self.rss_peak),
+            "rss_kb_per_session": round(max(0.0, self.rss_peak - self.rss_base) / n, 1),
+            "lateness_ms": {"p50": pct(0.50), "p99": pct(0.99), "ticks": len(lat)},
+        }
+
+
+SendFn = Callable[[bytes], Awaitable[None]]
+
+
+async def _steady(
+    meter: Meter, senders: list[SendFn], chunks: list[bytes], convert: Callable[[], Any] | None
+) -> None:
+    """Send ``chunks`` through every sender in real time, with the meter on."""
+    loop = asyncio.get_running_loop()
+    n = len(senders)
+    t0 = loop.time() + 0.05
+
+    async def pace(i: int, send: SendFn) -> None:
+        resample = convert() if convert is not None else None
+        start = t0 + (i / n) * CHUNK_MS / 1000
+        for k, chunk in enumerate(chunks):
+            delay = start + k * CHUNK_MS / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send(resample(chunk) if resample is not None else chunk)
+
+    await asyncio.sleep(max(0.0, t0 - loop.time()))
+    meter.rss_peak = meter.rss_base
+    cpu0 = time.process_time()
+    wall0 = time.perf_counter()
+    meter.measuring = True
+    await asyncio.gather(*(pace(i, s) for i, s in enumerate(senders)))
+    meter.measuring = False
+    meter.cpu = time.process_time() - cpu0
+    meter.wall = time.perf_counter() - wall0
+    meter.rss_peak = max(meter.rss_peak, _rss_kb())
+
+
+def _soxr_converter(rate: int, native: int) -> Callable[[], Callable[[bytes], bytes]] | None:
+    if rate == native:
+        return None
+
+    def make() -> Callable[[bytes], bytes]:
+        import numpy as np
+        import soxr
+
+        stream = soxr.ResampleStream(rate, native, 1, dtype="int16")
+
+        def resample(chunk: bytes) -> bytes:
+            out: bytes = stream.resample_chunk(np.frombuffer(chunk, dtype="<i2")).tobytes()
+            return out
+
+        return resample
+
+    return make
+
+
+async def _client_antiphon(
+    provider_name: str, url: str, ca_file: str, n: int, seconds: float, rate: int
+) -> dict[str, Any]:
+    import antiphon
+
+    chunks = chunks_of(user_audio(rate, seconds), rate)
+    if provider_name == "openai":
+        provider: Any = antiphon.providers.OpenAIRealtime(url=url, api_key="test")
+    elif provider_name == "gemini":
+        from antiphon.adapters.gemini import GeminiLive
+
+        provider = GeminiLive(api_key="test", base_url=url, ca_file=ca_file)
+    else:
+        from antiphon.adapters.nova import NovaCredentials, NovaSonic
+
+        provider = NovaSonic(
+            endpoint_uri=url,
+            ca_file=ca_file,
+            region="us-east-1",
+            credentials=NovaCredentials(access_key_id="AKIDBENCH", secret_access_key="bench"),
+            config_file_path="/nonexistent/aws-config",
+            credentials_file_path="/nonexistent/aws-credentials",
+        )
+    tmp = tempfile.mkdtemp(prefix="antiphon-bench-sessions-")
+    journal = antiphon.FileJournal(tmp, durability=antiphon.Durability.batch())
+    meter = Meter()
+    heard = [0] * n
+    reconnects = [0] * n
+    counters: dict[str, int] = {}
+    sessions: list[Any] = []
+    ready = asyncio.Event()
+    done = asyncio.Event()
+
+    async def one(i: int) -> None:
+        async with antiphon.open_session(provider, journal=journal, session_id=f"s{i}") as s:
+
+            async def drain() -> None:
+                async for event in s.events():
+                    if isinstance(event, antiphon.AssistantAudio):
+                        heard[i] += len(event.pcm)
+                    elif isinstance(event, antiphon.Reconnected):
+                        reconnects[i] += 1
+
+            reader = asyncio.ensure_future(drain())
+            # The session state has nothing to await; poll until the first connection is up.
+            while not s.state.connected:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            sessions.append(s)
+            if len(sessions) == n:
+                ready.set()
+            await done.wait()
+            await s.aclose()
+            stats = s.statistics()
+            for key in ("frames_sent", "frames_resent", "frames_evicted", "frames_skipped"):
+                counters[key] = counters.get(key, 0) + int(stats.audio.get(key, 0))
+            counters["connection_restarts"] = counters.get("connection_restarts", 0) + int(
+                stats.connection.get("restarts", 0)
+            )
+            counters["app_events_dropped"] = (
+                counters.get("app_events_dropped", 0) + stats.app_events_dropped
+            )
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    meter.rss_base = _settle()
+    tick = asyncio.ensure_future(meter.ticker())
+    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    await asyncio.wait_for(ready.wait(), 60)
+    senders: list[SendFn] = []
+    for s in sessions:
+
+        async def send(chunk: bytes, s: Any = s) -> None:
+            await s.send_audio(chunk, sample_rate=rate)
+
+        senders.append(send)
+    await _steady(meter, senders, chunks, None)
+    done.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    meter.stop = True
+    await tick
+    journal.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        **meter.summary(n, seconds),
+        "chunks_per_session": len(chunks),
+        "assistant_audio_s_per_session": round(sum(heard) / n / 2 / 24_000, 3),
+        "reconnects": sum(reconnects),
+        "runtime_counters": counters,
+    }
+
+
+async def _client_raw_openai(
+    url: str, n: int, chunks: list[bytes], rate: int, meter: Meter
+) -> tuple[list[int], list[int]]:
+    import websockets
+
+    heard = [0] * n
+    sent = [0] * n
+    update = {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "instructions": "",
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": 24_000},
+                    "turn_detection": {
+                        "type": "server_vad",
+                        "create_response": True,
+                        "interrupt_response": True,
+                    },
+                    "transcription": {"model": "gpt-4o-mini-transcribe"},
+                },
+                "output": {"format": {"type": "audio/pcm", "rate": 24_000}, "voice": "alloy"},
+            },
+            "tools": [],
+        },
+    }
+    conns: list[Any] = []
+    for _ in range(n):
+        ws = await websockets.connect(
+            url + "?model=gpt-realtime",
+            additional_headers={"Authorization": "Bearer test"},
+            max_size=None,
+        )
+        await ws.send(json.dumps(update))
+        conns.append(ws)
+
+    async def read(i: int, ws: Any) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                event = json.loads(message)
+                if event.get("type") == "response.output_audio.delta":
+                    heard[i] += len(base64.b64decode(event["delta"]))
+
+    readers = [asyncio.ensure_future(read(i, ws)) for i, ws in enumerate(conns)]
+    senders: list[SendFn] = []
+    for i, ws in enumerate(conns):
+
+        async def send(chunk: bytes, i: int = i, ws: Any = ws) -> None:
+            sent[i] += len(chunk)
+            audio = base64.b64encode(chunk).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+
+        senders.append(send)
+    await _steady(meter, senders, chunks, _soxr_converter(rate, 24_000))
+    for ws in conns:
+        await ws.close()
+    await asyncio.gather(*readers)
+    return heard, sent
+
+
+async def _client_raw_gemini(
+    url: str, ca_file: str, n: int, chunks: list[bytes], rate: int, meter: Meter
+) -> tuple[list[int], list[int]]:
+    import ssl
+
+    import websockets
+
+    heard = [0] * n
+    sent = [0] * n
+    ctx = ssl.create_default_context(cafile=ca_file)
+    setup = {
+        "setup": {
+            "model": "models/gemini-2.5-flash-native-audio-preview-09-2025",
+            "generationConfig": {"responseModalities": ["AUDIO"]},
+            "inputAudioTranscription": {},
+            "outputAudioTranscription": {},
+            "sessionResumption": {},
+        }
+    }
+    conns: list[Any] = []
+    for _ in range(n):
+        ws = await websockets.connect(
+            url.replace("https://", "wss://") + GEMINI_PATH,
+            ssl=ctx,
+            additional_headers={"x-goog-api-key": "test"},
+            max_size=None,
+        )
+        await ws.send(json.dumps(setup))
+        json.loads(await ws.recv())  # setupComplete
+        conns.append(ws)
+
+    async def read(i: int, ws: Any) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                content = json.loads(message).get("serverContent") or {}
+                for part in (content.get("modelTurn") or {}).get("parts") or ():
+                    inline = part.get("inlineData")
+                    if inline:
+                        heard[i] += len(base64.b64decode(inline["data"]))
+
+    readers = [asyncio.ensure_future(read(i, ws)) for i, ws in enumerate(conns)]
+    senders: list[SendFn] = []
+    for i, ws in enumerate(conns):
+
+        async def send(chunk: bytes, i: int = i, ws: Any = ws) -> None:
+            sent[i] += len(chunk)
+            data = base64.b64encode(chunk).decode()
+            audio = {"data": data, "mimeType": "audio/pcm;rate=16000"}
+            await ws.send(json.dumps({"realtimeInput": {"audio": audio}}))
+
+        senders.append(send)
+    await _steady(meter, senders, chunks, _soxr_converter(rate, 16_000))
+    for ws in conns:
+        await ws.close()
+    await asyncio.gather(*readers)
+    return heard, sent
+
+
+def _nova_event(name: str, body: dict[str, Any]) -> bytes:
+    return json.dumps({"event": {name: body}}).encode()
+
+
+async def _client_sdk_nova(
+    url: str, ca_file: str, n: int, chunks: list[bytes], rate: int, meter: Meter
+) -> tuple[list[int], list[int]]:
+    from aws_sdk_bedrock_runtime.client import AsyncBedrockRuntimeClient
+    from aws_sdk_bedrock_runtime.config import AsyncBedrockRuntimeConfig
+    from aws_sdk_bedrock_runtime.models import (
+        BidirectionalInputPayloadPart,
+        InvokeModelWithBidirectionalStreamInputChunk,
+        InvokeModelWithBidirectionalStreamOperationInput,
+        InvokeModelWithBidirectionalStreamOutputChunk,
+    )
+    from awscrt import io as crt_io
+    from smithy_http.aio.crt import AWSCRTHTTPClient
+
+    class CATransport(AWSCRTHTTPClient):
+        """A CRT transport that trusts the emulator's CA (kept across the SDK's deepcopy)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            options = crt_io.TlsContextOptions()
+            options.override_default_trust_store_from_path(None, ca_file)
+            self._tls_ctx = crt_io.ClientTlsContext(options)
+
+        def __deepcopy__(self, memo: Any) -> CATransport:
+            return self
+
+    heard = [0] * n
+    sent = [0] * n
+    prompt, content = "bench-prompt", "bench-audio"
+    handshake = [
+        _nova_event(
+            "sessionStart",
+            {"inferenceConfiguration": {"maxTokens": 1024, "topP": 0.9, "temperature": 0.7}},
+        ),
+        _nova_event(
+            "promptStart",
+            {
+                "promptName": prompt,
+                "textOutputConfiguration": {"mediaType": "text/plain"},
+                "audioOutputConfiguration": {
+                    "mediaType": "audio/lpcm",
+                    "sampleRateHertz": 24_000,
+                    "sampleSizeBits": 16,
+                    "channelCount": 1,
+                    "voiceId": "matthew",
+                    "encoding": "base64",
+                    "audioType": "SPEECH",
+                },
+            },
+        ),
+        _nova_event(
+            "contentStart",
+            {
+                "promptName": prompt,
+                "contentName": content,
+                "type": "AUDIO",
+                "interactive": True,
+                "role": "USER",
+                "audioInputConfiguration": {
+                    "mediaType": "audio/lpcm",
+                    "sampleRateHertz": 16_000,
+                    "sampleSizeBits": 16,
+                    "channelCount": 1,
+                    "audioType": "SPEECH",
+                    "encoding": "base64",
+                },
+            },
+        ),
+    ]
+    closing = [
+        _nova_event("contentEnd", {"promptName": prompt, "contentName": content}),
+        _nova_event("promptEnd", {"promptName": prompt}),
+        _nova_event("sessionEnd", {}),
+    ]
+
+    def chunk_of(raw: bytes) -> Any:
+        return InvokeModelWithBidirectionalStreamInputChunk(
+            value=BidirectionalInputPayloadPart(bytes_=raw)
+        )
+
+    async def open_one() -> tuple[Any, Any, Any]:
+        config = await AsyncBedrockRuntimeConfig.resolve(
+            config_file_path="/nonexistent/aws-config",
+            credentials_file_path="/nonexistent/aws-credentials",
+            transport=CATransport(),
+            max_attempts=1,
+            region="us-east-1",
+            endpoint_uri=url,
+            aws_access_key_id="AKIDBENCH",
+            aws_secret_access_key="bench",
+        )
+        client = AsyncBedrockRuntimeClient(config=config)
+        stream = await client.invoke_model_with_bidirectional_stream(
+            InvokeModelWithBidirectionalStreamOperationInput(model_id=NOVA_MODEL)
+        )
+        output = asyncio.ensure_future(stream.await_output())
+        for raw in handshake:
+            await stream.input_stream.send(chunk_of(raw))
+        _, receiver = await output
+        return client, stream, receiver
+
+    opened = [await open_one() for _ in range(n)]
+
+    async def read(i: int, receiver: Any) -> None:
+        while True:
+            event = await receiver.receive()
+            if event is None:
+                return
+            if isinstance(event, InvokeModelWithBidirectionalStreamOutputChunk):
+                body = json.loads(event.value.bytes_ or b"{}").get("event") or {}
+                audio = body.get("audioOutput")
+                if audio:
+                    heard[i] += len(base64.b64decode(audio["content"]))
+
+    readers = [asyncio.ensure_future(read(i, r)) for i, (_, _, r) in enumerate(opened)]
+    senders: list[SendFn] = []
+    for i, (_, stream, _) in enumerate(opened):
+
+        async def send(pcm: bytes, i: int = i, stream: Any = stream) -> None:
+            sent[i] += len(pcm)
+            body = {
+                "promptName": prompt,
+                "contentName": content,
+                "content": base64.b64encode(pcm).decode(),
+            }
+            await stream.input_stream.send(chunk_of(_nova_event("audioInput", body)))
+
+        senders.append(send)
+    await _steady(meter, senders, chunks, _soxr_converter(rate, 16_000))
+    for _, stream, _ in opened:
+        for raw in closing:
+            await stream.input_stream.send(chunk_of(raw))
+        await asyncio.wait_for(stream.input_stream.close(), 5)
+    await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 10)
+    for client, _, _ in opened:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.close(), 5)
+    return heard, sent
+
+
+async def _client_baseline(
+    provider: str, url: str, ca_file: str, n: int, seconds: float, rate: int
+) -> dict[str, Any]:
+    meter = Meter()
+    if provider == "nova":
+        # Import the SDK before the baseline RSS sample, as the antiphon client imports it.
+        import aws_sdk_bedrock_runtime.client  # noqa: F401
+        import smithy_http.aio.crt  # noqa: F401
+    else:
+        import websockets  # noqa: F401
+    chunks = chunks_of(user_audio(rate, seconds), rate)
+    meter.rss_base = _settle()
+    tick = asyncio.ensure_future(meter.ticker())
+    if provider == "openai":
+        heard, sent = await _client_raw_openai(url, n, chunks, rate, meter)
+    elif provider == "gemini":
+        heard, sent = await _client_raw_gemini(url, ca_file, n, chunks, rate, meter)
+    else:
+        heard, sent = await _client_sdk_nova(url, ca_file, n, chunks, rate, meter)
+    meter.stop = True
+    await tick
+    return {
+        **meter.summary(n, seconds),
+        "chunks_per_session": len(chunks),
+        "assistant_audio_s_per_session": round(sum(heard) / n / 2 / 24_000, 3),
+        "sent_bytes": sent,
+    }
+
+
+def _child(argv: list[str]) -> int:
+    client, provider, url, ca_file = argv[0], argv[1], argv[2], argv[3]
+    n, seconds, rate = int(argv[4]), float(argv[5]), int(argv[6])
+    if client == "antiphon":
+        # Import what the session will use before the baseline RSS sample.
+        import antiphon
+
+        if provider == "gemini":
+            import antiphon.adapters.gemini._connector  # noqa: F401
+        elif provider == "nova":
+            import aws_sdk_bedrock_runtime.client  # noqa: F401
+            import smithy_http.aio.crt  # noqa: F401
+        result = asyncio.run(_client_antiphon(provider, url, ca_file, n, seconds, rate))
+    else:
+        result = asyncio.run(_client_baseline(provider, url, ca_file, n, seconds, rate))
+    print(json.dumps(result))
+    return 0
+
+
+# --- the emulator process ----------------------------------------------------------------
+
+
+async def _host_emulator(provider: str) -> None:
+    """Run ``provider``'s emulator until SIGTERM; announce it, then report what it received."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    received: Callable[[], list[bytes]]
+    async with contextlib.AsyncExitStack() as stack:
+        if provider == "openai":
+            from antiphon.emulators.openai import OpenAIEmulator
+
+            oe = await stack.enter_async_context(OpenAIEmulator(reply_pacing=1.0))
+            info: dict[str, Any] = {"url": oe.url}
+
+            def received() -> list[bytes]:
+                return [b"".join(c.audio_chunks) for c in oe.connections]
+
+        elif provider == "gemini":
+            from antiphon.emulators.gemini import GeminiEmulator
+
+            ge = await stack.enter_async_context(GeminiEmulator(realtime_factor=1.0))
+            info = {"url": ge.base_url, "ca_file": ge.ca_pem_path}
+
+            def received() -> list[bytes]:
+                return [r.audio_bytes for r in ge.records]
+
+        else:
+            from antiphon.emulators.nova import NovaEmulator
+
+            ne = await stack.enter_async_context(NovaEmulator(reply_speed=1.0))
+            info = {"url": ne.endpoint_uri, "ca_file": ne.ca_pem_path}
+
+            def received() -> list[bytes]:
+                return [s.audio_bytes for s in ne.streams]
+
+        sys.stdout.write(json.dumps({"provider": provider, **info}) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+        report = [{"bytes": len(a), "sha256": hashlib.sha256(a).hexdigest()} for a in received()]
+    sys.stdout.write(json.dumps({"connections": report}) + "\n")
+    sys.stdout.flush()
+
+
+# --- the parent --------------------------------------------------------------------------
+
+
+def _run_scenario(
+    provider: str, client: str, n: int, seconds: float, rate: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One fresh emulator process and one fresh client process; the client's figures and
+    what the emulator received per connection."""
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "benches.sessions", "--emulator", provider],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert emu.stdout is not None
+        info = json.loads(emu.stdout.readline())
+        cmd = [sys.executable, "-m", "benches.sessions", "--child", client, provider]
+        cmd += [info["url"], info.get("ca_file", "-"), str(n), str(seconds), str(rate)]
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, timeout=seconds + 120
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"benchmark client {client} {provider} failed:\n{done.stderr}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        emu.send_signal(signal.SIGTERM)
+    out, _ = emu.communicate(timeout=60)
+    report: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])["connections"]
+    return result, report
+
+
+def _delivery(
+    provider: str,
+    client: str,
+    n: int,
+    seconds: float,
+    rate: int,
+    result: dict[str, Any],
+    report: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Check what the emulator received per connection against what was sent (see the
+    method); ``ok`` plus the counts behind it."""
+    sizes = sorted(c["bytes"] for c in report)
+    if client == "antiphon":
+        full, pushed = antiphon_expected(provider, rate, seconds)
+        ok = {hashlib.sha256(full).hexdigest(), hashlib.sha256(full[:pushed]).hexdigest()}
+        exact = sum(c["sha256"] in ok for c in report)
+        expected = [len(full)]
+    elif rate == NATIVE_RATE[provider]:
+        pcm = user_audio(rate, seconds)
+        exact = sum(c["sha256"] == hashlib.sha256(pcm).hexdigest() for c in report)
+        expected = [len(pcm)]
+    else:
+        sent = sorted(result.get("sent_bytes", []))
+        exact = sum(a == b for a, b in zip(sizes, sent, strict=False)) if len(sent) == n else 0
+        expected = sorted(set(sent))
+    return {
+        "ok": len(report) == n and exact == n,
+        "connections": len(report),
+        "exact": exact,
+        "bytes_expected": expected,
+        "bytes_received_min": sizes[0] if sizes else 0,
+        "bytes_received_max": sizes[-1] if sizes else 0,
+    }
+
+
+def _scenario(provider: str, n: int, seconds: float, rate: int) -> dict[str, Any]:
+    base_name = BASELINE[provider]
+    ours, our_report = _run_scenario(provider, "antiphon", n, seconds, rate)
+    base, base_report = _run_scenario(provider, base_name, n, seconds, rate)
+    ours_check = _delivery(provider, "antiphon", n, seconds, rate, ours, our_report)
+    base_check = _delivery(provider, base_name, n, seconds, rate, base, base_report)
+    ours["delivery"], base["delivery"] = ours_check, base_check
+    base.pop("sent_bytes", None)
+    raw_cpu = base["cpu_s_per_session_s"]
+    return {
+        "input_rate": rate,
+        "cpu_s_per_session_s": ours["cpu_s_per_session_s"],
+        "raw_cpu_s_per_session_s": raw_cpu,
+        "ratio_to_raw": round(ours["cpu_s_per_session_s"] / raw_cpu, 3) if raw_cpu else None,
+        "rss_kb_per_session": ours["rss_kb_per_session"],
+        "raw_rss_kb_per_session": base["rss_kb_per_session"],
+        "lateness_ms": {"p50": ours["lateness_ms"]["p50"], "p99": ours["lateness_ms"]["p99"]},
+        "raw_lateness_ms": {"p50": base["lateness_ms"]["p50"], "p99": base["lateness_ms"]["p99"]},
+        "audio_delivered": ours_check["ok"],
+        "raw_audio_delivered": base_check["ok"],
+        "baseline": base_name,
+        "antiphon": ours,
+        "raw": base,
+    }
+
+
+def run(provider: str, n: int, seconds: float) -> dict[str, Any]:
+    native = NATIVE_RATE[provider]
+    main = _scenario(provider, n, seconds, native)
+    high = _scenario(provider, n, seconds, HIGH_RATE)
+    top = {k: main[k] for k in main if k not in ("antiphon", "raw")}
+    p99 = main["lateness_ms"]["p99"]
+    return {
+        "scenario": "sessions",
+        "provider": provider,
+        "sessions": n,
+        "seconds": seconds,
+        **top,
+        "targets": {
+            **TARGETS,
+            "met": {
+                "ratio_to_raw": main["ratio_to_raw"] is not None
+                and main["ratio_to_raw"] <= TARGETS["ratio_to_raw"],
+                "rss_kb_per_session": main["rss_kb_per_session"] <= TARGETS["rss_kb_per_session"],
+                "lateness_p99_ms": p99 < TARGETS["lateness_p99_ms"],
+            },
+        },
+        "scenarios": {f"{native // 1000}k": main, f"{HIGH_RATE // 1000}k": high},
+        "python": sys.version.split()[0],
+        "method": " ".join(METHOD.split()),
+    }
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--child":
+        return _child(argv[1:])
+    if argv and argv[0] == "--emulator":
+        asyncio.run(_host_emulator(argv[1]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m benches sessions")
+    parser.add_argument("--provider", choices=PROVIDERS, default="openai")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.seconds <= 0:
+        parser.error("--sessions must be >= 1 and --seconds > 0")
+    result = run(args.provider, args.sessions, args.seconds)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"sessions benchmark ({args.provider}, {args.sessions} sessions, {args.seconds} s)")
+    for key, value in result.items():
+        if key not in ("method", "scenarios"):
+            print(f"  {key}: {value}")
+    for name, scenario in result["scenarios"].items():
+        print(f"  scenario {name}:")
+        for key, value in scenario.items():
+            print(f"    {key}: {value}")
+    print(f"\nmethod: {result['method']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

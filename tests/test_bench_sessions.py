@@ -1,0 +1,57 @@
+"""Smoke test of ``python -m benches sessions``: a tiny run against the OpenAI emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.e2e
+def test_sessions_bench_smoke() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    cmd = [sys.executable, "-m", "benches", "sessions", "--provider", "openai"]
+    cmd += ["--sessions", "2", "--seconds", "1", "--json"]
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in (
+        "provider",
+        "sessions",
+        "seconds",
+        "cpu_s_per_session_s",
+        "raw_cpu_s_per_session_s",
+        "ratio_to_raw",
+        "rss_kb_per_session",
+        "lateness_ms",
+        "audio_delivered",
+        "method",
+        "scenarios",
+    ):
+        assert key in result, key
+    assert result["provider"] == "openai"
+    assert result["sessions"] == 2
+    assert set(result["lateness_ms"]) >= {"p50", "p99"}
+    assert result["cpu_s_per_session_s"] > 0
+    assert result["raw_cpu_s_per_session_s"] > 0
+    assert result["ratio_to_raw"] == pytest.approx(
+        result["cpu_s_per_session_s"] / result["raw_cpu_s_per_session_s"], rel=0.01
+    )
+    assert set(result["scenarios"]) == {"24k", "48k"}
+    for scenario in result["scenarios"].values():
+        # Every user frame either client sent reached the emulator, as the emulator saw it.
+        assert scenario["audio_delivered"] is True
+        assert scenario["raw_audio_delivered"] is True
+        assert scenario["antiphon"]["chunks_per_session"] == 50
+        assert scenario["antiphon"]["reconnects"] == 0
