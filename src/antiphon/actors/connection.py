@@ -108,6 +108,7 @@ class Link:
         close_timeout_s: float,
         opened_at: float,
         opened_wall_s: float,
+        state: Callable[[], SessionState],
     ) -> None:
         self.epoch = epoch
         self.translator = translator
@@ -116,6 +117,7 @@ class Link:
         self.sender: TransportSend | None = None
         self.opened_at = opened_at
         self.opened_wall_s = opened_wall_s
+        self._state = state
         self.failure: Exception | None = None
         self.done = anyio.Event()
         self.closing = False
@@ -135,7 +137,16 @@ class Link:
         finally:
             self.done.set()
             with anyio.CancelScope(shield=True):
+                if self.failure is not None:
+                    # A stream ended by a provider error may still take input: end the
+                    # session properly so the provider frees it (Nova asks for this).
+                    await self._send_close_sequence()
                 await self._close_connection()
+
+    async def _send_close_sequence(self) -> None:
+        with anyio.move_on_after(self._close_timeout), suppress(Exception):
+            for frame in self.translator.encode(CloseSession(), self._state()):
+                await self.connection.send(frame)
 
     async def _guard(self, run: Callable[[], object]) -> None:
         try:
@@ -183,9 +194,7 @@ class Link:
         self.closing = True
         await self.stop_sending()
         if graceful and not self.done.is_set():
-            with anyio.move_on_after(self._close_timeout):
-                for frame in self.translator.encode(CloseSession(), state):
-                    await self.connection.send(frame)
+            await self._send_close_sequence()
         await self._close_connection()
         if self._tg is not None:
             self._tg.cancel_scope.cancel()
@@ -335,6 +344,7 @@ class ConnectionManager:
             close_timeout_s=self.limits.close_timeout_s,
             opened_at=self.clock.now(),
             opened_wall_s=self.clock.wall_ns() / 1e9,
+            state=lambda: self.tracker.state,
         )
         await self._tg.start(link.run)
         await wait_any(receiver.ready, link.done, clock=self.clock, within_s=timeout)
@@ -420,6 +430,8 @@ class ConnectionManager:
         self._schedule_expiry(link, state.expires_at_s)
         self.awaiting_since = None
         self.stats.epoch = link.epoch
+        if getattr(link.translator, "history_truncated", False):
+            pending.restored = False  # the provider's limits left part of the history out
         if not pending.first:
             gap_ms = (now - pending.since) * 1000.0 if pending.since is not None else 0.0
             if rotated_from is None:
@@ -602,10 +614,7 @@ class ConnectionManager:
 
     async def _rotate(self, old: Link, reason: str) -> Link:
         started = self.clock.now()
-        restored = self.tracker.state.generation is None
-        # A rotation forced by its deadline may cut a reply: end it as interrupted.
-        self.tracker.record(cut_generation(self.tracker.state, f"rotated ({reason})"))
-        self._pending = _Pending(cause=reason, since=started, restored=restored, first=False)
+        self._pending = _Pending(cause=reason, since=started, first=False)
         if old.translator.capabilities.make_before_break:
             try:
                 new = await self._open()
@@ -615,8 +624,14 @@ class ConnectionManager:
                 self._retry_rotation_at = self.clock.now() + ROTATION_RETRY_S
                 self.stats.last_cause = f"rotation failed: {_cause_of(exc)}"
                 return old
+            if not self._at_turn_boundary() and self.clock.now() < self._rotate_hard_at:
+                # A turn began on the old connection while the next one was opening: switching
+                # now would cut it. Drop the new connection and wait for the next boundary.
+                await new.close(self.tracker.state, graceful=True)
+                return old
             await old.stop_sending()
             self._absorb(old)
+            self._cut_for_rotation(reason)
             self._activate(new, rotated_from=old.epoch)
             self.stats.rotations += 1
             assert self._tg is not None
@@ -624,6 +639,7 @@ class ConnectionManager:
             return new
         await old.stop_sending()
         self._absorb(old)
+        self._cut_for_rotation(reason)
         await old.close(self.tracker.state, graceful=True)
         try:
             new = await self._open()
@@ -638,6 +654,14 @@ class ConnectionManager:
         self._activate(new, rotated_from=old.epoch)
         self.stats.rotations += 1
         return new
+
+    def _cut_for_rotation(self, reason: str) -> None:
+        """A rotation forced by its deadline may cut a reply: end it as interrupted, and say
+        the switch did not restore everything."""
+        cut = cut_generation(self.tracker.state, f"rotated ({reason})")
+        if cut:
+            self._pending.restored = False
+            self.tracker.record(cut)
 
     # -- reacting to recorded events ---------------------------------------------------------
 
@@ -659,6 +683,7 @@ class ConnectionManager:
                     self.awaiting_since = now
                 case UserAudioCommitted():
                     self._user_speaking = False
+                    self.awaiting_since = now  # the provider answers a committed turn
                     if link is not None and epoch == link.epoch and link.sender is not None:
                         sender = link.sender
                         index = self.audio_in.safe_index_for(
@@ -707,14 +732,18 @@ class ConnectionManager:
             )
         )
 
-    def _on_sent(self, command: Command, epoch: int) -> None:
+    def _on_sent(self, command: Command, epoch: int, frames: int) -> None:
+        """After a command went out (``frames`` frames; 0 when the provider needs none or
+        cannot do it, e.g. Nova has no reply request)."""
+        asks_reply = False
         if isinstance(command, DeliverToolResult):
             self.tracker.record([ToolResultDelivered(call_id=command.call_id, epoch=epoch)])
-            if command.respond:
-                self.awaiting_since = self.clock.now()
-        elif isinstance(command, GenerateReply | CommitAudio) or (
-            isinstance(command, SendText) and command.generate_reply
-        ):
+            asks_reply = command.respond
+        elif isinstance(command, GenerateReply | CommitAudio):
+            asks_reply = True
+        elif isinstance(command, SendText):
+            asks_reply = command.generate_reply
+        if asks_reply and frames:
             self.awaiting_since = self.clock.now()
 
     def _check_stall(self, link: Link) -> float:

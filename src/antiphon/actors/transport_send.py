@@ -25,7 +25,7 @@ class TransportSend:
         start_index: First audio frame to send (frames before it are safe or already taken).
         high_water: Frames below this were sent on an earlier connection: counted as re-sent.
         state: Returns the current session state (for ``encode``).
-        on_sent: Called after a command's frames went out.
+        on_sent: Called with (command, epoch, frame count) after a command went out.
     """
 
     def __init__(
@@ -39,7 +39,7 @@ class TransportSend:
         start_index: int,
         high_water: int,
         state: Callable[[], SessionState],
-        on_sent: Callable[[Command, int], None],
+        on_sent: Callable[[Command, int, int], None],
     ) -> None:
         self.epoch = epoch
         self._conn = connection
@@ -64,11 +64,12 @@ class TransportSend:
         while True:
             command = outbox.peek()
             if command is not None:
-                for frame in encode(command, self._state()):
+                frames = encode(command, self._state())
+                for frame in frames:
                     await send(frame)
                 outbox.pop()
                 self.commands_sent += 1
-                self._on_sent(command, self.epoch)
+                self._on_sent(command, self.epoch, len(frames))
                 continue
             cursor = self.cursor
             pcm = log.get(cursor)

@@ -129,6 +129,10 @@ class Translator(Protocol):
         """True once the provider has acknowledged the handshake (frames may flow freely)."""
         ...
 
+    # Optional: a translator whose ``handshake`` had to leave part of the history out (to fit
+    # the provider's limits) sets ``history_truncated = True``; the runtime then reports the
+    # reconnect with ``state_restored=False``. Read with ``getattr(..., False)``.
+
     def decode(self, frame: Frame) -> list[Event]:
         """Events carried by one wire frame.
 

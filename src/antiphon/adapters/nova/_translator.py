@@ -291,6 +291,7 @@ class NovaTranslator:
     def __init__(self, options: NovaOptions | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.options = options or NovaOptions()
         self.limits = limits
+        self.history_truncated = False
         self._epoch = 0
         self._seed = ""
         self._names = 0
@@ -346,12 +347,18 @@ class NovaTranslator:
         if state.instructions:
             frames += self._text_block("SYSTEM", state.instructions, interactive=False)
         lim = self.limits
-        for msg in history_messages(
+        primed = history_messages(
             state.items,
             max_messages=lim.max_history_messages,
             max_message_bytes=lim.max_message_bytes,
             max_total_bytes=lim.max_history_bytes,
-        ):
+        )
+        everything = history_messages(
+            state.items, max_messages=None, max_message_bytes=None, max_total_bytes=None
+        )
+        # The runtime reports a reconnect as not fully restored when history had to be cut.
+        self.history_truncated = primed != everything
+        for msg in primed:
             frames += self._text_block(msg.role, msg.text, interactive=False)
         self._audio = self._name("audio")
         frames.append(
