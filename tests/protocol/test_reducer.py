@@ -142,8 +142,9 @@ def test_replaying_a_journal_gives_the_live_state(
     for batch in batches:
         # The runtime's way: fold, append with the state after (so snapshots are taken).
         live = fold(batch, live)
-        writer.append(batch, expected_seq=writer.next_seq, epoch=1, mono_ns=0, wall_ns=0,
-                      state=live)
+        writer.append(
+            batch, expected_seq=writer.next_seq, epoch=1, mono_ns=0, wall_ns=0, state=live
+        )
     writer.close()
     assert journal.replay("s1") == live
     journal.close()
