@@ -10,7 +10,6 @@ outputs and every 20 ms user audio frame, plus what the app was told (``Reconnec
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
+from _session_log import SessionLog
 
 import antiphon
 from antiphon.adapters.gemini import GeminiLive
@@ -92,64 +92,14 @@ def emulated_reply_audio(text: str, emu: GeminiEmulator) -> bytes:
 # --------------------------------------------------------------------------------- harness
 
 
-@dataclass
-class Harness:
-    """One session against one Gemini emulator, with everything the app saw and sent."""
+@dataclass(kw_only=True)
+class Harness(SessionLog):
+    """One session against one emulator, with everything the app saw and sent."""
 
+    rate = RATE
+    frame_bytes = FRAME_BYTES
     emu: GeminiEmulator
-    session: antiphon.Session
     journal: antiphon.MemoryJournal
-    events: list[antiphon.SessionEvent] = dataclasses.field(default_factory=list)
-    sent_pcm: bytearray = dataclasses.field(default_factory=bytearray)
-    _changed: anyio.Event = dataclasses.field(default_factory=anyio.Event)
-
-    async def read(self) -> None:
-        async for event in self.session.events():
-            self.events.append(event)
-            self._changed.set()
-            self._changed = anyio.Event()
-
-    async def send(self, pcm: bytes, *, pause_s: float = 0.002) -> None:
-        """Send ``pcm`` in 20 ms frames, ``pause_s`` apart (faster than real time)."""
-        for i in range(0, len(pcm), FRAME_BYTES):
-            piece = pcm[i : i + FRAME_BYTES]
-            await self.session.send_audio(piece, sample_rate=RATE)
-            self.sent_pcm += piece
-            await anyio.sleep(pause_s)
-
-    def of(self, kind: type[E]) -> list[E]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def wait_for(
-        self,
-        kind: type[E],
-        predicate: Callable[[E], bool] = lambda _: True,
-        *,
-        count: int = 1,
-        timeout: float = 3.0,
-    ) -> E:
-        """The ``count``-th event of ``kind`` matching ``predicate`` (waits for it)."""
-        with anyio.fail_after(timeout):
-            while True:
-                found = [e for e in self.of(kind) if predicate(e)]
-                if len(found) >= count:
-                    return found[count - 1]
-                await self._changed.wait()
-
-    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.005)
-
-    def completed(self) -> list[antiphon.ReplyEnded]:
-        return [
-            e for e in self.of(antiphon.ReplyEnded) if e.reason is GenerationEndReason.COMPLETED
-        ]
-
-    def assistant_audio(self, generation_id: str) -> bytes:
-        return b"".join(
-            e.pcm for e in self.of(antiphon.AssistantAudio) if e.generation_id == generation_id
-        )
 
     def journal_events(self, kind: type[E]) -> list[E]:
         return [e for e in self.journal.events(self.session.session_id) if isinstance(e, kind)]

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 import msgspec
 import pytest
+from _session_log import SessionLog
 
 import antiphon
 from antiphon._demo_nova import quiet_body_writer_errors
@@ -119,68 +120,14 @@ class _StampedStreams(list[NovaStreamRecord]):
         super().append(record)
 
 
-@dataclass
-class Harness:
+@dataclass(kw_only=True)
+class Harness(SessionLog):
     """One session against one emulator, with everything the app saw and sent."""
 
+    rate = RATE
+    frame_bytes = FRAME_BYTES
     emu: NovaEmulator
-    session: antiphon.Session
     streams: _StampedStreams
-    events: list[antiphon.SessionEvent] = field(default_factory=list)
-    sent_pcm: bytearray = field(default_factory=bytearray)
-    _changed: anyio.Event = field(default_factory=anyio.Event)
-
-    async def read(self) -> None:
-        async for event in self.session.events():
-            self.events.append(event)
-            self._changed.set()
-            self._changed = anyio.Event()
-
-    async def send(self, pcm: bytes, *, chunk: int = FRAME_BYTES, pause_s: float = 0.002) -> None:
-        """Send ``pcm`` in ``chunk``-byte pieces, ``pause_s`` apart (faster than real time)."""
-        for i in range(0, len(pcm), chunk):
-            piece = pcm[i : i + chunk]
-            await self.session.send_audio(piece, sample_rate=RATE)
-            self.sent_pcm += piece
-            await anyio.sleep(pause_s)
-
-    def of(self, kind: type[E]) -> list[E]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def wait_for(
-        self,
-        kind: type[E],
-        predicate: Callable[[E], bool] = lambda _: True,
-        *,
-        count: int = 1,
-        timeout: float = 3.0,
-    ) -> E:
-        """The ``count``-th event of ``kind`` matching ``predicate`` (waits for it)."""
-        with anyio.fail_after(timeout):
-            while True:
-                found = [e for e in self.of(kind) if predicate(e)]
-                if len(found) >= count:
-                    return found[count - 1]
-                await self._changed.wait()
-
-    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
-        """Poll ``condition`` (for state that is not an app event, e.g. emulator records)."""
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.005)
-
-    def completed(self) -> list[antiphon.ReplyEnded]:
-        return [
-            e for e in self.of(antiphon.ReplyEnded) if e.reason is GenerationEndReason.COMPLETED
-        ]
-
-    def assistant_audio(self, generation_id: str) -> bytes:
-        return b"".join(
-            e.pcm for e in self.of(antiphon.AssistantAudio) if e.generation_id == generation_id
-        )
-
-    def reconnects(self) -> list[antiphon.Reconnected]:
-        return self.of(antiphon.Reconnected)
 
 
 def make_provider(emu: NovaEmulator, **limits: Any) -> NovaSonic:

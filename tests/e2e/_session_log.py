@@ -1,0 +1,83 @@
+"""What an end-to-end test's app saw and sent: the session's events, with waits on them.
+
+Shared by the per-provider harnesses (each adds its emulator and its own record helpers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+import anyio
+
+import antiphon
+from antiphon.protocol import GenerationEndReason
+
+E = TypeVar("E")
+
+
+@dataclass(kw_only=True)
+class SessionLog:
+    """A session, every event it emitted (read by :meth:`read`), and the audio sent to it."""
+
+    rate: ClassVar[int] = 24_000  # the provider's input rate: audio is sent unresampled
+    frame_bytes: ClassVar[int] = 960  # 20 ms at 24 kHz
+
+    session: antiphon.Session
+    events: list[antiphon.SessionEvent] = field(default_factory=list)
+    sent_pcm: bytearray = field(default_factory=bytearray)
+    _changed: anyio.Event = field(default_factory=anyio.Event)
+
+    async def read(self) -> None:
+        async for event in self.session.events():
+            self.events.append(event)
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def send(self, pcm: bytes, *, chunk: int | None = None, pause_s: float = 0.002) -> None:
+        """Send ``pcm`` in ``chunk``-byte pieces (default: one frame), ``pause_s`` apart."""
+        step = chunk or self.frame_bytes
+        for i in range(0, len(pcm), step):
+            piece = pcm[i : i + step]
+            await self.session.send_audio(piece, sample_rate=self.rate)
+            self.sent_pcm += piece
+            await anyio.sleep(pause_s)
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(
+        self,
+        kind: type[E],
+        predicate: Callable[[E], bool] = lambda _: True,
+        *,
+        count: int = 1,
+        timeout: float = 3.0,
+    ) -> E:
+        """The ``count``-th event of ``kind`` matching ``predicate`` (waits for it)."""
+        with anyio.fail_after(timeout):
+            while True:
+                found = [e for e in self.of(kind) if predicate(e)]
+                if len(found) >= count:
+                    return found[count - 1]
+                await self._changed.wait()
+
+    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
+        """Poll ``condition`` (for state that is not an app event, e.g. emulator records)."""
+        with anyio.fail_after(timeout):
+            while not condition():
+                await anyio.sleep(0.005)
+
+    def completed(self) -> list[antiphon.ReplyEnded]:
+        return [
+            e for e in self.of(antiphon.ReplyEnded) if e.reason is GenerationEndReason.COMPLETED
+        ]
+
+    def assistant_audio(self, generation_id: str) -> bytes:
+        return b"".join(
+            e.pcm for e in self.of(antiphon.AssistantAudio) if e.generation_id == generation_id
+        )
+
+    def reconnects(self) -> list[antiphon.Reconnected]:
+        return self.of(antiphon.Reconnected)
