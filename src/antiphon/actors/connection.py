@@ -117,6 +117,7 @@ class Link:
         self.sender: TransportSend | None = None
         self.opened_at = opened_at
         self.opened_wall_s = opened_wall_s
+        self.resumed = False  # the provider restored its own state (a resumption handle)
         self._state = state
         self.failure: Exception | None = None
         self.done = anyio.Event()
@@ -346,6 +347,8 @@ class ConnectionManager:
             opened_wall_s=self.clock.wall_ns() / 1e9,
             state=lambda: self.tracker.state,
         )
+        # Resumed server-side only if the handshake really carried a handle.
+        link.resumed = bool(state.resumption_handle) and translator.capabilities.server_resume
         await self._tg.start(link.run)
         await wait_any(receiver.ready, link.done, clock=self.clock, within_s=timeout)
         if not receiver.ready.is_set():
@@ -394,8 +397,7 @@ class ConnectionManager:
                 epoch=link.epoch,
                 provider_session_id=state.provider_session_id,
                 expires_at_s=state.expires_at_s,
-                resumed=bool(state.resumption_handle)
-                and link.translator.capabilities.server_resume,
+                resumed=link.resumed,
             )
         )
         self.tracker.record(events, epoch=link.epoch)
