@@ -840,7 +840,12 @@ def replace_stats(stats: ConnectionStats) -> ConnectionStats:
 
 
 def _cause_of(exc: BaseException) -> str:
+    """A short cause code: ``closed:<close code>``, ``timeout:<code>``, or the provider's
+    error code (e.g. ``ModelTimeoutException``)."""
     if isinstance(exc, ProviderError) and exc.code:
-        kind = "timeout" if isinstance(exc, ProviderTimeout) else "closed"
-        return f"{kind}:{exc.code}"
+        if isinstance(exc, ConnectionLostError):
+            return f"closed:{exc.code}"
+        if isinstance(exc, ProviderTimeout):
+            return f"timeout:{exc.code}"
+        return exc.code
     return type(exc).__name__
