@@ -9,7 +9,7 @@ act on the new one.
 from __future__ import annotations
 
 import abc
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 import msgspec
@@ -106,7 +106,3 @@ class Actor(abc.ABC, Generic[M]):
 
     def close(self) -> None:
         self._send.close()
-
-
-def stats_dict(stats: ActorStats) -> dict[str, Any]:
-    return msgspec.structs.asdict(stats)

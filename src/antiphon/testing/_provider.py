@@ -29,7 +29,8 @@ import collections
 import enum
 import json
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +183,7 @@ class ScriptedProvider:
         frame_ms / input_sample_rate / output_sample_rate: Audio formats.
         make_before_break: Whether rotations may open the next connection first.
         session_seconds: Announce an expiry this far ahead (wall clock) on each connection.
+        wall_clock: Wall time source for that expiry (default ``time.time``).
         limits: Overrides for the provider limits (e.g. ``rotate_after_s``).
     """
 
@@ -198,7 +200,7 @@ class ScriptedProvider:
         output_sample_rate: int = 24_000,
         make_before_break: bool = True,
         session_seconds: float | None = None,
-        wall_clock: Any = None,
+        wall_clock: Callable[[], float] | None = None,
         **limits: Any,
     ) -> None:
         self.script = tuple(script)
@@ -320,11 +322,7 @@ class ScriptedProvider:
         return conn
 
     def _now_wall(self) -> float:
-        if self._wall_clock is not None:
-            return float(self._wall_clock())
-        import time
-
-        return time.time()
+        return float(self._wall_clock()) if self._wall_clock is not None else time.time()
 
     def _on_frame(self, conn: _Connection, frame: Frame) -> None:
         record = conn.record
