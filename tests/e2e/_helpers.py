@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import msgspec
-from _session_log import SessionLog
+from _session_log import FAST, SessionLog, cut_frames
 
 import antiphon
 from antiphon.adapters import Limits
@@ -27,7 +27,10 @@ Variant = Literal["openai", "xai"]
 E = TypeVar("E")
 
 FRAME_BYTES = 960  # 20 ms of 24 kHz PCM16 mono: the OpenAI/xAI input frame
-FAST = antiphon.Backoff(base_s=0.01, max_s=0.05)
+
+
+def frames_of(pcm: bytes) -> list[bytes]:
+    return cut_frames(pcm, FRAME_BYTES)
 
 
 def make_provider(variant: Variant, url: str, **limits: Any) -> OpenAIRealtime:
@@ -40,14 +43,6 @@ def make_provider(variant: Variant, url: str, **limits: Any) -> OpenAIRealtime:
         new_limits: Limits = msgspec.structs.replace(provider.limits, **limits)
         provider = provider.replace(limits=new_limits)
     return provider
-
-
-def frames_of(pcm: bytes) -> list[bytes]:
-    """Provider frames of ``pcm`` as the runtime cuts them (the tail zero-padded)."""
-    out = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
-    if out and len(out[-1]) < FRAME_BYTES:
-        out[-1] = out[-1] + bytes(FRAME_BYTES - len(out[-1]))
-    return out
 
 
 @dataclass(kw_only=True)

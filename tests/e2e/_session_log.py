@@ -12,9 +12,36 @@ from typing import ClassVar, TypeVar
 import anyio
 
 import antiphon
+from antiphon.emulators._model import DEFAULT_SCRIPT
 from antiphon.protocol import GenerationEndReason
 
 E = TypeVar("E")
+
+FAST = antiphon.Backoff(base_s=0.01, max_s=0.05)  # reconnect at once: tests measure, not wait
+WEATHER = "sunny and 21 degrees"
+
+
+def get_weather(city: str) -> str:
+    """Current weather for a city."""
+    return f"{WEATHER} in {city}"
+
+
+def reply_text(k: int) -> str:
+    """What the scripted model answers to utterance ``k``."""
+    return DEFAULT_SCRIPT.utterances[k].reply
+
+
+def user_text(k: int) -> str:
+    """The transcript of utterance ``k``."""
+    return DEFAULT_SCRIPT.utterances[k].user_text
+
+
+def cut_frames(pcm: bytes, frame_bytes: int) -> list[bytes]:
+    """Provider frames of ``pcm`` as the runtime cuts them (the tail zero-padded)."""
+    out = [pcm[i : i + frame_bytes] for i in range(0, len(pcm), frame_bytes)]
+    if out and len(out[-1]) < frame_bytes:
+        out[-1] = out[-1] + bytes(frame_bytes - len(out[-1]))
+    return out
 
 
 @dataclass(kw_only=True)

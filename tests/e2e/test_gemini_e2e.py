@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
-from _session_log import SessionLog
+from _session_log import FAST, WEATHER, SessionLog, cut_frames, get_weather, reply_text, user_text
 
 import antiphon
 from antiphon.adapters.gemini import GeminiLive
@@ -49,9 +49,11 @@ E = TypeVar("E")
 
 RATE = 16_000  # the app sends 16 kHz mono: Gemini's input rate, so no resampling
 FRAME_BYTES = 640  # 20 ms of 16 kHz PCM16 mono
-FAST = antiphon.Backoff(base_s=0.01, max_s=0.05)
-WEATHER = "sunny and 21 degrees"
 MODEL = "models/gemini-2.5-flash-native-audio-preview-09-2025"
+
+
+def frames_of(pcm: bytes) -> list[bytes]:
+    return cut_frames(pcm, FRAME_BYTES)
 
 
 @pytest.fixture
@@ -60,28 +62,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def get_weather(city: str) -> str:
-    """Current weather for a city."""
-    return f"{WEATHER} in {city}"
-
-
-def reply_text(k: int) -> str:
-    return DEFAULT_SCRIPT.utterances[k].reply
-
-
-def user_text(k: int) -> str:
-    return DEFAULT_SCRIPT.utterances[k].user_text
-
-
 FOLLOW_UP = f"The weather in Paris is {WEATHER} in Paris."
-
-
-def frames_of(pcm: bytes) -> list[bytes]:
-    """Provider frames of ``pcm`` as the runtime cuts them (the tail zero-padded)."""
-    out = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
-    if out and len(out[-1]) < FRAME_BYTES:
-        out[-1] = out[-1] + bytes(FRAME_BYTES - len(out[-1]))
-    return out
 
 
 def emulated_reply_audio(text: str, emu: GeminiEmulator) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import anyio
 import msgspec
 import pytest
-from _session_log import SessionLog
+from _session_log import FAST, WEATHER, SessionLog, cut_frames, get_weather, reply_text, user_text
 
 import antiphon
 from antiphon._demo_nova import quiet_body_writer_errors
@@ -54,39 +54,20 @@ E = TypeVar("E")
 
 RATE = DEFAULT_LIMITS.input_sample_rate  # 16 kHz
 FRAME_BYTES = DEFAULT_LIMITS.input_frame_bytes  # 32 ms of 16 kHz PCM16: 1024 bytes
-FAST = antiphon.Backoff(base_s=0.01, max_s=0.05)
-WEATHER = "sunny and 21 degrees"
 CLOSE_SEQUENCE = ["contentEnd", "promptEnd", "sessionEnd"]
 # Nova's toolResult content is a JSON string: a plain-text output goes as {"result": ...},
 # and the scripted model speaks the content it received.
 FOLLOW_UP = "The weather in Paris is " + json.dumps({"result": f"{WEATHER} in Paris"}) + "."
 
 
+def frames_of(pcm: bytes) -> list[bytes]:
+    return cut_frames(pcm, FRAME_BYTES)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     # aws-sdk-bedrock-runtime and awscrt are asyncio-only.
     return "asyncio"
-
-
-def get_weather(city: str) -> str:
-    """Current weather for a city."""
-    return f"{WEATHER} in {city}"
-
-
-def reply_text(k: int) -> str:
-    return DEFAULT_SCRIPT.utterances[k].reply
-
-
-def user_text(k: int) -> str:
-    return DEFAULT_SCRIPT.utterances[k].user_text
-
-
-def frames_of(pcm: bytes) -> list[bytes]:
-    """Nova frames of ``pcm`` as the runtime cuts them (the tail zero-padded)."""
-    out = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
-    if out and len(out[-1]) < FRAME_BYTES:
-        out[-1] = out[-1] + bytes(FRAME_BYTES - len(out[-1]))
-    return out
 
 
 # ------------------------------------------------------------------------------ the harness

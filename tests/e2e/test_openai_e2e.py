@@ -27,6 +27,7 @@ from _helpers import (
     open_harness,
     sent_of_type,
 )
+from _session_log import WEATHER, get_weather, reply_text, user_text
 
 import antiphon
 from antiphon.emulators._model import (
@@ -54,7 +55,6 @@ from antiphon.protocol import (
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 VARIANTS = ["openai", "xai"]
-WEATHER = "sunny and 21 degrees"
 
 
 @pytest.fixture
@@ -63,24 +63,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def get_weather(city: str) -> str:
-    """Current weather for a city."""
-    return f"{WEATHER} in {city}"
-
-
 @antiphon.tool(name="get_weather")
 async def slow_weather(city: str) -> str:
     """Current weather for a city (takes a moment: the drop lands before it returns)."""
     await anyio.sleep(0.15)
     return f"{WEATHER} in {city}"
-
-
-def reply_text(k: int) -> str:
-    return DEFAULT_SCRIPT.utterances[k].reply
-
-
-def user_text(k: int) -> str:
-    return DEFAULT_SCRIPT.utterances[k].user_text
 
 
 def completed(h: Harness) -> list[antiphon.ReplyEnded]:

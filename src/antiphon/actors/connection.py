@@ -456,12 +456,13 @@ class ConnectionManager:
             True when one of them asks the model to respond.
         """
         self.outbox.drop_tool_results()
-        state = self.tracker.state
-        results = [c for c in state.undelivered_results() if not c.withdrawn]
-        for call in state.undelivered_results():
+        results = []
+        for call in self.tracker.state.undelivered_results():
             if call.withdrawn:
                 self._settle_withdrawn(call.call_id)
-        outstanding = state.tools_outstanding()
+            else:
+                results.append(call)
+        outstanding = self.tracker.state.tools_outstanding()
         for i, call in enumerate(results):
             last = i == len(results) - 1
             self.outbox.put(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskStatus
 
 from ..adapters import Provider
@@ -278,7 +279,7 @@ class Session:
     def statistics(self) -> SessionStatistics:
         conn = self.connection.statistics()
         actors = {
-            a.name: _struct_dict(a.statistics())
+            a.name: msgspec.structs.asdict(a.statistics())
             for a in (self.tracker, self.executor, self.audio_in)
         }
         restarts = self._supervisor.restarts()
@@ -331,10 +332,6 @@ class Session:
                     )
                 ]
             )
-
-
-def _struct_dict(stats: Any) -> dict[str, Any]:
-    return {f: getattr(stats, f) for f in stats.__struct_fields__}
 
 
 def _new_session_id() -> str:
