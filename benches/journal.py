@@ -150,7 +150,9 @@ def _run_append(policy: str, n: int, batch: int | None, with_audio: bool) -> dic
                     if isinstance(e, UserAudio | GenerationAudioDelta) and e.span is not None:
                         stream = e.span.stream
                         writer.write_audio(stream, pcm[stream], rates[stream])
-            seq = writer.append(events, expected_seq=seq, epoch=1, mono_ns=seq, wall_ns=seq)
+            seq = writer.append(
+                events, expected_seq=seq, epoch=1, mono_ns=seq, wall_ns=seq
+            ).next_seq
         writer.flush()
         elapsed = time.perf_counter() - t0
         size = sum(
@@ -186,7 +188,7 @@ def _run_latency(policy: str, n: int) -> dict[str, Any]:
         seq = 0
         for events in batches:
             t = clock()
-            seq = writer.append(events, expected_seq=seq, epoch=1, mono_ns=t, wall_ns=t)
+            seq = writer.append(events, expected_seq=seq, epoch=1, mono_ns=t, wall_ns=t).next_seq
             samples.append(clock() - t)
         writer.close()
         journal.close()
@@ -208,7 +210,7 @@ def _run_replay(n: int) -> dict[str, Any]:
         writer = journal.writer("bench")
         seq = 0
         for batch in _batches(events, None):
-            seq = writer.append(batch, expected_seq=seq, epoch=1, mono_ns=seq, wall_ns=seq)
+            seq = writer.append(batch, expected_seq=seq, epoch=1, mono_ns=seq, wall_ns=seq).next_seq
         writer.close()
         t0 = time.perf_counter()
         state = journal.replay("bench")

@@ -28,44 +28,67 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import anyio
+
+from antiphon.errors import JournalConflict, JournalCorrupt, JournalError
+from antiphon.journal import JournalBackend, Lease
+from antiphon.protocol import AudioSpan
 
 METHOD = __doc__.split("Method (also printed with the figures):", 1)[1].strip() if __doc__ else ""
 SESSION_COUNTS = (1, 10, 50, 200)
 
 
-class _NullWriter:
-    """A journal writer that keeps nothing (``journal_off``)."""
+class _NullJournal(JournalBackend):
+    """A journal that keeps nothing (``journal_off``). The runtime's writer still encodes each
+    record and checks its sequence: only the storing is left out."""
 
-    deferred_sync = False
-    flush_deadline = None
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_seq: dict[str, int] = {}
+        self._rates: dict[str, int] = {}
 
-    def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        self.next_seq = 0
+    def acquire(self, session_id: str, *, take_over: bool) -> Lease:
+        seq = self._next_seq.setdefault(session_id, 0)
+        return Lease(session_id=session_id, token=session_id, start_seq=seq)
 
-    def append(self, events: Sequence[Any], **_: Any) -> int:
-        self.next_seq += len(events)
-        return self.next_seq
-
-    def write_audio(self, stream: str, pcm: bytes, sample_rate: int) -> Any:
-        from antiphon.protocol import AudioSpan
-
-        return AudioSpan(stream=stream, offset=0, length=len(pcm), sample_rate=sample_rate)
-
-    def flush(self) -> None:
+    def release(self, lease: Lease) -> None:
         pass
 
-    def close(self) -> None:
+    def append_records(self, lease: Lease, expected_seq: int, payloads: Sequence[bytes]) -> None:
+        if self._next_seq[lease.session_id] != expected_seq:
+            raise JournalConflict(lease.session_id, expected_seq, self._next_seq[lease.session_id])
+        self._next_seq[lease.session_id] = expected_seq + len(payloads)
+
+    def read_records(self, session_id: str, start_seq: int) -> Iterator[bytes]:
+        return iter(())
+
+    def append_audio(self, lease: Lease, stream: str, pcm: bytes, sample_rate: int) -> int:
+        self._rates[stream] = sample_rate
+        return 0
+
+    def audio_rate(self, session_id: str, stream: str) -> int:
+        return self._rates.get(stream, 0)
+
+    def read_audio(self, session_id: str, span: AudioSpan) -> bytes:
+        raise JournalError("a null journal keeps no audio")
+
+    def audio(self, session_id: str, stream: str) -> tuple[bytes, int]:
+        return b"", self._rates.get(stream, 0)
+
+    def write_snapshot(self, lease: Lease, seq: int, data: bytes) -> None:
         pass
 
+    def snapshot_seqs(self, session_id: str) -> list[int]:
+        return []
 
-class _NullJournal:
-    def writer(self, session_id: str) -> _NullWriter:
-        return _NullWriter(session_id)
+    def read_snapshot(self, session_id: str, seq: int) -> bytes:
+        raise JournalCorrupt("a null journal keeps no snapshots")
+
+    def sessions(self) -> list[str]:
+        return sorted(self._next_seq)
 
 
 class _TimedConnection:

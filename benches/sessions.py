@@ -1,6 +1,6 @@
 """Sessions benchmark: N concurrent sessions against an emulator in another process.
 
-``python -m benches sessions [--provider openai|gemini|nova] [--sessions N] [--seconds S]
+``python -m benches sessions [--provider openai|gemini|nova|phonic] [--sessions N] [--seconds S]
 [--json]``
 
 Method (also printed with the figures):
@@ -9,7 +9,8 @@ Method (also printed with the figures):
   defaults as ``python -m antiphon.emulators <provider>``, hosted by this module so that on
   SIGTERM it can print what each connection received: bytes and SHA-256 of the user audio).
   Reply audio is paced in real time (OpenAI ``reply_pacing=1``, Gemini
-  ``realtime_factor=1``, Nova ``reply_speed=1``). The measured client runs in a fresh
+  ``realtime_factor=1``, Nova ``reply_speed=1``, Phonic ``reply_pacing=1``, with its silent
+  audio chunks streamed between turns as the service does). The measured client runs in a fresh
   Python process per scenario, on asyncio; each scenario gets a fresh emulator.
 * Work. N concurrent sessions each send the same deterministic user audio (the emulators'
   scripted conversation: utterances 0, 2, 0, 2, ... with 2.5 s of low-level noise between
@@ -27,7 +28,10 @@ Method (also printed with the figures):
   ``serverContent.modelTurn`` inline data decoded); nova, a raw client would need HTTP/2,
   event-stream framing and SigV4, so the baseline is ``aws-sdk-bedrock-runtime`` used
   directly (one client and CRT transport per stream, as the runtime's connector does; the
-  Nova event JSON written by hand; no antiphon code).
+  Nova event JSON written by hand; no antiphon code); phonic, a minimal raw-protocol client
+  (``websockets`` + ``json`` + ``base64``: one ``config`` with the same formats, an
+  ``audio_chunk`` per chunk once ``ready_to_start_conversation`` came, every server message
+  parsed and each ``audio_chunk``'s audio base64-decoded).
 * 48 kHz scenario: the same with 48 kHz user audio. antiphon resamples in the runtime; the
   baseline resamples each chunk with ``soxr.ResampleStream`` (int16) to the provider's rate
   before encoding.
@@ -76,9 +80,9 @@ from typing import Any
 
 METHOD = __doc__.split("Method (also printed with the figures):", 1)[1].strip() if __doc__ else ""
 
-PROVIDERS = ("openai", "gemini", "nova")
-NATIVE_RATE = {"openai": 24_000, "gemini": 16_000, "nova": 16_000}
-BASELINE = {"openai": "raw", "gemini": "raw", "nova": "sdk"}
+PROVIDERS = ("openai", "gemini", "nova", "phonic")
+NATIVE_RATE = {"openai": 24_000, "gemini": 16_000, "nova": 16_000, "phonic": 24_000}
+BASELINE = {"openai": "raw", "gemini": "raw", "nova": "sdk", "phonic": "raw"}
 HIGH_RATE = 48_000
 CHUNK_MS = 20
 TICK_S = 0.010
@@ -124,6 +128,10 @@ def _preset_limits(provider: str) -> Any:
         from antiphon.adapters.gemini import GeminiLive
 
         return GeminiLive().limits
+    if provider == "phonic":
+        from antiphon.providers import Phonic
+
+        return Phonic(api_key="bench").limits
     from antiphon.adapters.nova import NovaSonic
 
     return NovaSonic().limits
@@ -268,6 +276,8 @@ async def _client_antiphon(
         from antiphon.adapters.gemini import GeminiLive
 
         provider = GeminiLive(api_key="test", base_url=url, ca_file=ca_file)
+    elif provider_name == "phonic":
+        provider = antiphon.providers.Phonic(url=url, api_key="test")
     else:
         from antiphon.adapters.nova import NovaCredentials, NovaSonic
 
@@ -612,6 +622,48 @@ async def _client_sdk_nova(
     return heard, sent
 
 
+async def _client_raw_phonic(
+    url: str, n: int, chunks: list[bytes], rate: int, meter: Meter
+) -> tuple[list[int], list[int]]:
+    import websockets
+
+    heard = [0] * n
+    sent = [0] * n
+    config = {"type": "config", "input_format": "pcm_24000", "output_format": "pcm_24000"}
+    conns: list[Any] = []
+    for _ in range(n):
+        ws = await websockets.connect(
+            url, additional_headers={"Authorization": "Bearer test"}, max_size=None
+        )
+        await ws.send(json.dumps(config))
+        while json.loads(await ws.recv()).get("type") != "ready_to_start_conversation":
+            pass
+        conns.append(ws)
+
+    async def read(i: int, ws: Any) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                event = json.loads(message)
+                if event.get("type") == "audio_chunk":
+                    heard[i] += len(base64.b64decode(event["audio"]))
+
+    readers = [asyncio.ensure_future(read(i, ws)) for i, ws in enumerate(conns)]
+    senders: list[SendFn] = []
+    for i, ws in enumerate(conns):
+
+        async def send(chunk: bytes, i: int = i, ws: Any = ws) -> None:
+            sent[i] += len(chunk)
+            audio = base64.b64encode(chunk).decode()
+            await ws.send(json.dumps({"type": "audio_chunk", "audio": audio}))
+
+        senders.append(send)
+    await _steady(meter, senders, chunks, _soxr_converter(rate, 24_000))
+    for ws in conns:
+        await ws.close()
+    await asyncio.gather(*readers)
+    return heard, sent
+
+
 async def _client_baseline(
     provider: str, url: str, ca_file: str, n: int, seconds: float, rate: int
 ) -> dict[str, Any]:
@@ -629,6 +681,8 @@ async def _client_baseline(
         heard, sent = await _client_raw_openai(url, n, chunks, rate, meter)
     elif provider == "gemini":
         heard, sent = await _client_raw_gemini(url, ca_file, n, chunks, rate, meter)
+    elif provider == "phonic":
+        heard, sent = await _client_raw_phonic(url, n, chunks, rate, meter)
     else:
         heard, sent = await _client_sdk_nova(url, ca_file, n, chunks, rate, meter)
     meter.stop = True
@@ -665,43 +719,39 @@ def _child(argv: list[str]) -> int:
 
 async def _host_emulator(provider: str) -> None:
     """Run ``provider``'s emulator until SIGTERM; announce it, then report what it received."""
+    from antiphon.emulators import Emulator
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    received: Callable[[], list[bytes]]
+    emu: Emulator[Any]
     async with contextlib.AsyncExitStack() as stack:
         if provider == "openai":
             from antiphon.emulators.openai import OpenAIEmulator
 
             oe = await stack.enter_async_context(OpenAIEmulator(reply_pacing=1.0))
-            info: dict[str, Any] = {"url": oe.url}
-
-            def received() -> list[bytes]:
-                return [b"".join(c.audio_chunks) for c in oe.connections]
-
+            emu, info = oe, {"url": oe.url}
         elif provider == "gemini":
             from antiphon.emulators.gemini import GeminiEmulator
 
             ge = await stack.enter_async_context(GeminiEmulator(realtime_factor=1.0))
-            info = {"url": ge.base_url, "ca_file": ge.ca_pem_path}
+            emu, info = ge, {"url": ge.base_url, "ca_file": ge.ca_pem_path}
+        elif provider == "phonic":
+            from antiphon.emulators.phonic import PhonicEmulator
 
-            def received() -> list[bytes]:
-                return [r.audio_bytes for r in ge.records]
-
+            pe = await stack.enter_async_context(PhonicEmulator(reply_pacing=1.0))
+            emu, info = pe, {"url": pe.url}
         else:
             from antiphon.emulators.nova import NovaEmulator
 
             ne = await stack.enter_async_context(NovaEmulator(reply_speed=1.0))
-            info = {"url": ne.endpoint_uri, "ca_file": ne.ca_pem_path}
-
-            def received() -> list[bytes]:
-                return [s.audio_bytes for s in ne.streams]
-
+            emu, info = ne, {"url": ne.endpoint_uri, "ca_file": ne.ca_pem_path}
         sys.stdout.write(json.dumps({"provider": provider, **info}) + "\n")
         sys.stdout.flush()
         await stop.wait()
-        report = [{"bytes": len(a), "sha256": hashlib.sha256(a).hexdigest()} for a in received()]
+        received = [r.audio_bytes for r in emu.records]
+        report = [{"bytes": len(a), "sha256": hashlib.sha256(a).hexdigest()} for a in received]
     sys.stdout.write(json.dumps({"connections": report}) + "\n")
     sys.stdout.flush()
 

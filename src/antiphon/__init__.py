@@ -17,24 +17,11 @@ from __future__ import annotations
 
 from . import providers
 from .actors import (
-    AssistantAudio,
-    AssistantText,
     Backoff,
     Intensity,
-    ProviderNotice,
-    Reconnected,
-    ReplyEnded,
-    ReplyStarted,
     Session,
-    SessionEnded,
-    SessionEvent,
     SessionStatistics,
     Tool,
-    ToolCallEnded,
-    ToolCallStarted,
-    UserSpeechStarted,
-    UserSpeechStopped,
-    UserTranscript,
     open_session,
     resume_session,
     tool,
@@ -43,6 +30,9 @@ from .errors import (
     AntiphonError,
     CodecError,
     ConnectionLostError,
+    InvalidArgument,
+    InvalidArgumentType,
+    InvalidAudio,
     JournalConflict,
     JournalCorrupt,
     JournalError,
@@ -54,7 +44,23 @@ from .errors import (
     SupervisorEscalation,
     ToolError,
 )
+from .events import (
+    AssistantAudio,
+    AssistantText,
+    ProviderNotice,
+    Reconnected,
+    ReplyEnded,
+    ReplyStarted,
+    SessionEnded,
+    SessionEvent,
+    ToolCallFinished,
+    ToolCallRequested,
+    UserSpeechStarted,
+    UserSpeechStopped,
+    UserTranscript,
+)
 from .journal import Durability, FileJournal, Journal, MemoryJournal
+from .protocol import ToolOutcome, ToolSpec
 
 __version__ = "0.1.0"
 
@@ -68,6 +74,9 @@ __all__ = [
     "Durability",
     "FileJournal",
     "Intensity",
+    "InvalidArgument",
+    "InvalidArgumentType",
+    "InvalidAudio",
     "Journal",
     "JournalConflict",
     "JournalCorrupt",
@@ -88,9 +97,11 @@ __all__ = [
     "SessionStatistics",
     "SupervisorEscalation",
     "Tool",
-    "ToolCallEnded",
-    "ToolCallStarted",
+    "ToolCallFinished",
+    "ToolCallRequested",
     "ToolError",
+    "ToolOutcome",
+    "ToolSpec",
     "UserSpeechStarted",
     "UserSpeechStopped",
     "UserTranscript",

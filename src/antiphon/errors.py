@@ -4,21 +4,35 @@
 
     AntiphonError
     ├── CodecError                 bad audio input: odd byte count, unsupported rate/width
+    ├── InvalidArgument            (a ValueError) a public call got an argument it cannot take;
+    │   │                          raised before anything was queued or journalled
+    │   ├── InvalidArgumentType    (also a TypeError) the argument has the wrong type
+    │   └── InvalidAudio           (also a CodecError) send_audio's audio or its format
     ├── ProtocolError              a provider frame we cannot decode (malformed JSON, wrong shape)
     ├── JournalError
     │   ├── JournalConflict        append(expected_seq=...) did not match the stream's next seq
     │   ├── JournalCorrupt         a damaged record in the middle of a journal (offset given)
     │   └── NotAJournal            the path holds no journal
-    ├── ToolError                  a tool definition or its arguments are unusable
-    ├── ProviderError              the provider failed; carries provider, code, recoverable
-    │   ├── ConnectionLostError    the socket/stream ended without our asking
-    │   └── ProviderTimeout        connect/send/close missed its deadline
+    ├── ToolError                  a tool definition or its arguments are unusable, or the
+    │                              app answered a call not waiting for it (submit_tool_result)
+    ├── ProviderError              the provider failed or refused; typed fields: provider,
+    │   │                          http_status, close_code, provider_code, condition,
+    │   │                          recoverable, retry_after_s
+    │   ├── ConnectionLostError    the socket/stream ended without our asking (close_code)
+    │   └── ProviderTimeout        connect/send/close missed its deadline (condition)
     ├── SessionClosedError         a call on a session that has ended
     └── SupervisorEscalation       a supervised child exceeded its restart intensity
 
 Foreign exceptions (SDKs, websockets, OS) are translated once, at the edge where they are
 raised, with ``raise ... from exc``. This module imports nothing, so every layer (the pure
 ones included) may use it.
+
+A :class:`ProviderError` says what went wrong in fields of one kind each, never in one string
+with per-provider conventions: ``http_status`` (a refused websocket upgrade or HTTP request),
+``close_code`` (the websocket close code), ``provider_code`` (the provider's own error code or
+name, e.g. ``session_expired`` or ``ModelTimeoutException``) and ``condition`` (antiphon's name
+for a failure it detected itself, e.g. ``connect_timeout`` or ``eof``). :func:`cause_code`
+turns them into the short cause the runtime journals for a reconnect.
 """
 
 from __future__ import annotations
@@ -27,6 +41,9 @@ __all__ = [
     "AntiphonError",
     "CodecError",
     "ConnectionLostError",
+    "InvalidArgument",
+    "InvalidArgumentType",
+    "InvalidAudio",
     "JournalConflict",
     "JournalCorrupt",
     "JournalError",
@@ -37,6 +54,7 @@ __all__ = [
     "SessionClosedError",
     "SupervisorEscalation",
     "ToolError",
+    "cause_code",
 ]
 
 
@@ -46,6 +64,30 @@ class AntiphonError(Exception):
 
 class CodecError(AntiphonError, ValueError):
     """Audio input that the codecs cannot take (odd byte count, unsupported rate or width)."""
+
+
+class InvalidArgument(AntiphonError, ValueError):
+    """A public call got an argument it cannot take.
+
+    Raised in the caller before anything was queued, journalled or sent: the session is
+    exactly as it was, and the call may be retried with a good argument.
+
+    Attributes:
+        argument: Name of the offending argument (``"sample_rate"``, ``"tools"``, ...).
+    """
+
+    def __init__(self, message: str, *, argument: str = "") -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class InvalidArgumentType(InvalidArgument, TypeError):
+    """A public call got an argument of the wrong type (also a :class:`TypeError`)."""
+
+
+class InvalidAudio(InvalidArgument, CodecError):
+    """``send_audio`` got audio that is not PCM16 in the stated format, or a format the codecs
+    do not support (also a :class:`CodecError`)."""
 
 
 class ProtocolError(AntiphonError):
@@ -92,17 +134,27 @@ class NotAJournal(JournalError):
 
 
 class ToolError(AntiphonError):
-    """A tool definition or a tool call's arguments that cannot be used."""
+    """A tool definition or a tool call's arguments that cannot be used, or an app's result
+    (``Session.submit_tool_result``) for a call that is not waiting for one from the app."""
 
 
 class ProviderError(AntiphonError):
     """The provider reported or caused a failure.
 
+    Each field holds one kind of code; a field that does not apply is ``None`` or ``""``.
+
     Attributes:
         provider: Provider name.
-        code: Provider error code or websocket close code, as a string.
+        http_status: HTTP status of a refused websocket upgrade or request (e.g. ``401``).
+        close_code: Websocket close code of a connection that ended (e.g. ``1011``); ``1006``
+            when the socket ended without a close frame.
+        provider_code: The provider's own error code or name, as it sent it
+            (``"session_expired"``, ``"invalid_api_key"``, ``"ModelTimeoutException"``).
+        condition: antiphon's name for a failure it detected itself rather than was told
+            (``"connect_timeout"``, ``"send_timeout"``, ``"stalled"``, ``"eof"``,
+            ``"unsupported_event_loop"``, ...).
         recoverable: True when a new connection may continue the session.
-        retry_after_s: Suggested wait before reconnecting, if the provider gave one.
+        retry_after_s: Wait before reconnecting, when the provider said (HTTP ``Retry-After``).
     """
 
     def __init__(
@@ -110,13 +162,19 @@ class ProviderError(AntiphonError):
         message: str,
         *,
         provider: str = "",
-        code: str = "",
+        http_status: int | None = None,
+        close_code: int | None = None,
+        provider_code: str = "",
+        condition: str = "",
         recoverable: bool = False,
         retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
-        self.code = code
+        self.http_status = http_status
+        self.close_code = close_code
+        self.provider_code = provider_code
+        self.condition = condition
         self.recoverable = recoverable
         self.retry_after_s = retry_after_s
 
@@ -146,3 +204,32 @@ class SupervisorEscalation(AntiphonError):
         self.child = child
         self.restarts = restarts
         self.error = error
+
+
+def cause_code(error: BaseException) -> str:
+    """The short cause code of a failure, as journalled in ``ConnectionLost.cause`` and shown
+    in ``Reconnected.cause``.
+
+    * a connection that ended: ``closed:<close code>`` (``closed:1006``), or
+      ``closed:<condition>`` when there was no close code (``closed:eof``);
+    * a missed deadline: ``timeout:<condition>`` (``timeout:stalled``);
+    * any other provider error: the provider's code (``session_expired``), else
+      ``http:<status>`` for a refused upgrade, else the condition;
+    * anything else: the exception's class name.
+
+    Pure, like the rest of this module.
+    """
+    if isinstance(error, ConnectionLostError):
+        what = str(error.close_code) if error.close_code is not None else error.condition
+        if what:
+            return f"closed:{what}"
+    elif isinstance(error, ProviderTimeout) and error.condition:
+        return f"timeout:{error.condition}"
+    if isinstance(error, ProviderError):
+        if error.provider_code:
+            return error.provider_code
+        if error.http_status is not None:
+            return f"http:{error.http_status}"
+        if error.condition:
+            return error.condition
+    return type(error).__name__

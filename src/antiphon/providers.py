@@ -1,8 +1,9 @@
 """Provider presets — configuration objects, not subclasses.
 
-``OpenAIRealtime`` and ``XAIRealtime`` (OpenAI Realtime GA / beta, xAI Grok voice) are always
-available. ``GeminiLive`` needs the ``gemini`` extra (google-genai) and ``NovaSonic`` the
-``nova`` extra (aws-sdk-bedrock-runtime); they are imported on first use.
+``OpenAIRealtime`` and ``XAIRealtime`` (OpenAI Realtime GA / beta, xAI Grok voice) and
+``Phonic`` (Phonic speech-to-speech) are always available. ``GeminiLive`` needs the
+``gemini`` extra (google-genai) and ``NovaSonic`` the ``nova`` extra
+(aws-sdk-bedrock-runtime); they are imported on first use.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .adapters.openai import OpenAIRealtime, XAIRealtime
+from .adapters.phonic import Phonic
 
 if TYPE_CHECKING:
     from .adapters.gemini import GeminiLive
     from .adapters.nova import NovaSonic
 
-__all__ = ["GeminiLive", "NovaSonic", "OpenAIRealtime", "XAIRealtime"]
+__all__ = ["GeminiLive", "NovaSonic", "OpenAIRealtime", "Phonic", "XAIRealtime"]
 
 
 def __getattr__(name: str) -> Any:

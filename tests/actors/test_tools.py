@@ -128,7 +128,7 @@ async def run_calls(
         await tg.start(executor.run)
         for call in calls:
             await executor.send(call)
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             while len(record.finished()) < expected:
                 started = {e.call_id for e in record.events if isinstance(e, ToolCallStarted)}
                 if cancel and set(cancel) <= started:

@@ -143,7 +143,7 @@ def test_our_client_frames_match_the_recorded_ones(path: Path) -> None:
         elif "setup" in data:
             setup = data["setup"]
             instructions = setup["systemInstruction"]["parts"][0]["text"]
-            ours_setup = json.loads(t.handshake(SessionState(instructions=instructions))[0])[
+            ours_setup = json.loads(t.handshake(SessionState(instructions=instructions)).frames[0])[
                 "setup"
             ]
             for key in ("model", "generationConfig", "inputAudioTranscription"):

@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 from msgspec.structs import replace
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 
 from antiphon.adapters import Connection, Connector, Disposition
 from antiphon.adapters.gemini import DEFAULT_LIMITS, GeminiLive, GeminiTranslator
-from antiphon.adapters.gemini._connector import GeminiConnection
+from antiphon.adapters.gemini._connector import GeminiConnection, translate_error
+from antiphon.emulators import Fault, Trigger
 from antiphon.emulators._model import conversation_audio
 from antiphon.emulators.gemini import GeminiEmulator
 from antiphon.errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
@@ -69,7 +73,8 @@ async def opened(
     translator = p.new_translator()
     connector = p.new_connector()
     assert isinstance(connector, Connector)
-    conn = await connector.connect(translator.connect_request(state), translator.handshake(state))
+    handshake = translator.handshake(state)
+    conn = await connector.connect(translator.connect_request(state), handshake.frames)
     assert isinstance(conn, Connection)
     try:
         yield translator, conn
@@ -114,7 +119,7 @@ async def test_setup_and_seeding_reach_the_server_as_the_translator_built_them()
         assert [type(e).__name__ for e in first] == ["ProviderSessionInfo"]
         await events_until(translator, conn, lambda e: isinstance(e, GenerationEnded))
         record = emu.records[0]
-        ours = [json.loads(f) for f in translator.handshake(state)]
+        ours = [json.loads(f) for f in translator.handshake(state).frames]
         sent_setup = normalise(record.setup)
         expected = normalise(ours[0]["setup"])
         # The SDK's Schema upper-cases OpenAPI type names; everything else is ours verbatim.
@@ -183,7 +188,7 @@ async def test_unknown_frames_reach_the_translator() -> None:
     """The SDK's receive() raises on an unknown top-level key; the raw path keeps it."""
     async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
         translator.decode(await conn.receive())
-        await emu.send_unknown()
+        emu.fault(Fault.unknown())
         events = translator.decode(await conn.receive())
         assert [e.provider_type for e in events if isinstance(e, UnknownProviderEvent)] == [
             "futureServerMessage"
@@ -203,9 +208,9 @@ async def test_resume_with_handle() -> None:
         state = SessionState(
             resumption_handle=handle, epoch=2, items=(UserMessage(id="x", text="y"),)
         )
+        assert provider(emu).new_translator().handshake(state).resumed
         async with opened(emu, state) as (translator, conn):
             translator.decode(await conn.receive())
-            assert translator.resuming
         record = emu.records[1]
         assert record.resume_handle == handle
         assert record.restored_history[0] == {"role": "user", "text": "Hello there."}
@@ -219,9 +224,11 @@ async def test_stale_handle_is_1008_and_classified_fresh_start() -> None:
         state = SessionState(resumption_handle="stale")
         with pytest.raises(ConnectionLostError) as info:
             await p.new_connector().connect(
-                translator.connect_request(state), translator.handshake(state)
+                translator.connect_request(state), translator.handshake(state).frames
             )
-        assert info.value.code == "1008"
+        assert info.value.close_code == 1008
+        assert (info.value.http_status, info.value.provider_code) == (None, "")
+        assert info.value.recoverable  # as the translator classifies it
         verdict = translator.classify(info.value)
         assert verdict.disposition is Disposition.RECOVERABLE
         assert verdict.fresh_start
@@ -229,19 +236,22 @@ async def test_stale_handle_is_1008_and_classified_fresh_start() -> None:
 
 @pytest.mark.parametrize(
     ("fault", "code", "disposition"),
-    [("close_1011", "1011", Disposition.RECOVERABLE), ("drop", "1006", Disposition.RECOVERABLE)],
+    [
+        (Fault.close(1011), 1011, Disposition.RECOVERABLE),
+        (Fault.drop(), 1006, Disposition.RECOVERABLE),
+    ],
 )
 async def test_mid_generation_faults_surface_with_close_codes(
-    fault: Any, code: str, disposition: Disposition
+    fault: Fault, code: int, disposition: Disposition
 ) -> None:
     async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
         translator.decode(await conn.receive())
-        emu.fault_on_reply_audio(2, fault)
+        emu.fault(fault, at=Trigger.reply_audio(2))
         for frame in translator.encode(SendText(text="Tell me a story."), SessionState()):
             await conn.send(frame)
         with pytest.raises(ConnectionLostError) as info:
             await events_until(translator, conn, lambda e: False)
-        assert info.value.code == code
+        assert info.value.close_code == code
         assert translator.classify(info.value).disposition is disposition
         with pytest.raises(ConnectionLostError):
             await conn.send('{"realtimeInput": {"text": "late"}}')
@@ -250,16 +260,16 @@ async def test_mid_generation_faults_surface_with_close_codes(
 async def test_malformed_and_unknown_frames_mid_generation() -> None:
     async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
         translator.decode(await conn.receive())
-        emu.fault_on_reply_audio(1, "malformed")
+        emu.fault(Fault.malformed(), at=Trigger.reply_audio())
         for frame in translator.encode(SendText(text="Hello there."), SessionState()):
             await conn.send(frame)
-        with pytest.raises(ProtocolError) as info:
+        with pytest.raises(ProtocolError):
             await events_until(translator, conn, lambda e: False)
-        assert translator.classify(info.value).disposition is Disposition.IGNORE
-        # the connection is still usable: the reply carries on after the bad frame
+        # the connection is still usable: the reply carries on after the bad frame (the
+        # runtime journals the frame as a provider error and keeps the connection)
         events = await events_until(translator, conn, lambda e: isinstance(e, GenerationEnded))
         assert any(isinstance(e, GenerationEnded) for e in events)
-        emu.fault_on_reply_audio(1, "unknown")
+        emu.fault(Fault.unknown(), at=Trigger.reply_audio())
         for frame in translator.encode(SendText(text="Hello there."), SessionState()):
             await conn.send(frame)
         events = await events_until(translator, conn, lambda e: isinstance(e, UnknownProviderEvent))
@@ -269,12 +279,12 @@ async def test_malformed_and_unknown_frames_mid_generation() -> None:
 async def test_go_away_then_deadline_close() -> None:
     async with GeminiEmulator() as emu, opened(emu, SessionState()) as (translator, conn):
         translator.decode(await conn.receive())
-        await emu.go_away(0.1)
+        emu.fault(Fault.go_away(0.1))
         events = translator.decode(await conn.receive())
         assert [getattr(e, "time_left_ms", None) for e in events] == [100]
         with pytest.raises(ConnectionLostError) as info:
             await conn.receive()
-        assert info.value.code == "1011"
+        assert info.value.close_code == 1011
         assert "Deadline expired" in str(info.value)
 
 
@@ -285,7 +295,7 @@ async def test_send_deadline() -> None:
         opened(emu, SessionState(), limits=limits) as (translator, conn),
     ):
         translator.decode(await conn.receive())
-        emu.stall(3.0)  # the server stops reading: the socket backs up
+        emu.fault(Fault.stall(3.0))  # the server stops reading: the socket backs up
         # Incompressible audio (permessage-deflate would shrink silence to nothing).
         pcm = random.Random(0).randbytes(2**16)
         frame = translator.encode(AudioFrame(pcm=pcm, index=0), SessionState())[0]
@@ -313,11 +323,13 @@ async def test_connect_deadline() -> None:
         translator = p.new_translator()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(ProviderTimeout):
+        with pytest.raises(ProviderTimeout) as info:
             await p.new_connector().connect(
-                translator.connect_request(SessionState()), translator.handshake(SessionState())
+                translator.connect_request(SessionState()),
+                translator.handshake(SessionState()).frames,
             )
         assert loop.time() - started < 2.0
+        assert info.value.condition == "connect_timeout"
     finally:
         server.close()
 
@@ -328,10 +340,51 @@ async def test_refused_upgrade_is_an_http_error() -> None:
         translator = p.new_translator()
         with pytest.raises(ProviderError) as info:
             await p.new_connector().connect(
-                translator.connect_request(SessionState()), translator.handshake(SessionState())
+                translator.connect_request(SessionState()),
+                translator.handshake(SessionState()).frames,
             )
-        assert info.value.code == "http-404"
+        assert info.value.http_status == 404
+        assert (info.value.close_code, info.value.provider_code) == (None, "")
+        assert not info.value.recoverable
         assert translator.classify(info.value).disposition is Disposition.FATAL
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "recoverable", "retry_after_s"),
+    [
+        (429, "3", True, 3.0),
+        (503, "0.5", True, 0.5),
+        (503, None, True, None),
+        (401, "3", False, None),
+    ],
+)
+def test_refused_upgrade_carries_status_and_retry_after(
+    status: int, retry_after: str | None, recoverable: bool, retry_after_s: float | None
+) -> None:
+    headers = Headers({"Retry-After": retry_after} if retry_after is not None else {})
+    refused = InvalidStatus(Response(status, "refused", headers))
+    error = translate_error(refused)
+    assert (error.http_status, error.close_code, error.recoverable) == (status, None, recoverable)
+    verdict = GeminiTranslator().classify(error)
+    assert verdict.disposition is (Disposition.RECOVERABLE if recoverable else Disposition.FATAL)
+    assert verdict.retry_after_s == retry_after_s
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "recoverable"),
+    [
+        (1008, "models/x is not found for API version v1beta", False),
+        (1008, "BidiGenerateContent session not found", True),
+        (1011, "The service is currently unavailable.", True),
+    ],
+)
+def test_sdk_close_errors_carry_the_close_code(code: int, reason: str, recoverable: bool) -> None:
+    from google.genai import errors as genai_errors
+
+    error = translate_error(genai_errors.APIError(code, reason))
+    assert isinstance(error, ConnectionLostError)
+    assert (error.close_code, error.http_status, error.recoverable) == (code, None, recoverable)
+    assert reason in str(error)
 
 
 async def test_our_close_is_clean() -> None:
@@ -344,14 +397,36 @@ async def test_our_close_is_clean() -> None:
         assert emu.records[0].close_code == 1000
 
 
+async def test_closing_the_connector_is_bounded_and_idempotent() -> None:
+    # What the runtime does when a session ends, after its last connection closed.
+    async with GeminiEmulator() as emu:
+        p = provider(emu)
+        connector = p.new_connector()
+        translator = p.new_translator()
+        state = SessionState()
+        request, handshake = translator.connect_request(state), translator.handshake(state)
+        conn = await connector.connect(request, handshake.frames)
+        await conn.aclose()
+        async with asyncio.timeout(FAST.close_timeout_s + 1.0):
+            await connector.aclose()
+            await connector.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_closing_a_connector_on_trio_is_a_no_op() -> None:
+    # connect() refuses to run on trio, so the client never opened anything there.
+    await GeminiLive(api_key="k", base_url="https://127.0.0.1:9").new_connector().aclose()
+
+
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_is_refused_clearly() -> None:
     p = GeminiLive(api_key="k", base_url="https://127.0.0.1:9")
     translator = p.new_translator()
     with pytest.raises(ProviderError, match="asyncio") as info:
         await p.new_connector().connect(
-            translator.connect_request(SessionState()), translator.handshake(SessionState())
+            translator.connect_request(SessionState()), translator.handshake(SessionState()).frames
         )
+    assert info.value.condition == "unsupported_event_loop"
     assert translator.classify(info.value).disposition is Disposition.FATAL
 
 

@@ -354,7 +354,8 @@ def test_handshake_setup_fields() -> None:
         context_window_compression={"slidingWindow": {"targetTokens": 1000}},
         generation_config={"temperature": 0.5},
     )
-    (setup_frame,) = t.handshake(SessionState(instructions="Be brief.", tools=(TOOL,)))
+    handshake = t.handshake(SessionState(instructions="Be brief.", tools=(TOOL,)))
+    (setup_frame,) = handshake.frames
     setup = json.loads(setup_frame)["setup"]
     assert setup == {
         "model": "models/gemini-2.5-flash-native-audio-preview-09-2025",
@@ -380,12 +381,12 @@ def test_handshake_setup_fields() -> None:
         "sessionResumption": {},
         "contextWindowCompression": {"slidingWindow": {"targetTokens": 1000}},
     }
-    assert not t.resuming
+    assert not handshake.resumed
 
 
 def test_handshake_manual_activity_config() -> None:
     t = GeminiTranslator(manual_activity=True)
-    setup = json.loads(t.handshake(SessionState())[0])["setup"]
+    setup = json.loads(t.handshake(SessionState()).frames[0])["setup"]
     assert setup["realtimeInputConfig"] == {"automaticActivityDetection": {"disabled": True}}
 
 
@@ -402,7 +403,10 @@ HISTORY = (
 
 def test_handshake_without_handle_reseeds_history_as_turns() -> None:
     t = GeminiTranslator()
-    setup_frame, seed_frame = t.handshake(SessionState(items=HISTORY))
+    handshake = t.handshake(SessionState(items=HISTORY))
+    assert not handshake.resumed
+    assert not handshake.history_truncated  # Gemini's history is never cut
+    setup_frame, seed_frame = handshake.frames
     assert json.loads(setup_frame)["setup"]["sessionResumption"] == {}
     seed = json.loads(seed_frame)
     assert seed == {
@@ -432,10 +436,10 @@ def test_handshake_without_handle_reseeds_history_as_turns() -> None:
 
 def test_handshake_with_handle_resumes_without_reseeding() -> None:
     t = GeminiTranslator()
-    frames = t.handshake(SessionState(items=HISTORY, resumption_handle="h-9"))
-    assert len(frames) == 1
-    assert json.loads(frames[0])["setup"]["sessionResumption"] == {"handle": "h-9"}
-    assert t.resuming
+    handshake = t.handshake(SessionState(items=HISTORY, resumption_handle="h-9"))
+    assert len(handshake.frames) == 1
+    assert json.loads(handshake.frames[0])["setup"]["sessionResumption"] == {"handle": "h-9"}
+    assert handshake.resumed
 
 
 # --- encode --------------------------------------------------------------------------------
@@ -529,29 +533,42 @@ def test_encode_other_commands_send_nothing() -> None:
 # --- classify ------------------------------------------------------------------------------
 
 
+def _closed(code: int, reason: str = "") -> ConnectionLostError:
+    return ConnectionLostError(f"Gemini connection closed: {code} {reason}", close_code=code)
+
+
 @pytest.mark.parametrize(
     ("error", "disposition", "fresh"),
     [
-        (ConnectionLostError("x", code="1011"), Disposition.RECOVERABLE, False),
+        # close codes (PROVIDERS §5.6)
+        (_closed(1011), Disposition.RECOVERABLE, False),
         (
-            ConnectionLostError("closed: 1008 BidiGenerateContent session not found", code="1008"),
+            _closed(1011, "Deadline expired before operation could complete."),
             Disposition.RECOVERABLE,
-            True,
+            False,
         ),
-        (ConnectionLostError("models/x is not found", code="1008"), Disposition.FATAL, False),
-        (ConnectionLostError("invalid argument", code="1007"), Disposition.FATAL, False),
-        (ConnectionLostError("closed", code="1000"), Disposition.RECOVERABLE, False),
-        (ConnectionLostError("dropped", code="1006"), Disposition.RECOVERABLE, False),
-        (ProviderTimeout("slow", code="send-timeout"), Disposition.RECOVERABLE, False),
+        (_closed(1008, "BidiGenerateContent session not found"), Disposition.RECOVERABLE, True),
+        (_closed(1008, "models/x is not found for API version v1beta"), Disposition.FATAL, False),
+        (_closed(1008, "Operation is not implemented"), Disposition.FATAL, False),
+        (_closed(1007, "Request contains an invalid argument."), Disposition.FATAL, False),
+        (_closed(1000), Disposition.RECOVERABLE, False),
+        (_closed(1001), Disposition.RECOVERABLE, False),
+        (_closed(1006), Disposition.RECOVERABLE, False),
+        (_closed(1011, "Token has been used too many times"), Disposition.FATAL, False),
+        # HTTP statuses of a refused upgrade
+        (ProviderError("HTTP 503", http_status=503), Disposition.RECOVERABLE, False),
+        (ProviderError("HTTP 429", http_status=429), Disposition.RECOVERABLE, False),
+        (ProviderError("HTTP 403", http_status=403), Disposition.FATAL, False),
+        (ProviderError("HTTP 404", http_status=404), Disposition.FATAL, False),
+        # failures the connector detected itself
+        (ConnectionLostError("no route", condition="connect"), Disposition.RECOVERABLE, False),
+        (ProviderTimeout("slow", condition="send_timeout"), Disposition.RECOVERABLE, False),
+        (ProtocolError("bad frame"), Disposition.RECOVERABLE, False),
         (
-            ConnectionLostError("1011 Token has been used too many times", code="1011"),
+            ProviderError("asyncio only", condition="unsupported_event_loop"),
             Disposition.FATAL,
             False,
         ),
-        (ProviderError("HTTP 503", code="http-503"), Disposition.RECOVERABLE, False),
-        (ProviderError("HTTP 403", code="http-403"), Disposition.FATAL, False),
-        (ProtocolError("bad frame"), Disposition.IGNORE, False),
-        (ProviderError("asyncio only", code="unsupported-event-loop"), Disposition.FATAL, False),
         (RuntimeError("bug"), Disposition.FATAL, False),
     ],
 )
@@ -559,6 +576,19 @@ def test_classify(error: BaseException, disposition: Disposition, fresh: bool) -
     result = GeminiTranslator().classify(error)
     assert result.disposition is disposition
     assert result.fresh_start is fresh
+
+
+@pytest.mark.parametrize(
+    ("error", "retry_after_s"),
+    [
+        (ProviderError("HTTP 429", http_status=429, retry_after_s=4.0), 4.0),
+        (ProviderError("HTTP 503", http_status=503, retry_after_s=0.5), 0.5),
+        (ProviderError("HTTP 503", http_status=503), None),
+        (ProviderError("HTTP 403", http_status=403, retry_after_s=4.0), None),  # fatal: no wait
+    ],
+)
+def test_classify_honours_retry_after(error: ProviderError, retry_after_s: float | None) -> None:
+    assert GeminiTranslator().classify(error).retry_after_s == retry_after_s
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -36,7 +37,6 @@ from antiphon.protocol import (
     InputTranscriptFinal,
     Interrupt,
     KeepAlive,
-    RotateConnection,
     SendText,
     SessionState,
     ToolCallRequested,
@@ -114,11 +114,11 @@ def primed(state: SessionState | None = None, **kw: Any) -> NovaTranslator:
     return tr
 
 
-def names(frames: list[Any]) -> list[str]:
+def names(frames: Sequence[Any]) -> list[str]:
     return [next(iter(json.loads(f)["event"])) for f in frames]
 
 
-def bodies(frames: list[Any]) -> list[dict[str, Any]]:
+def bodies(frames: Sequence[Any]) -> list[dict[str, Any]]:
     return [next(iter(json.loads(f)["event"].values())) for f in frames]
 
 
@@ -409,7 +409,10 @@ def test_handshake_shape_with_tools_and_history() -> None:
         items=(UserMessage(id="u", text="hi"), AssistantMessage(id="a", text="hello")),
     )
     tr = NovaTranslator(NovaOptions(voice="tiffany", endpointing_sensitivity="HIGH"))
-    frames = tr.handshake(state)
+    handshake = tr.handshake(state)
+    assert not handshake.history_truncated
+    assert not handshake.resumed  # Nova keeps no state between streams
+    frames = handshake.frames
     assert names(frames) == [
         "sessionStart",
         "promptStart",
@@ -442,10 +445,10 @@ def test_handshake_shape_with_tools_and_history() -> None:
 
 def test_nova_1_gets_no_turn_detection_and_no_tools_means_no_tool_config() -> None:
     tr = NovaTranslator(NovaOptions(model="amazon.nova-sonic-v1:0", endpointing_sensitivity="LOW"))
-    b = bodies(tr.handshake(_state()))
+    b = bodies(tr.handshake(_state()).frames)
     assert "turnDetectionConfiguration" not in b[0]
     assert "toolConfiguration" not in b[1]
-    assert names(tr.handshake(_state()))[2] == "contentStart"  # no instructions: no SYSTEM
+    assert names(tr.handshake(_state()).frames)[2] == "contentStart"  # no instructions: no SYSTEM
 
 
 def test_names_are_deterministic_per_session_and_epoch() -> None:
@@ -454,9 +457,9 @@ def test_names_are_deterministic_per_session_and_epoch() -> None:
     assert first == NovaTranslator().handshake(state)  # a replay builds the same frames
     next_epoch = NovaTranslator().handshake(msgspec.structs.replace(state, epoch=4))
     other_session = NovaTranslator().handshake(msgspec.structs.replace(state, session_id="t"))
-    prompt = bodies(first)[1]["promptName"]
-    assert bodies(next_epoch)[1]["promptName"] != prompt
-    assert bodies(other_session)[1]["promptName"] != prompt
+    prompt = bodies(first.frames)[1]["promptName"]
+    assert bodies(next_epoch.frames)[1]["promptName"] != prompt
+    assert bodies(other_session.frames)[1]["promptName"] != prompt
     assert str(uuid.UUID(prompt)) == prompt  # names are UUIDs, as the service expects
 
 
@@ -518,11 +521,15 @@ def test_handshake_respects_limit_configuration() -> None:
         (UserMessage if i % 2 == 0 else AssistantMessage)(id=str(i), text="x" * 50)
         for i in range(20)
     )
-    assert names(NovaTranslator().handshake(_state(items=items))).count("textInput") == 20
+    whole = NovaTranslator().handshake(_state(items=items))
+    assert names(whole.frames).count("textInput") == 20
+    assert not whole.history_truncated
     limits = msgspec.structs.replace(DEFAULT_LIMITS, max_history_messages=5, max_message_bytes=10)
-    b = bodies(NovaTranslator(limits=limits).handshake(_state(items=items)))
-    history = [x["content"] for x in b if "content" in x]
+    cut = NovaTranslator(limits=limits).handshake(_state(items=items))
+    history = [x["content"] for x in bodies(cut.frames) if "content" in x]
     assert history == ["x" * 10] * 4  # the 5 newest start with ASSISTANT: dropped
+    # ... so the reconnect is reported as not fully restored
+    assert cut.history_truncated
 
 
 # --- encode -----------------------------------------------------------------------------------
@@ -567,14 +574,15 @@ def test_tool_result_only_for_calls_of_this_stream() -> None:
     assert tr.encode(DeliverToolResult(call_id="tu", name="f", output="{}"), state) == []
 
 
-@pytest.mark.parametrize("command", [CloseSession(), RotateConnection(cause="age")])
-def test_close_sequence_once(command: Any) -> None:
+def test_close_sequence_once() -> None:
+    command = CloseSession()
     tr = primed()
     frames = tr.encode(command, SessionState())
     assert names(frames) == ["contentEnd", "promptEnd", "sessionEnd"]
     assert bodies(frames)[0]["contentName"] == tr.audio_content_name
     assert tr.encode(command, SessionState()) == []
     assert tr.encode(AudioFrame(pcm=b"\0\0", index=1), SessionState()) == []
+    assert tr.encode(KeepAlive(), SessionState()) == []  # no audio block to keep alive
 
 
 def test_keepalive_is_silent_audio() -> None:
@@ -594,77 +602,133 @@ def test_commands_nova_cannot_carry_mid_stream(command: Any) -> None:
 # --- classify ---------------------------------------------------------------------------------
 
 
+def _service(code: str, message: str = "x", **kw: Any) -> ProviderError:
+    return ProviderError(message, provider_code=code, **kw)
+
+
 @pytest.mark.parametrize(
     ("error", "disposition"),
     [
-        (ProviderError("Model has timed out", code="ModelTimeoutException"), "recoverable"),
-        (ProviderError("slow down", code="ThrottlingException"), "recoverable"),
-        (ProviderError("x", code="ServiceUnavailableException"), "recoverable"),
-        (ProviderError("x", code="InternalServerException"), "recoverable"),
-        (ProviderError("x", code="ModelStreamErrorException"), "recoverable"),
-        (ProviderError("Invalid event bytes.", code="InvalidEventBytes"), "recoverable"),
-        (ProviderError("x", code="ChecksumMismatch"), "recoverable"),
+        # the service's own error names
+        (_service("ModelTimeoutException", "Model has timed out"), "recoverable"),
+        (_service("ThrottlingException", "slow down"), "recoverable"),
+        (_service("ServiceUnavailableException"), "recoverable"),
+        (_service("InternalServerException"), "recoverable"),
+        (_service("ModelStreamErrorException"), "recoverable"),
+        (_service("ModelNotReadyException"), "recoverable"),
+        (_service("SomethingNewException"), "recoverable"),  # unknown: the budget bounds it
         (
-            ProviderError(
+            _service(
+                "ValidationException",
                 "... InternalErrorCode=531::RST_STREAM closed stream. HTTP/2 error code: NO_ERROR",
-                code="ValidationException",
             ),
             "recoverable",
         ),
-        (ProviderError("System instability detected", code="ValidationException"), "recoverable"),
-        (ProviderError("Tool Response parsing error", code="ValidationException"), "recoverable"),
+        (_service("ValidationException", "System instability detected"), "recoverable"),
+        (_service("ValidationException", "Tool Response parsing error"), "recoverable"),
         (
-            ProviderError(
+            _service(
+                "ValidationException",
                 "Chat history should be sent completely before streaming audio.",
-                code="ValidationException",
             ),
             "fatal",
         ),
-        (ProviderError("no", code="AccessDeniedException"), "fatal"),
-        (ProviderError("no", code="ResourceNotFoundException"), "fatal"),
-        (ConnectionLostError("eof", code="eof", recoverable=True), "recoverable"),
-        (ProviderTimeout("send", code="send_timeout"), "recoverable"),
-        (ProtocolError("bad frame"), "ignore"),
+        (_service("AccessDeniedException", "no"), "fatal"),
+        (_service("ResourceNotFoundException", "no"), "fatal"),
+        (_service("ServiceQuotaExceededException", "no"), "fatal"),
+        # HTTP statuses of a refused stream, when only the status is known
+        (ProviderError("x", http_status=403), "fatal"),
+        (ProviderError("x", http_status=400), "fatal"),
+        (ProviderError("x", http_status=404), "fatal"),
+        (ProviderError("x", http_status=408), "recoverable"),
+        (ProviderError("x", http_status=424), "recoverable"),
+        (ProviderError("x", http_status=429), "recoverable"),
+        (ProviderError("x", http_status=503), "recoverable"),
+        # the service's name wins over its status
+        (_service("ModelTimeoutException", http_status=408), "recoverable"),
+        (_service("AccessDeniedException", http_status=403), "fatal"),
+        # failures the connector detected itself
+        (ConnectionLostError("eof", condition="eof", recoverable=True), "recoverable"),
+        (ConnectionLostError("reset", condition="transport", recoverable=True), "recoverable"),
+        (ProviderError("Invalid event bytes.", condition="event_stream"), "recoverable"),
+        (ProviderError("x", condition="unknown_exception_type"), "recoverable"),
+        (ProviderTimeout("send", condition="send_timeout"), "recoverable"),
+        (ProviderError("asyncio only", condition="unsupported_event_loop"), "fatal"),
+        (ProviderError("no region", condition="config"), "fatal"),
+        (ProviderError("handshake failed", condition="tls"), "fatal"),
+        (ProtocolError("bad frame"), "recoverable"),
     ],
 )
 def test_classify(error: BaseException, disposition: str) -> None:
     assert primed().classify(error).disposition == Disposition(disposition)
 
 
-def test_throttling_suggests_a_wait() -> None:
-    cls = primed().classify(ProviderError("x", code="ThrottlingException"))
-    assert cls.retry_after_s is not None
-    assert cls.retry_after_s > 0
+@pytest.mark.parametrize(
+    ("error", "retry_after_s"),
+    [
+        # the documented minimum back-off, also when the SDK names none or a shorter one
+        (_service("ThrottlingException"), 1.0),
+        (_service("ThrottlingException", retry_after_s=0.2), 1.0),
+        (_service("ThrottlingException", retry_after_s=5.0), 5.0),
+        (_service("ServiceUnavailableException", retry_after_s=2.0), 2.0),
+        (_service("ModelTimeoutException"), None),
+        (ProviderError("x", http_status=429, retry_after_s=3.0), 3.0),
+    ],
+)
+def test_classify_says_when_to_come_back(error: ProviderError, retry_after_s: float | None) -> None:
+    assert primed().classify(error).retry_after_s == retry_after_s
 
 
 # --- SDK exceptions at the connector's edge ---------------------------------------------------
 
 
-def test_sdk_exceptions_are_translated_with_class_names() -> None:
+def test_sdk_exceptions_are_translated_into_typed_fields() -> None:
     from aws_sdk_bedrock_runtime.models import (
         AccessDeniedException,
         ModelTimeoutException,
         ThrottlingException,
         ValidationException,
     )
+    from smithy_aws_core.config.exceptions import ConfigValidationError
     from smithy_aws_event_stream.exceptions import InvalidEventBytes, UnmodeledEventError
+    from smithy_core.response import ResponseMetadata
 
     from antiphon.adapters.nova import translate_exception
 
-    cases: list[tuple[BaseException, str, bool]] = [
-        (ModelTimeoutException(message="Model has timed out"), "ModelTimeoutException", True),
-        (ThrottlingException(message="slow"), "ThrottlingException", True),
-        (ValidationException(message="x 531::RST_STREAM y"), "ValidationException", True),
-        (ValidationException(message="bad history"), "ValidationException", False),
-        (AccessDeniedException(message="no"), "AccessDeniedException", False),
-        (InvalidEventBytes(), "InvalidEventBytes", True),
-        (UnmodeledEventError("Boom", "went wrong"), "UnmodeledEventError", True),
-        (KeyError("newException"), "unknown_exception_type", True),
+    refused = AccessDeniedException(
+        message="no", response_metadata=ResponseMetadata(http_status_code=403)
+    )
+    cases: list[tuple[BaseException, str, str, int | None, bool]] = [
+        (
+            ModelTimeoutException(message="Model has timed out"),
+            "ModelTimeoutException",
+            "",
+            None,
+            True,
+        ),
+        (ThrottlingException(message="slow"), "ThrottlingException", "", None, True),
+        (ValidationException(message="x 531::RST_STREAM y"), "ValidationException", "", None, True),
+        (ValidationException(message="bad history"), "ValidationException", "", None, False),
+        (AccessDeniedException(message="no"), "AccessDeniedException", "", None, False),
+        (refused, "AccessDeniedException", "", 403, False),
+        (InvalidEventBytes(), "", "event_stream", None, True),
+        (UnmodeledEventError("Boom", "went wrong"), "Boom", "", None, True),
+        (KeyError("newException"), "", "unknown_exception_type", None, True),
+        (ConfigValidationError("region", "no region"), "", "config", None, False),
     ]
-    for exc, code, recoverable in cases:
+    for exc, code, condition, status, recoverable in cases:
         err = translate_exception(exc)
-        assert (err.code, err.recoverable, err.provider) == (code, recoverable, "nova")
+        assert (err.provider_code, err.condition, err.http_status, err.close_code) == (
+            code,
+            condition,
+            status,
+            None,
+        ), exc
+        assert (err.recoverable, err.provider) == (recoverable, "nova"), exc
     assert str(translate_exception(ValidationException(message="bad history"))) == "bad history"
+    # the documented minimum back-off rides on the error too
+    assert translate_exception(ThrottlingException(message="slow")).retry_after_s == 1.0
     lost = translate_exception(OSError("Failed to read from stream."))
     assert isinstance(lost, ConnectionLostError)
+    assert (lost.condition, lost.close_code) == ("transport", None)
     assert lost.recoverable

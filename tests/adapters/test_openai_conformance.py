@@ -275,7 +275,7 @@ def test_handshake_session_update_has_the_real_clients_shape(path: Path) -> None
     if "output_modalities" in recorded:
         options["output_modalities"] = recorded["output_modalities"]
     state = SessionState(instructions=recorded["instructions"], tools=tools, options=options)
-    frames = _translator(path).handshake(state)
+    frames = _translator(path).handshake(state).frames
     ours = json.loads(frames[0])
     assert ours["type"] == "session.update"
     session = ours["session"]
@@ -341,5 +341,5 @@ def test_encoded_client_frames_match_recording(path: Path) -> None:
         i += 1
     assert ours == sent
     if seeded:
-        handshake = [json.loads(f) for f in translator.handshake(state)[1:]]
+        handshake = [json.loads(f) for f in translator.handshake(state).frames[1:]]
         assert handshake == seeded

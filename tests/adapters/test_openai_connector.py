@@ -75,7 +75,10 @@ async def test_connect_sends_auth_model_and_handshake_then_close_1001_is_recover
     preset = OpenAIRealtime(api_key=SECRET, limits=_limits())
     translator = preset.new_translator()
     state = SessionState(instructions="Be brief.")
-    handshake = translator.handshake(state) + translator.encode(SendText(text="hi"), state)
+    handshake = [
+        *translator.handshake(state).frames,
+        *translator.encode(SendText(text="hi"), state),
+    ]
     caplog.set_level(logging.DEBUG, logger="antiphon.adapters.openai.websocket")
     async with realtime_server(expect_frames=len(handshake)) as (url, rec):
         connector = preset.replace(url=url).new_connector()
@@ -90,7 +93,8 @@ async def test_connect_sends_auth_model_and_handshake_then_close_1001_is_recover
     assert rec.headers[0]["Authorization"] == f"Bearer {SECRET}"
     assert "OpenAI-Beta" not in rec.headers[0]
     assert rec.frames == handshake  # in order, unchanged
-    assert info.value.code == "1001"
+    assert info.value.close_code == 1001
+    assert (info.value.http_status, info.value.provider_code) == (None, "")
     assert info.value.recoverable
     assert translator.classify(info.value).disposition is Disposition.RECOVERABLE
     # The key went over the wire but not into the debug log of the upgrade request.
@@ -110,7 +114,7 @@ async def test_clean_close_1000_we_did_not_ask_for_is_still_lost() -> None:
             await conn.send('{"type":"response.create"}')
         await conn.aclose()
     assert rec.paths == ["/v1/realtime?model=grok-voice-latest"]
-    assert info.value.code == "1000"
+    assert info.value.close_code == 1000
     assert info.value.recoverable
 
 
@@ -122,7 +126,7 @@ async def test_policy_close_is_fatal() -> None:
         await conn.receive()
         with anyio.fail_after(5), pytest.raises(ConnectionLostError) as info:
             await conn.receive()
-    assert info.value.code == "1008"
+    assert info.value.close_code == 1008
     assert not info.value.recoverable
     assert preset.new_translator().classify(info.value).disposition is Disposition.FATAL
 
@@ -148,9 +152,41 @@ async def test_unauthorized_upgrade_is_fatal() -> None:
     async with realtime_server(expect_frames=0, process_request=refuse) as (url, _):
         with anyio.fail_after(5), pytest.raises(ProviderError) as info:
             await preset.replace(url=url).new_connector().connect(ConnectRequest(), [])
-    assert info.value.code == "401"
+    assert info.value.http_status == 401
+    assert (info.value.close_code, info.value.provider_code) == (None, "")
     assert not info.value.recoverable
     assert preset.new_translator().classify(info.value).disposition is Disposition.FATAL
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected_s"),
+    [
+        (HTTPStatus.TOO_MANY_REQUESTS, "7", 7.0),
+        (HTTPStatus.SERVICE_UNAVAILABLE, "2.5", 2.5),
+        (HTTPStatus.SERVICE_UNAVAILABLE, "Wed, 21 Oct 2015 07:28:00 GMT", None),
+        (HTTPStatus.BAD_GATEWAY, None, None),
+    ],
+)
+async def test_busy_upgrade_is_recoverable_after_retry_after(
+    status: HTTPStatus, retry_after: str | None, expected_s: float | None
+) -> None:
+    def busy(ws: ServerConnection, request: Request) -> Response:
+        response = ws.respond(status, "busy\n")
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
+        return response
+
+    preset = OpenAIRealtime(api_key=SECRET, limits=_limits())
+    async with realtime_server(expect_frames=0, process_request=busy) as (url, _):
+        with anyio.fail_after(5), pytest.raises(ProviderError) as info:
+            await preset.replace(url=url).new_connector().connect(ConnectRequest(), [])
+    assert info.value.http_status == status
+    assert info.value.retry_after_s == expected_s
+    assert info.value.recoverable
+    verdict = preset.new_translator().classify(info.value)
+    assert verdict.disposition is Disposition.RECOVERABLE
+    assert verdict.retry_after_s == expected_s
 
 
 @pytest.mark.anyio
@@ -179,6 +215,7 @@ async def test_connect_deadline_against_a_silent_server() -> None:
             await preset.new_connector().connect(ConnectRequest(), [])
         elapsed = time.monotonic() - start
     assert elapsed < 2.0
+    assert info.value.condition == "connect_timeout"
     assert info.value.recoverable
     assert preset.new_translator().classify(info.value).disposition is Disposition.RECOVERABLE
 
@@ -192,6 +229,7 @@ async def test_unreachable_server_is_recoverable() -> None:
         with anyio.fail_after(5), pytest.raises(ProviderError) as info:
             await preset.new_connector().connect(ConnectRequest(), [])
     assert info.value.recoverable
+    assert info.value.condition == "connect_failed"
     assert not isinstance(info.value, ProviderTimeout)
 
 
@@ -201,4 +239,5 @@ async def test_trio_is_refused_clearly() -> None:
     connector = OpenAIRealtime(api_key=SECRET).new_connector()
     with pytest.raises(ProviderError, match="asyncio only") as info:
         await connector.connect(ConnectRequest(), [])
+    assert info.value.condition == "unsupported_event_loop"
     assert not info.value.recoverable

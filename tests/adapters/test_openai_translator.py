@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from antiphon.adapters import Connector, Disposition, Limits, Provider, Translator
 from antiphon.adapters.openai import OpenAIRealtime, OpenAITranslator, XAIRealtime
+from antiphon.adapters.openai._translator import (
+    FATAL_CLOSE_CODES,
+    FATAL_PROVIDER_CODES,
+    RECOVERABLE_PROVIDER_CODES,
+    RETRYABLE_HTTP_STATUSES,
+)
 from antiphon.errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
 from antiphon.protocol import (
     AssistantMessage,
@@ -34,7 +41,6 @@ from antiphon.protocol import (
     PendingToolCall,
     ProviderErrorEvent,
     ProviderSessionInfo,
-    RotateConnection,
     SendAudio,
     SendText,
     SessionState,
@@ -66,7 +72,7 @@ def _xai() -> OpenAITranslator:
     return XAIRealtime().new_translator()
 
 
-def _frames(frames: list[str | bytes]) -> list[dict[str, Any]]:
+def _frames(frames: Sequence[str | bytes]) -> list[dict[str, Any]]:
     return [json.loads(f) for f in frames]
 
 
@@ -403,7 +409,6 @@ def test_send_text_generate_reply_and_tool_result() -> None:
     "command",
     [
         KeepAlive(),
-        RotateConnection(),
         CloseSession(),
         SendAudio(pcm=b"\0\0", sample_rate=16_000),
         SubmitToolResult(call_id="c", output="x"),
@@ -491,7 +496,7 @@ _HISTORY = (
 def test_handshake_ga_shape_and_history_reseeding() -> None:
     spec = ToolSpec(name="get_weather", description="Weather.")
     state = SessionState(instructions="Be nice.", tools=(spec,), items=_HISTORY)
-    frames = _frames(_openai(voice="cedar").handshake(state))
+    frames = _frames(_openai(voice="cedar").handshake(state).frames)
     session = frames[0]["session"]
     assert frames[0]["type"] == "session.update"
     assert session["type"] == "realtime"
@@ -547,7 +552,7 @@ def test_handshake_leaves_undelivered_outputs_to_the_runtime() -> None:
         output='{"temp":12}',
     )
     state = SessionState(items=_HISTORY[:4], pending_tools=(pending,))
-    items = [f["item"] for f in _frames(_openai().handshake(state))[1:]]
+    items = [f["item"] for f in _frames(_openai().handshake(state).frames)[1:]]
     assert [i["type"] for i in items] == ["message", "message", "function_call"]
     frames = _openai().encode(
         DeliverToolResult(call_id="call_1", name="get_weather", output='{"temp":12}'), state
@@ -556,7 +561,7 @@ def test_handshake_leaves_undelivered_outputs_to_the_runtime() -> None:
 
 
 def test_handshake_beta_shape() -> None:
-    frames = _frames(_openai(beta=True).handshake(SessionState(items=_HISTORY)))
+    frames = _frames(_openai(beta=True).handshake(SessionState(items=_HISTORY)).frames)
     session = frames[0]["session"]
     assert "type" not in session
     assert session["input_audio_format"] == "pcm16"
@@ -566,14 +571,14 @@ def test_handshake_beta_shape() -> None:
 
 
 def test_handshake_xai_shape() -> None:
-    frames = _frames(_xai().handshake(SessionState(instructions="hi")))
+    frames = _frames(_xai().handshake(SessionState(instructions="hi")).frames)
     session = frames[0]["session"]
     assert "type" not in session
     assert session["voice"] == "eve"
     assert session["turn_detection"]["type"] == "server_vad"
     assert session["audio"]["input"]["transcription"] == {"model": "grok-transcribe"}
     manual = _frames(
-        XAIRealtime(turn_detection={"type": None}).new_translator().handshake(SessionState())
+        XAIRealtime(turn_detection={"type": None}).new_translator().handshake(SessionState()).frames
     )
     assert manual[0]["session"]["turn_detection"] == {"type": None}
 
@@ -581,7 +586,10 @@ def test_handshake_xai_shape() -> None:
 def test_handshake_history_cap_keeps_calls_with_outputs() -> None:
     limits = Limits(max_history_messages=3)
     t = _openai(limits=limits)
-    items = [f["item"] for f in _frames(t.handshake(SessionState(items=_HISTORY)))[1:]]
+    handshake = t.handshake(SessionState(items=_HISTORY))
+    assert handshake.history_truncated  # the reconnect is then reported as not fully restored
+    assert not _openai().handshake(SessionState(items=_HISTORY)).history_truncated
+    items = [f["item"] for f in _frames(handshake.frames)[1:]]
     # Newest three: the output (its call was cut off, so it goes too), the empty user item
     # (skipped) and the last assistant message.
     assert items == [
@@ -596,28 +604,56 @@ def test_handshake_history_cap_keeps_calls_with_outputs() -> None:
 # --- classify -----------------------------------------------------------------------------
 
 
+def _lost(close_code: int | None) -> ConnectionLostError:
+    return ConnectionLostError("x", close_code=close_code, recoverable=True)
+
+
+def _refused(status: int, retry_after_s: float | None = None) -> ProviderError:
+    return ProviderError("x", http_status=status, retry_after_s=retry_after_s)
+
+
 @pytest.mark.parametrize(
     ("error", "disposition"),
     [
-        (ConnectionLostError("x", code="1001", recoverable=True), Disposition.RECOVERABLE),
-        (ConnectionLostError("x", code="1000", recoverable=True), Disposition.RECOVERABLE),
-        (ConnectionLostError("x", code="1006", recoverable=True), Disposition.RECOVERABLE),
-        (ConnectionLostError("x", code="1011", recoverable=True), Disposition.RECOVERABLE),
-        (ConnectionLostError("x", code="1012", recoverable=True), Disposition.RECOVERABLE),
-        (ConnectionLostError("x", code="1013", recoverable=True), Disposition.RECOVERABLE),
-        (ConnectionLostError("x", code="1008"), Disposition.FATAL),
-        (ConnectionLostError("x", code="4001"), Disposition.FATAL),
-        (ProviderError("x", code="session_expired"), Disposition.RECOVERABLE),
-        (ProviderError("x", code="server_error"), Disposition.RECOVERABLE),
-        (ProviderError("x", code="invalid_api_key", recoverable=True), Disposition.FATAL),
-        (ProviderError("x", code="insufficient_quota"), Disposition.FATAL),
-        (ProviderError("x", code="401", recoverable=False), Disposition.FATAL),
-        (ProviderError("x", code="403"), Disposition.FATAL),
-        (ProviderError("x", code="response_cancel_not_active"), Disposition.IGNORE),
-        (ProviderError("x", code="input_audio_buffer_commit_empty"), Disposition.IGNORE),
-        (ProviderTimeout("x", code="connect_timeout"), Disposition.RECOVERABLE),
-        (ProviderError("x", code="connect_failed", recoverable=True), Disposition.RECOVERABLE),
-        (ProviderError("x", code="missing_api_key", recoverable=False), Disposition.FATAL),
+        # close codes: a close we did not ask for is recoverable, a refusing one is not
+        (_lost(1000), Disposition.RECOVERABLE),
+        (_lost(1001), Disposition.RECOVERABLE),
+        (_lost(1006), Disposition.RECOVERABLE),
+        (_lost(1011), Disposition.RECOVERABLE),
+        (_lost(1012), Disposition.RECOVERABLE),
+        (_lost(1013), Disposition.RECOVERABLE),
+        (_lost(None), Disposition.RECOVERABLE),
+        (_lost(1008), Disposition.FATAL),
+        (_lost(4001), Disposition.FATAL),
+        # HTTP statuses of a refused upgrade
+        (_refused(401), Disposition.FATAL),
+        (_refused(403), Disposition.FATAL),
+        (_refused(404), Disposition.FATAL),
+        (_refused(408), Disposition.RECOVERABLE),
+        (_refused(429), Disposition.RECOVERABLE),
+        (_refused(500), Disposition.RECOVERABLE),
+        (_refused(503), Disposition.RECOVERABLE),
+        # the provider's own codes
+        (ProviderError("x", provider_code="session_expired"), Disposition.RECOVERABLE),
+        (ProviderError("x", provider_code="server_error"), Disposition.RECOVERABLE),
+        (ProviderError("x", provider_code="rate_limit_exceeded"), Disposition.RECOVERABLE),
+        (
+            ProviderError("x", provider_code="invalid_api_key", recoverable=True),
+            Disposition.FATAL,
+        ),
+        (ProviderError("x", provider_code="insufficient_quota"), Disposition.FATAL),
+        # a fatal provider code wins over a close code that alone would be recoverable
+        (
+            ConnectionLostError("x", close_code=1000, provider_code="invalid_api_key"),
+            Disposition.FATAL,
+        ),
+        # failures the connector detected itself
+        (ProviderTimeout("x", condition="connect_timeout"), Disposition.RECOVERABLE),
+        (
+            ProviderError("x", condition="connect_failed", recoverable=True),
+            Disposition.RECOVERABLE,
+        ),
+        (ProviderError("x", condition="missing_api_key", recoverable=False), Disposition.FATAL),
         (ProtocolError("bad frame"), Disposition.RECOVERABLE),
         (RuntimeError("anything"), Disposition.RECOVERABLE),
     ],
@@ -630,11 +666,26 @@ def test_classify(error: BaseException, disposition: Disposition) -> None:
         assert result.reason
 
 
-def test_classify_rate_limit_keeps_retry_after() -> None:
-    err = ProviderError("slow down", code="rate_limit_exceeded", retry_after_s=3.0)
-    result = _openai().classify(err)
+@pytest.mark.parametrize(
+    ("error", "retry_after_s"),
+    [
+        (_refused(429, retry_after_s=3.0), 3.0),
+        (_refused(503, retry_after_s=1.5), 1.5),
+        (_refused(503), None),
+        (ProviderError("x", provider_code="rate_limit_exceeded", retry_after_s=3.0), 3.0),
+    ],
+)
+def test_classify_keeps_the_servers_retry_after(
+    error: ProviderError, retry_after_s: float | None
+) -> None:
+    result = _openai().classify(error)
     assert result.disposition is Disposition.RECOVERABLE
-    assert result.retry_after_s == 3.0
+    assert result.retry_after_s == retry_after_s
+
+
+def test_classify_tables_hold_one_kind_each() -> None:
+    assert all(isinstance(c, int) for c in FATAL_CLOSE_CODES | RETRYABLE_HTTP_STATUSES)
+    assert not any(c.isdigit() for c in FATAL_PROVIDER_CODES | RECOVERABLE_PROVIDER_CODES)
 
 
 # --- presets ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from antiphon.codecs import (
     float32_to_pcm16,
     pcm16_to_float32,
     pcm_duration_ms,
+    pcm_frame_bytes,
     upmix,
 )
 from antiphon.errors import CodecError
@@ -240,3 +242,40 @@ def test_upmix_then_downmix_is_identity_for_mono(samples: list[int], channels: i
     up = upmix(mono, channels)
     assert len(up) == len(mono) * channels
     assert downmix(up, channels) == mono
+
+
+# --- frame sizes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame_ms", "rate", "channels", "expected"),
+    [
+        (20, 16_000, 1, 640),
+        (20, 24_000, 1, 960),
+        (32, 16_000, 1, 1024),  # Nova's 32 ms frames
+        (40, 11_025, 1, 882),
+        (10, 44_100, 2, 1764),
+        (1, 48_000, 8, 768),
+    ],
+)
+def test_pcm_frame_bytes(frame_ms: int, rate: int, channels: int, expected: int) -> None:
+    assert pcm_frame_bytes(frame_ms, rate, channels) == expected
+    assert pcm_duration_ms(expected, rate, channels) == frame_ms
+
+
+@pytest.mark.parametrize(
+    ("frame_ms", "rate", "channels", "message"),
+    [
+        (20, 11_025, 1, "20 ms at 11025 Hz is not a whole number of samples"),
+        (21, 16_000 + 1, 1, "not a whole number of samples"),
+        (0, 16_000, 1, "frame_ms must be a positive int, got 0"),
+        (-20, 16_000, 1, "frame_ms must be a positive int, got -20"),
+        (20.0, 16_000, 1, "frame_ms must be a positive int, got 20.0"),
+        (20, 0, 1, "sample rate must be a positive int, got 0"),
+        (20, True, 1, "sample rate must be a positive int, got True"),
+        (20, 16_000, 0, "channels must be 1..8, got 0"),
+    ],
+)
+def test_pcm_frame_bytes_rejects(frame_ms: Any, rate: Any, channels: int, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        pcm_frame_bytes(frame_ms, rate, channels)

@@ -20,7 +20,8 @@ from _session_log import FAST, SessionLog, cut_frames
 
 import antiphon
 from antiphon.adapters import Limits
-from antiphon.emulators.openai import ConnectionRecord, OpenAIEmulator
+from antiphon.emulators import Fault, Trigger
+from antiphon.emulators.openai import OpenAIEmulator, OpenAIRecord
 from antiphon.providers import OpenAIRealtime, XAIRealtime
 
 Variant = Literal["openai", "xai"]
@@ -60,11 +61,15 @@ async def open_harness(
     instructions: str = "Be brief.",
     limits: dict[str, Any] | None = None,
     journal: antiphon.Journal | None = None,
+    faults: Sequence[tuple[Fault, Trigger]] = (),
     **emulator: Any,
 ) -> AsyncIterator[Harness]:
     """Emulator + session + event reader. On exit the session is closed, the emulator has
-    finished recording every connection, and then it stops."""
+    finished recording every connection, and then it stops. ``faults`` are scheduled on the
+    emulator before the session connects."""
     async with OpenAIEmulator(variant=variant, **emulator) as emu:
+        for fault, trigger in faults:
+            emu.fault(fault, at=trigger)
         provider = make_provider(variant, emu.url, **(limits or {}))
         async with antiphon.open_session(
             provider,
@@ -82,8 +87,8 @@ async def open_harness(
                     await session.aclose()
         # Let the emulator's handlers record how each connection ended before it stops
         # (stopping marks still-open connections as closed by the server).
-        with anyio.fail_after(2.0):
-            while any(c.closed_by is None for c in emu.connections):
+        with anyio.fail_after(30.0):
+            while any(c.closed_by is None for c in emu.records):
                 await anyio.sleep(0.005)
 
 
@@ -98,7 +103,7 @@ class AudioReport:
 
 
 def audio_continuity(
-    expected_frames: list[bytes], connections: Sequence[ConnectionRecord]
+    expected_frames: list[bytes], connections: Sequence[OpenAIRecord]
 ) -> AudioReport:
     """Check that the emulator received every app frame, in order, with no gap.
 
@@ -111,7 +116,7 @@ def audio_continuity(
     spans: list[tuple[int, int]] = []
     covered = 0
     for record in connections:
-        chunks = record.audio_chunks
+        chunks = record.audio
         if not chunks:
             spans.append((covered, covered))
             continue
@@ -129,7 +134,7 @@ def audio_continuity(
     assert covered == len(expected_frames), (
         f"frames {covered}..{len(expected_frames) - 1} never reached the emulator"
     )
-    received = sum(len(c.audio_chunks) for c in connections)
+    received = sum(len(c.audio) for c in connections)
     return AudioReport(
         expected=len(expected_frames),
         spans=spans,
@@ -138,15 +143,15 @@ def audio_continuity(
     )
 
 
-def frames_of_type(record: ConnectionRecord, kind: str) -> list[dict[str, Any]]:
+def frames_of_type(record: OpenAIRecord, kind: str) -> list[dict[str, Any]]:
     return [f for f in record.frames if f.get("type") == kind]
 
 
-def sent_of_type(record: ConnectionRecord, kind: str) -> list[dict[str, Any]]:
+def sent_of_type(record: OpenAIRecord, kind: str) -> list[dict[str, Any]]:
     return [f for f in record.sent if f.get("type") == kind]
 
 
-def committed_frames(record: ConnectionRecord, start: int) -> int:
+def committed_frames(record: OpenAIRecord, start: int) -> int:
     """The frame index up to which the emulator committed this connection's audio into the
     conversation (``start`` is the connection's first frame index)."""
     ends = [

@@ -80,7 +80,7 @@ class SessionLog:
         predicate: Callable[[E], bool] = lambda _: True,
         *,
         count: int = 1,
-        timeout: float = 3.0,
+        timeout: float = 30.0,
     ) -> E:
         """The ``count``-th event of ``kind`` matching ``predicate`` (waits for it)."""
         with anyio.fail_after(timeout):
@@ -90,7 +90,7 @@ class SessionLog:
                     return found[count - 1]
                 await self._changed.wait()
 
-    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
+    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
         """Poll ``condition`` (for state that is not an app event, e.g. emulator records)."""
         with anyio.fail_after(timeout):
             while not condition():

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from antiphon._cli_demo import run_demo
+from antiphon.cli.demo import run_demo
 from antiphon.emulators._model import conversation_audio
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from antiphon._cli_demo import run_demo
+from antiphon.cli.demo import run_demo
 from antiphon.emulators._model import DEFAULT_SCRIPT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

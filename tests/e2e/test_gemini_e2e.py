@@ -23,6 +23,7 @@ from _session_log import FAST, WEATHER, SessionLog, cut_frames, get_weather, rep
 
 import antiphon
 from antiphon.adapters.gemini import GeminiLive
+from antiphon.emulators import Fault, Trigger
 from antiphon.emulators._model import (
     DEFAULT_SCRIPT,
     Script,
@@ -32,7 +33,7 @@ from antiphon.emulators._model import (
     silence,
     utterance_audio,
 )
-from antiphon.emulators.gemini import SESSION_NOT_FOUND, GeminiConnectionRecord, GeminiEmulator
+from antiphon.emulators.gemini import SESSION_NOT_FOUND, GeminiEmulator, GeminiRecord
 from antiphon.protocol import (
     AssistantMessage,
     FunctionCall,
@@ -114,7 +115,7 @@ async def open_harness(
                     yield harness
                 finally:
                     await session.aclose()
-        with anyio.fail_after(2.0):
+        with anyio.fail_after(30.0):
             await emu.wait_idle()
 
 
@@ -125,9 +126,7 @@ class AudioReport:
     duplicates: int  # frames received more than once
 
 
-def audio_continuity(
-    expected_frames: list[bytes], records: Sequence[GeminiConnectionRecord]
-) -> AudioReport:
+def audio_continuity(expected_frames: list[bytes], records: Sequence[GeminiRecord]) -> AudioReport:
     """Every app frame reached the emulator, in order: each connection got one contiguous
     run of the app's frames starting at or before where the previous run ended."""
     index = {frame: i for i, frame in enumerate(expected_frames)}
@@ -173,7 +172,7 @@ def field(obj: dict[str, Any], camel: str) -> Any:
     return obj[camel] if camel in obj else obj[snake]
 
 
-def resumption(record: GeminiConnectionRecord) -> dict[str, Any]:
+def resumption(record: GeminiRecord) -> dict[str, Any]:
     """The setup's ``sessionResumption`` (every connection must ask for it)."""
     assert record.setup is not None
     value = field(record.setup, "sessionResumption")
@@ -181,7 +180,7 @@ def resumption(record: GeminiConnectionRecord) -> dict[str, Any]:
     return value
 
 
-def seeded_turns(record: GeminiConnectionRecord) -> list[tuple[str, str]]:
+def seeded_turns(record: GeminiRecord) -> list[tuple[str, str]]:
     """The ``clientContent`` turns a connection got, as (role, text) with the text trimmed
     (Gemini's input transcripts start with a space)."""
     return [
@@ -237,7 +236,7 @@ async def test_happy_path_three_turns() -> None:
         assert h.assistant_audio(end.generation_id) == emulated_reply_audio(end.text, emu)
 
     # The one tool output went back as a toolResponse with the call's id.
-    (call,) = h.of(antiphon.ToolCallStarted)
+    (call,) = h.of(antiphon.ToolCallRequested)
     assert rec.tool_responses == [
         {"id": call.call_id, "name": "get_weather", "response": {"output": f"{WEATHER} in Paris"}}
     ]
@@ -266,9 +265,9 @@ async def test_tool_call_round() -> None:
         follow_up = await h.wait_for(
             antiphon.ReplyEnded, lambda e: e.reason is GenerationEndReason.COMPLETED
         )
-    (started,) = h.of(antiphon.ToolCallStarted)
+    (started,) = h.of(antiphon.ToolCallRequested)
     assert (started.name, json.loads(started.arguments)) == ("get_weather", {"city": "Paris"})
-    ended = h.of(antiphon.ToolCallEnded)
+    ended = h.of(antiphon.ToolCallFinished)
     assert [(e.call_id, e.outcome, e.output) for e in ended] == [
         (started.call_id, ToolOutcome.OK, f"{WEATHER} in Paris")
     ]
@@ -316,10 +315,10 @@ async def stuck_weather(city: str) -> str:
     return f"{WEATHER} in {city}"
 
 
-async def barge_in_during_tool_call(h: Harness) -> antiphon.ToolCallStarted:
+async def barge_in_during_tool_call(h: Harness) -> antiphon.ToolCallRequested:
     ask, _ = conversation_audio([1], sample_rate=RATE, gap_s=0.4, seed=21)
     await h.send(ask)
-    started = await h.wait_for(antiphon.ToolCallStarted)
+    started = await h.wait_for(antiphon.ToolCallRequested)
     barge = utterance_audio(0, sample_rate=RATE, duration_s=0.6, seed=22) + silence(
         0.5, sample_rate=RATE, seed=23
     )
@@ -331,13 +330,13 @@ async def barge_in_during_tool_call(h: Harness) -> antiphon.ToolCallStarted:
 async def test_barge_in_cancels_the_pending_tool_call() -> None:
     async with open_harness(tools=[stuck_weather], script=SHORT_HELLO) as h:
         started = await barge_in_during_tool_call(h)
-        ended = await h.wait_for(antiphon.ToolCallEnded)
+        ended = await h.wait_for(antiphon.ToolCallFinished)
         await anyio.sleep(0.2)  # room for a wrong second output or a stray reply
     # The provider withdrew the call (toolCallCancellation); the executor stopped the tool
     # and recorded exactly one output for it, outcome cancelled.
     (cancel,) = h.journal_events(ToolCallCancelRequested)
     assert (cancel.call_ids, cancel.reason) == ((started.call_id,), "provider")
-    assert [(e.call_id, e.outcome) for e in h.of(antiphon.ToolCallEnded)] == [
+    assert [(e.call_id, e.outcome) for e in h.of(antiphon.ToolCallFinished)] == [
         (started.call_id, ToolOutcome.CANCELLED)
     ]
     assert json.loads(ended.output)["outcome"] == "cancelled"
@@ -356,7 +355,7 @@ async def test_barge_in_cancels_the_pending_tool_call() -> None:
 async def test_withdrawn_tool_call_gets_no_tool_response() -> None:
     async with open_harness(tools=[stuck_weather], script=SHORT_HELLO) as h:
         await barge_in_during_tool_call(h)
-        await h.wait_for(antiphon.ToolCallEnded)
+        await h.wait_for(antiphon.ToolCallFinished)
         await anyio.sleep(0.3)
     (rec,) = h.emu.records
     # toolCallCancellation means "this call should not have been executed" (PROVIDERS 5.3):
@@ -393,7 +392,7 @@ async def test_go_away_rotates_at_the_turn_boundary_with_the_newest_handle() -> 
     # its 5th audio chunk, while the app keeps streaming the rest of the conversation.
     pcm, _ = conversation_audio([0, 1, 3], sample_rate=RATE, gap_s=0.8, seed=3)
     async with open_harness(tools=[get_weather], realtime_factor=0.05) as h:
-        h.emu.fault_on_reply_audio(5, "go_away", time_left_s=GO_AWAY_S)
+        h.emu.fault(Fault.go_away(GO_AWAY_S), at=Trigger.reply_audio(5))
         closed_before_next: list[int | None] = []
 
         async def watch_switch() -> None:
@@ -436,7 +435,7 @@ async def test_go_away_rotates_at_the_turn_boundary_with_the_newest_handle() -> 
     assert report.spans[0] == (0, len(old.audio))
     assert report.spans[1][1] == report.expected
     # The conversation carried on: the tool round ran on the new connection.
-    (call,) = {e.call_id for e in h.of(antiphon.ToolCallEnded)}
+    (call,) = {e.call_id for e in h.of(antiphon.ToolCallFinished)}
     assert [r["id"] for r in new.tool_responses] == [call]
     assert old.tool_responses == []
     assert h.session.statistics().connection["rotations"] == 1
@@ -451,7 +450,7 @@ async def test_go_away_resume_does_not_replay_answered_audio() -> None:
         await h.send(head)
         await h.wait_for(antiphon.ReplyEnded)
         await h.wait_until(lambda: h.session.state.resumption_handle != "")
-        await h.emu.go_away(GO_AWAY_S)
+        h.emu.fault(Fault.go_away(GO_AWAY_S))
         await h.wait_for(antiphon.Reconnected)
         await h.send(tail)
         await h.wait_for(antiphon.ReplyEnded, lambda e: e.text == reply_text(3))
@@ -475,8 +474,8 @@ async def test_go_away_during_a_tool_call_waits_for_a_resumable_handle() -> None
     # Text in, so the outcome does not depend on how audio is re-sent after the switch.
     async with open_harness(tools=[slow_weather]) as h:
         await h.session.send_text(user_text(1))
-        await h.wait_for(antiphon.ToolCallStarted)
-        await h.emu.go_away(GO_AWAY_S)
+        await h.wait_for(antiphon.ToolCallRequested)
+        h.emu.fault(Fault.go_away(GO_AWAY_S))
         with anyio.move_on_after(1.5):
             await h.wait_for(antiphon.Reconnected)
             await h.wait_for(
@@ -487,7 +486,7 @@ async def test_go_away_during_a_tool_call_waits_for_a_resumable_handle() -> None
     # PROVIDERS 5.5: with a call pending no handle is resumable; the output goes to the
     # connection that made the call, and the rotation waits for the handle issued after the
     # follow-up, or the toolResponse lands in a session that never saw the call.
-    assert [r["id"] for r in old.tool_responses] == [h.of(antiphon.ToolCallStarted)[0].call_id]
+    assert [r["id"] for r in old.tool_responses] == [h.of(antiphon.ToolCallRequested)[0].call_id]
     assert new.tool_responses == []
     assert old.handles, "the follow-up ended with a resumable handle"
     assert new.resume_handle == old.handles[-1]
@@ -509,7 +508,7 @@ async def test_close_1011_between_turns_resumes_with_the_handle() -> None:
         await h.send(head)
         await h.wait_for(antiphon.ReplyEnded)
         await h.wait_until(lambda: h.session.state.resumption_handle != "")
-        await h.emu.close(1011, UNAVAILABLE)
+        h.emu.fault(Fault.close(1011, UNAVAILABLE))
         reconnected = await h.wait_for(antiphon.Reconnected)
         await h.send(tail)
         await h.wait_for(antiphon.ReplyEnded, lambda e: e.text == reply_text(3))
@@ -532,7 +531,7 @@ async def test_close_1011_between_turns_resumes_with_the_handle() -> None:
 async def test_close_1011_mid_reply_is_reported_as_not_restored() -> None:
     pcm, _ = conversation_audio([0], sample_rate=RATE, gap_s=0.6, seed=10)
     async with open_harness(realtime_factor=0.05) as h:
-        h.emu.fault_on_reply_audio(3, "close_1011")
+        h.emu.fault(Fault.close(1011), at=Trigger.reply_audio(3))
         await h.send(pcm)
         reconnected = await h.wait_for(antiphon.Reconnected)
         await h.wait_until(lambda: len(h.emu.records) == 2 and h.emu.records[1].setup is not None)
@@ -566,7 +565,7 @@ async def test_stale_handle_starts_fresh_and_reseeds() -> None:
         await h.wait_until(lambda: h.session.state.resumption_handle != "")
         stale = h.session.state.resumption_handle
         h.emu.handles.clear()  # the server no longer knows the session
-        h.emu.drop()
+        h.emu.fault(Fault.drop())
         reconnected = await h.wait_for(antiphon.Reconnected)
         await h.session.send_text(user_text(3))
         await h.wait_for(antiphon.ReplyEnded, lambda e: e.text == reply_text(3))

@@ -11,7 +11,9 @@ import pytest
 from google import genai
 from google.genai import errors, types
 from google.genai.live import AsyncSession
+from websockets.exceptions import InvalidStatus
 
+from antiphon.emulators import ClosedBy, Fault, Trigger
 from antiphon.emulators._model import (
     conversation_audio,
     reply_audio,
@@ -280,7 +282,7 @@ async def test_stale_handle_closes_1008() -> None:
 
 async def test_go_away_then_1011() -> None:
     async with GeminiEmulator() as emu, live(emu) as session:
-        await emu.go_away(0.2)
+        emu.fault(Fault.go_away(0.2))
         seen: list[types.LiveServerMessage] = []
         with pytest.raises(errors.APIError) as info:
             await messages_until(session, collect_into(seen), wait=3)
@@ -289,6 +291,36 @@ async def test_go_away_then_1011() -> None:
         assert seen[0].go_away.time_left == "0.2s"
         assert info.value.code == 1011
         assert "Deadline expired" in str(info.value.details)
+
+
+async def test_go_away_at_turn_end_expire_and_refuse_in_gemini_form() -> None:
+    async with GeminiEmulator() as emu:
+        emu.fault(Fault.go_away(0.2), at=Trigger.turn_end())
+        async with live(emu) as session:
+            await _text_turn(session, "Hello there.")
+            seen: list[types.LiveServerMessage] = []
+            with pytest.raises(errors.APIError) as info:
+                await messages_until(session, collect_into(seen), wait=3)
+            assert seen[0].go_away is not None
+            assert info.value.code == 1011
+        async with live(emu) as session:
+            emu.fault(Fault.expire())
+            with pytest.raises(errors.APIError) as info:
+                await messages_until(session, lambda m: False)
+            assert info.value.code == 1011
+            assert "Deadline expired" in str(info.value.details)
+        emu.fault(Fault.refuse())
+        with pytest.raises(InvalidStatus) as refused:
+            async with live(emu):
+                pass
+        assert refused.value.response.status_code == 503
+    assert [(r.closed_by, r.close_code) for r in emu.records] == [
+        (ClosedBy.FAULT, 1011),  # the goAway's deadline
+        (ClosedBy.FAULT, 1011),
+    ]
+    assert [r.faults for r in emu.records] == [[Fault.go_away(0.2)], [Fault.expire()]]
+    with pytest.raises(ValueError, match="cannot inject 'error'"):
+        emu.fault(Fault.error("x"), at=Trigger.turn_end())
 
 
 async def test_first_frame_must_be_setup_and_unknown_keys_close_1007() -> None:

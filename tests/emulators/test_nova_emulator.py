@@ -19,11 +19,12 @@ from antiphon.adapters.nova import (
     NovaCredentials,
     NovaSonic,
     NovaTranslator,
-    wait_abandoned,
 )
+from antiphon.adapters.nova._leftovers import error_filter_installed
+from antiphon.emulators import ClosedBy, Fault, Trigger
 from antiphon.emulators._model import conversation_audio, silence, utterance_audio
 from antiphon.emulators.nova import IDLE_RESET_MESSAGE, MODEL_TIMEOUT_MESSAGE, NovaEmulator
-from antiphon.errors import ConnectionLostError, ProviderError, ProviderTimeout
+from antiphon.errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
 from antiphon.protocol import (
     AssistantMessage,
     AudioFrame,
@@ -111,7 +112,7 @@ async def open_client(emu: NovaEmulator, state: SessionState | None = None) -> C
     p = provider(emu)
     tr = p.new_translator()
     state = state or SessionState(session_id="sess", epoch=1, instructions="Be brief.")
-    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state))
+    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state).frames)
     return Client(conn, tr, state)
 
 
@@ -139,7 +140,7 @@ async def test_audio_turn_transcript_audio_and_final_text(emu: NovaEmulator) -> 
     assert len(pcm) == 7 * 6000 * 2  # 7 words x 250 ms at 24 kHz
     assert _ended(client) == [GenerationEndReason.COMPLETED]
     assert sum(u.output_tokens for u in client.of(Usage)) > 0
-    record = emu.streams[0]
+    record = emu.records[0]
     assert record.system == "Be brief."
     assert record.audio_bytes == audio  # every byte arrived, in order
     assert record.model_id == "amazon.nova-2-sonic-v1:0"
@@ -164,7 +165,7 @@ async def test_tool_use_round(emu: NovaEmulator) -> None:
     await client.wait_for(lambda: len(_ended(client)) == 2)
     texts = "".join(e.text for e in client.of(GenerationTextDelta))
     assert texts == 'The weather in Paris is "sunny".'
-    assert emu.streams[0].tool_results == [(call.call_id, '"sunny"')]
+    assert emu.records[0].tool_results == [(call.call_id, '"sunny"')]
     await client.close()
 
 
@@ -180,7 +181,7 @@ async def test_barge_in_interrupts_the_reply_once() -> None:
         )
         await client.wait_for(lambda: len(_ended(client)) == 2)
         assert _ended(client) == [GenerationEndReason.INTERRUPTED, GenerationEndReason.COMPLETED]
-        assert emu.streams[0].interrupted == ["reply_1"]
+        assert emu.records[0].interrupted == ["reply_1"]
         assert [t.text for t in client.of(InputTranscriptFinal)] == [
             "Tell me a story.",
             "Hello there.",
@@ -194,13 +195,13 @@ async def test_model_timeout_after_stream_limit_is_recoverable() -> None:
         await client.wait_for(lambda: client.error is not None)
         error = client.error
         assert isinstance(error, ProviderError)
-        assert error.code == "ModelTimeoutException"
+        assert error.provider_code == "ModelTimeoutException"
         assert str(error) == MODEL_TIMEOUT_MESSAGE
         assert error.recoverable
         assert client.tr.classify(error).disposition is Disposition.RECOVERABLE
         # the input side still takes the close sequence that frees the service's resources
         await client.close()
-        await emu.wait_until(lambda: emu.streams[0].closed_cleanly)
+        await emu.wait_until(lambda: emu.records[0].closed_cleanly)
 
 
 async def test_idle_reset_531_is_recoverable() -> None:
@@ -210,35 +211,39 @@ async def test_idle_reset_531_is_recoverable() -> None:
         await client.wait_for(lambda: client.error is not None)
         error = client.error
         assert isinstance(error, ProviderError)
-        assert error.code == "ValidationException"
+        assert error.provider_code == "ValidationException"
         assert str(error) == IDLE_RESET_MESSAGE
         assert error.recoverable
         assert client.tr.classify(error).disposition is Disposition.RECOVERABLE
         await client.conn.aclose()
 
 
-@pytest.mark.parametrize("fault", ["drop", "rst_stream"])
-async def test_drop_or_reset_is_eof_and_connection_lost(emu: NovaEmulator, fault: str) -> None:
+@pytest.mark.parametrize("fault", [Fault.drop(), Fault.close()], ids=["drop", "rst_stream"])
+async def test_drop_or_reset_is_eof_and_connection_lost(emu: NovaEmulator, fault: Fault) -> None:
     client = await open_client(emu)
     await client.send_audio(silence(0.1, sample_rate=RATE, seed=4))
-    getattr(emu, fault)()
+    await emu.wait_until(lambda: emu.active_streams == 1)
+    emu.fault(fault)
     await client.wait_for(lambda: client.error is not None)
     error = client.error
     assert isinstance(error, ConnectionLostError)
-    assert error.code == "eof"
+    assert error.condition == "eof"
     assert error.recoverable
     # after the failure the connection never awaits a send again: it fails fast
     with pytest.raises(ConnectionLostError):
         await client.conn.send(client.tr.encode(CloseSession(), client.state)[0])
     await asyncio.wait_for(client.conn.aclose(), 5)
+    assert emu.records[0].closed_by is ClosedBy.FAULT
+    assert emu.records[0].close_code == (0 if fault.kind == "close" else None)
 
 
 async def test_throttled_stream_then_next_one_works() -> None:
-    async with NovaEmulator(throttle_streams={1}, reply_speed=None) as emu:
+    async with NovaEmulator(reply_speed=None) as emu:
+        emu.fault(Fault.refuse())  # the next stream
         first = await open_client(emu)
         await first.wait_for(lambda: first.error is not None)
         assert isinstance(first.error, ProviderError)
-        assert first.error.code == "ThrottlingException"
+        assert first.error.provider_code == "ThrottlingException"
         assert first.error.recoverable
         assert first.error.retry_after_s
         await first.conn.aclose()
@@ -253,10 +258,10 @@ async def test_throttled_stream_then_next_one_works() -> None:
 async def test_injected_exception_reaches_the_client(emu: NovaEmulator) -> None:
     client = await open_client(emu)
     await emu.wait_until(lambda: emu.active_streams == 1)
-    emu.raise_exception("ModelStreamErrorException", "boom")
+    emu.fault(Fault.error("ModelStreamErrorException", "boom"))
     await client.wait_for(lambda: client.error is not None)
     assert isinstance(client.error, ProviderError)
-    assert client.error.code == "ModelStreamErrorException"
+    assert client.error.provider_code == "ModelStreamErrorException"
     assert client.error.recoverable
     await client.conn.aclose()
 
@@ -270,20 +275,20 @@ async def test_history_is_primed_within_the_rules(emu: NovaEmulator) -> None:
     )
     state = SessionState(session_id="sess", epoch=2, instructions="sys", items=items)
     client = await open_client(emu, state)
-    await emu.wait_until(lambda: emu.streams[0].event_names[-1:] == ["contentStart"])
+    await emu.wait_until(lambda: emu.records[0].event_names[-1:] == ["contentStart"])
     await client.send_audio(silence(0.1, sample_rate=RATE, seed=5))
-    await emu.wait_until(lambda: bool(emu.streams[0].audio))
-    history = emu.streams[0].history
+    await emu.wait_until(lambda: bool(emu.records[0].audio))
+    history = emu.records[0].history
     assert [role for role, _ in history] == ["USER", "ASSISTANT", "USER"]
     assert len(history[0][1].encode()) <= 1000
     assert history[0][1].startswith("héllo")
-    assert emu.streams[0].errors == []
+    assert emu.records[0].errors == []
     await client.close()
 
 
 async def test_protocol_violations_get_the_real_error_shapes(emu: NovaEmulator) -> None:
     tr = provider(emu).new_translator()
-    frames = tr.handshake(SessionState(session_id="s", instructions="sys"))
+    frames = tr.handshake(SessionState(session_id="s", instructions="sys")).frames
     # an open TEXT history block, then audio: the service's own message
     prompt = tr.prompt_name
     bad = [
@@ -309,7 +314,7 @@ async def test_protocol_violations_get_the_real_error_shapes(emu: NovaEmulator) 
     conn = await provider(emu).new_connector().connect(tr.connect_request(SessionState()), bad)
     with pytest.raises(ProviderError) as info:
         await conn.receive()
-    assert info.value.code == "ValidationException"
+    assert info.value.provider_code == "ValidationException"
     assert str(info.value) == "Chat history should be sent completely before streaming audio."
     assert not info.value.recoverable
     await conn.aclose()
@@ -317,7 +322,9 @@ async def test_protocol_violations_get_the_real_error_shapes(emu: NovaEmulator) 
 
 async def test_history_starting_with_assistant_is_rejected(emu: NovaEmulator) -> None:
     tr = provider(emu).new_translator()
-    frames = tr.handshake(SessionState(session_id="s", items=(UserMessage(id="u", text="hi"),)))
+    frames = tr.handshake(
+        SessionState(session_id="s", items=(UserMessage(id="u", text="hi"),))
+    ).frames
     # rewrite the one history block's role to ASSISTANT
     events = [json.loads(f) for f in frames]
     for event in events:
@@ -328,7 +335,7 @@ async def test_history_starting_with_assistant_is_rejected(emu: NovaEmulator) ->
     conn = await provider(emu).new_connector().connect(tr.connect_request(SessionState()), frames)
     with pytest.raises(ProviderError) as info:
         await conn.receive()
-    assert info.value.code == "ValidationException"
+    assert info.value.provider_code == "ValidationException"
     assert "must start with a USER message" in str(info.value)
     assert not info.value.recoverable
     await conn.aclose()
@@ -339,7 +346,7 @@ async def test_trio_fails_with_a_clear_error() -> None:
     connector = NovaSonic(endpoint_uri="https://127.0.0.1:9").new_connector()
     with pytest.raises(ProviderError, match="asyncio") as info:
         await connector.connect(NovaTranslator().connect_request(SessionState()), [])
-    assert info.value.code == "unsupported_async_library"
+    assert info.value.condition == "unsupported_event_loop"
     assert not info.value.recoverable
 
 
@@ -359,22 +366,22 @@ async def test_too_much_history_is_rejected_by_the_emulator(emu: NovaEmulator) -
     )
     tr = p.new_translator()
     state = SessionState(session_id="s", items=items)
-    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state))
+    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state).frames)
     with pytest.raises(ProviderError, match="at most 40") as info:
         await conn.receive()
-    assert info.value.code == "ValidationException"
+    assert info.value.provider_code == "ValidationException"
     assert not info.value.recoverable
     await conn.aclose()
 
 
 async def test_fault_on_reply_audio_cuts_the_stream_mid_reply(emu: NovaEmulator) -> None:
-    emu.fault_on_reply_audio(3, "drop")
+    emu.fault(Fault.drop(), at=Trigger.reply_audio(3))
     client = await open_client(emu)
     audio, _ = conversation_audio([0], sample_rate=RATE, gap_s=0.5)
     await client.send_audio(audio)
     await client.wait_for(lambda: client.error is not None)
     assert isinstance(client.error, ConnectionLostError)
-    assert client.error.code == "eof"
+    assert client.error.condition == "eof"
     assert not _ended(client)  # the generation was cut; the runtime marks it interrupted
     assert len(client.of(GenerationAudioDelta)) <= 3
     await client.conn.aclose()
@@ -382,7 +389,8 @@ async def test_fault_on_reply_audio_cuts_the_stream_mid_reply(emu: NovaEmulator)
 
 async def test_stall_delays_output_then_it_flows(emu: NovaEmulator) -> None:
     client = await open_client(emu)
-    emu.stall(0.4)
+    await emu.wait_until(lambda: emu.active_streams == 1)
+    emu.fault(Fault.stall(0.4))
     loop = asyncio.get_running_loop()
     started = loop.time()
     audio, _ = conversation_audio([0], sample_rate=RATE, gap_s=0.5)
@@ -405,8 +413,9 @@ async def test_sends_after_the_stream_died_never_hang(emu: NovaEmulator) -> None
     )
     tr = p.new_translator()
     state = SessionState(session_id="s")
-    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state))
-    emu.drop()
+    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state).frames)
+    await emu.wait_until(lambda: emu.active_streams == 1)
+    emu.fault(Fault.drop())
     frame = tr.encode(AudioFrame(pcm=bytes(1024), index=0), state)[0]
     failures: list[ProviderError] = []
     async with asyncio.timeout(10):  # 40 sends: far past the SDK's 16 buffered chunks
@@ -442,14 +451,26 @@ async def test_connect_timeout_when_the_server_never_answers() -> None:
         credentials_file_path="/nonexistent/k",
     )
     tr = p.new_translator()
+    connector = p.new_connector()
     with pytest.raises(ProviderTimeout) as info:
-        await p.new_connector().connect(tr.connect_request(SessionState()), [])
-    assert info.value.code == "connect_timeout"
+        await connector.connect(tr.connect_request(SessionState()), [])
+    assert info.value.condition == "connect_timeout"
     assert info.value.recoverable
+    # The attempt was abandoned, not cancelled: the connector holds it. Closing the
+    # connector waits for it only up to close_timeout_s, and keeps its error filter while
+    # the attempt still runs.
+    loop = asyncio.get_running_loop()
+    assert connector.leftover_tasks == 1
+    async with asyncio.timeout(3):
+        await connector.aclose()
+    assert connector.leftover_tasks == 1
+    assert error_filter_installed(loop)
     server.close()
     for writer in clients:
         writer.transport.abort()  # the abandoned attempt now fails and ends
-    assert await wait_abandoned(5.0) == 0
+    async with asyncio.timeout(5):
+        while connector.leftover_tasks or error_filter_installed(loop):
+            await asyncio.sleep(0.005)
 
 
 async def test_region_and_credentials_from_the_environment(
@@ -468,9 +489,35 @@ async def test_region_and_credentials_from_the_environment(
     )
     connector = p.new_connector()
     tr = p.new_translator()
-    conn = await connector.connect(tr.connect_request(SessionState()), tr.handshake(SessionState()))
-    await emu.wait_until(lambda: len(emu.streams) == 1)
-    headers = emu.streams[0].headers
+    conn = await connector.connect(
+        tr.connect_request(SessionState()), tr.handshake(SessionState()).frames
+    )
+    await emu.wait_until(lambda: len(emu.records) == 1)
+    headers = emu.records[0].headers
     assert "AKIDENV/" in headers["authorization"]
     assert "/eu-west-1/bedrock/aws4_request" in headers["authorization"]
     await conn.aclose()
+
+
+async def test_expire_malformed_and_unknown_faults_in_nova_form(emu: NovaEmulator) -> None:
+    p = provider(emu)
+    tr = p.new_translator()
+    state = SessionState(session_id="s")
+    conn = await p.new_connector().connect(tr.connect_request(state), tr.handshake(state).frames)
+    await emu.wait_until(lambda: emu.active_streams == 1)
+    emu.fault(Fault.unknown())
+    emu.fault(Fault.malformed())
+    emu.fault(Fault.expire())
+    async with asyncio.timeout(5):
+        unknown = tr.decode(await conn.receive())
+        assert [type(e).__name__ for e in unknown] == ["UnknownProviderEvent"]
+        with pytest.raises(ProtocolError):
+            tr.decode(await conn.receive())
+        with pytest.raises(ProviderError) as info:
+            await conn.receive()
+    assert info.value.provider_code == "ModelTimeoutException"
+    record = emu.records[0]
+    assert record.faults == [Fault.unknown(), Fault.malformed(), Fault.expire()]
+    assert record.closed_by is ClosedBy.FAULT
+    assert record.errors == [("modelTimeoutException", MODEL_TIMEOUT_MESSAGE)]
+    await asyncio.wait_for(conn.aclose(), 5)

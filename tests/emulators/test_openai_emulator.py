@@ -15,11 +15,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from antiphon.emulators import (
+    ClosedBy,
+    Fault,
     OpenAIEmulator,
+    Trigger,
     conversation_audio,
-    fault_on_reply_audio,
-    fault_on_speech_started,
-    fault_on_tool_call,
     user_transcript,
 )
 
@@ -143,7 +143,7 @@ async def test_server_vad_turn_follows_ga_order() -> None:
         assert len(audio) == 7 * RATE // 4 * 2  # 7 words, 250 ms each
         assert done["response"]["status"] == "completed"
         assert done["response"]["output"][0]["content"][0]["transcript"] == transcript
-    record = emu.connections[0]
+    record = emu.records[0]
     assert record.headers["Authorization"] == "<present>"
     assert record.request_path == "/v1/realtime?model=gpt-realtime"
     assert [it["role"] for it in record.items] == ["user", "assistant"]
@@ -158,10 +158,10 @@ async def test_record_holds_every_chunk_once_in_order() -> None:
             await ws.send(append(chunk))
         await until(ws, "response.done")
         await until(ws, "response.done")
-    assert emu.audio_chunks() == chunks
-    assert emu.connections[0].audio_chunks == chunks
-    assert b"".join(emu.audio_chunks()) == pcm
-    appends = [f for f in emu.received[0] if f["type"] == "input_audio_buffer.append"]
+    assert emu.received_audio() == chunks
+    assert emu.records[0].audio == chunks
+    assert emu.records[0].audio_bytes == pcm
+    appends = [f for f in emu.records[0].frames if f["type"] == "input_audio_buffer.append"]
     assert len(appends) == len(chunks)
 
 
@@ -198,7 +198,7 @@ async def test_tool_call_round_uses_the_output() -> None:
         done2 = await until(ws, "response.done", follow)
         text = done2["response"]["output"][0]["content"][0]["transcript"]
         assert text == "The weather in Paris is sunny, 22 degrees."
-    kinds = [it["type"] for it in emu.connections[0].items]
+    kinds = [it["type"] for it in emu.records[0].items]
     assert kinds == ["message", "function_call", "function_call_output", "message"]
 
 
@@ -218,7 +218,7 @@ async def test_history_seeding_is_recorded_and_answered() -> None:
         assert done["response"]["output"][0]["content"][0]["transcript"] == (
             "The weather in Paris is rainy."
         )
-    record = emu.connections[0]
+    record = emu.records[0]
     assert [it["type"] for it in record.items[:3]] == [i["type"] for i in items]
     assert record.items[1]["call_id"] == "call_prev"
 
@@ -244,7 +244,7 @@ async def test_barge_in_cancels_a_long_reply() -> None:
         assert answer["response"]["output"][0]["content"][0]["transcript"] == (
             "Hi! How can I help you today?"
         )
-        assert emu.connections[0].items[1]["status"] == "incomplete"
+        assert emu.records[0].items[1]["status"] == "incomplete"
 
 
 async def test_client_cancel_and_truncate() -> None:
@@ -277,7 +277,7 @@ async def test_client_cancel_and_truncate() -> None:
         )  # fmt: skip
         truncated = await until(ws, "conversation.item.truncated")
         assert truncated["audio_end_ms"] == 300
-    assert emu.connections[0].items[-1]["content"][0]["transcript"] == "Once upon"
+    assert emu.records[0].items[-1]["content"][0]["transcript"] == "Once upon"
 
 
 async def test_session_duration_expires_with_1001() -> None:
@@ -290,8 +290,8 @@ async def test_session_duration_expires_with_1001() -> None:
             await recv(ws)
         assert ws.close_code == 1001
         assert ws.close_reason == "Your session hit the maximum duration of 0.5 seconds."
-    assert emu.connections[0].closed_by == "server"
-    assert emu.connections[0].close_code == 1001
+    assert emu.records[0].closed_by is ClosedBy.SERVER  # the cap, not a fault
+    assert emu.records[0].close_code == 1001
 
 
 async def test_missing_key_is_rejected_with_401() -> None:
@@ -300,27 +300,28 @@ async def test_missing_key_is_rejected_with_401() -> None:
             async with connect(emu.url + "?model=gpt-realtime"):
                 pass
         assert info.value.response.status_code == 401
-        assert emu.connections == []
+        assert emu.records == []
 
 
 async def test_drop_is_an_abnormal_close() -> None:
     async with OpenAIEmulator() as emu, client(emu) as ws:
         await recv(ws)
-        await emu.drop()
+        emu.fault(Fault.drop())
         with pytest.raises(ConnectionClosed):
             await recv(ws)
         assert ws.close_code == 1006
-    assert emu.connections[0].closed_by == "abort"
+    assert emu.records[0].closed_by is ClosedBy.FAULT
+    assert emu.records[0].faults == [Fault.drop()]
 
 
 async def test_malformed_unknown_and_bad_client_frames() -> None:
     async with OpenAIEmulator() as emu, client(emu) as ws:
         await recv(ws)
-        await emu.send_malformed()
+        emu.fault(Fault.malformed())
         raw = await asyncio.wait_for(ws.recv(), 2)
         with pytest.raises(json.JSONDecodeError):
             json.loads(raw)
-        await emu.send_unknown()
+        emu.fault(Fault.unknown())
         unknown = await recv(ws)
         assert unknown["type"] == "emulator.unknown_event"
         # Bad frames from the client get errors; the connection stays usable.
@@ -338,67 +339,108 @@ async def test_malformed_unknown_and_bad_client_frames() -> None:
         await ws.send(json.dumps({"type": "session.update", "session": {"instructions": "x"}}))
         updated = await recv(ws)
         assert updated["session"]["instructions"] == "x"
-    assert emu.connections[0].frames[0] == {"_malformed": "{not json"}
+    assert emu.records[0].frames[0] == {"_malformed": "{not json"}
 
 
 async def test_stall_holds_back_every_frame() -> None:
     async with OpenAIEmulator() as emu, client(emu) as ws:
         await recv(ws)
-        await emu.stall(0.4)
+        emu.fault(Fault.stall(0.4))
         await ws.send(json.dumps({"type": "session.update", "session": {"instructions": "y"}}))
         with pytest.raises(TimeoutError):
             await recv(ws, wait=0.25)
         assert (await recv(ws, wait=1.0))["type"] == "session.updated"
-        assert emu.received[0][0]["type"] == "session.update"  # still received meanwhile
+        assert emu.records[0].frames[0]["type"] == "session.update"  # received meanwhile
 
 
 async def test_close_with_code() -> None:
     async with OpenAIEmulator() as emu, client(emu) as ws:
         await recv(ws)
-        await emu.close(4000, "bye")
+        emu.fault(Fault.close(4000, "bye"))
         with pytest.raises(ConnectionClosed):
             await recv(ws)
         assert (ws.close_code, ws.close_reason) == (4000, "bye")
 
 
 async def test_scheduled_drop_during_generation() -> None:
-    async with OpenAIEmulator(faults=[fault_on_reply_audio(3)]) as emu, client(emu) as ws:
-        pcm, _ = conversation_audio([0], sample_rate=RATE)
-        await send_audio(ws, pcm)
-        seen: list[dict[str, Any]] = []
-        with pytest.raises(ConnectionClosed):
-            await until(ws, "response.done", seen)
-        assert ws.close_code == 1006
-        assert sum(e["type"] == "response.output_audio.delta" for e in seen) == 3
+    pcm, _ = conversation_audio([0], sample_rate=RATE)
+    async with OpenAIEmulator() as emu:
+        emu.fault(Fault.drop(), at=Trigger.reply_audio(3))
+        async with client(emu) as ws:
+            await send_audio(ws, pcm)
+            seen: list[dict[str, Any]] = []
+            with pytest.raises(ConnectionClosed):
+                await until(ws, "response.done", seen)
+            assert ws.close_code == 1006
+            assert sum(e["type"] == "response.output_audio.delta" for e in seen) == 3
         # A second connection is not affected: the fault fired once.
         async with client(emu) as ws2:
             await send_audio(ws2, pcm)
             done = await until(ws2, "response.done")
             assert done["response"]["status"] == "completed"
-    assert len(emu.connections) == 2
-    assert emu.connections[0].closed_by == "abort"
+    assert len(emu.records) == 2
+    assert emu.records[0].closed_by is ClosedBy.FAULT
 
 
 async def test_scheduled_drop_during_speech_and_pending_tool_call() -> None:
     pcm, _ = conversation_audio([1], sample_rate=RATE)
-    async with OpenAIEmulator(faults=[fault_on_speech_started()]) as emu, client(emu) as ws:
-        with contextlib.suppress(ConnectionClosed):
-            await send_audio(ws, pcm)  # may fail once the socket is gone
-        with pytest.raises(ConnectionClosed):
-            await until(ws, "never")
-        assert ws.close_code == 1006
-    record = emu.connections[0]
-    assert record.closed_by == "abort"
+    async with OpenAIEmulator() as emu:
+        emu.fault(Fault.drop(), at=Trigger.user_speech())
+        async with client(emu) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                await send_audio(ws, pcm)  # may fail once the socket is gone
+            with pytest.raises(ConnectionClosed):
+                await until(ws, "never")
+            assert ws.close_code == 1006
+    record = emu.records[0]
+    assert record.closed_by is ClosedBy.FAULT
     assert record.sent[-1]["type"] == "input_audio_buffer.speech_started"
-    assert len(record.audio_chunks) < len(pcm) // FRAME  # the user was still speaking
-    async with OpenAIEmulator(faults=[fault_on_tool_call()]) as emu, client(emu) as ws:
-        await send_audio(ws, pcm)
-        seen2: list[dict[str, Any]] = []
-        with pytest.raises(ConnectionClosed):
-            await until(ws, "never", seen2)
-        assert seen2[-1]["type"] == "response.done"
-        assert seen2[-1]["response"]["output"][0]["type"] == "function_call"
-    assert emu.connections[0].close_code == 1006
+    assert len(record.audio) < len(pcm) // FRAME  # the user was still speaking
+    async with OpenAIEmulator() as emu:
+        emu.fault(Fault.drop(), at=Trigger.tool_call())
+        async with client(emu) as ws:
+            await send_audio(ws, pcm)
+            seen2: list[dict[str, Any]] = []
+            with pytest.raises(ConnectionClosed):
+                await until(ws, "never", seen2)
+            assert seen2[-1]["type"] == "response.done"
+            assert seen2[-1]["response"]["output"][0]["type"] == "function_call"
+    assert emu.records[0].close_code == 1006
+
+
+async def test_refuse_error_and_expire_faults_in_openai_form() -> None:
+    pcm, _ = conversation_audio([0], sample_rate=RATE)
+    async with OpenAIEmulator() as emu:
+        emu.fault(Fault.refuse())
+        with pytest.raises(InvalidStatus) as info:
+            async with client(emu):
+                pass
+        assert info.value.response.status_code == 503
+        assert emu.records == []  # a refused upgrade is no connection
+        emu.fault(Fault.error("rate_limit_exceeded", "Slow down."), at=Trigger.connect())
+        emu.fault(Fault.expire(), at=Trigger.turn_end())
+        async with client(emu) as ws:
+            assert (await recv(ws))["type"] == "session.created"
+            error = (await recv(ws))["error"]
+            assert (error["type"], error["code"], error["message"]) == (
+                "server_error",
+                "rate_limit_exceeded",
+                "Slow down.",
+            )
+            await send_audio(ws, pcm)
+            seen: list[dict[str, Any]] = []
+            with pytest.raises(ConnectionClosed):
+                await until(ws, "never", seen)
+            assert [e["type"] for e in seen[-2:]] == ["response.done", "error"]
+            assert seen[-1]["error"]["code"] == "session_expired"
+            assert ws.close_code == 1001
+    (record,) = emu.records
+    assert (record.closed_by, record.close_code) == (ClosedBy.FAULT, 1001)
+    assert record.faults == [Fault.error("rate_limit_exceeded", "Slow down."), Fault.expire()]
+    with pytest.raises(ValueError, match="no recoverable flag"):
+        emu.fault(Fault.error(recoverable=False), at=Trigger.turn_end())
+    with pytest.raises(ValueError, match="cannot inject 'go_away'"):
+        emu.fault(Fault.go_away(1.0), at=Trigger.turn_end())
 
 
 async def test_xai_variant() -> None:
@@ -512,4 +554,4 @@ async def test_manual_commit_and_text_modality() -> None:
             "type": "output_text",
             "text": "Goodbye!",
         }
-    assert emu.connections[0].items[0]["content"][0]["transcript"] == "Thank you, goodbye."
+    assert emu.records[0].items[0]["content"][0]["transcript"] == "Thank you, goodbye."

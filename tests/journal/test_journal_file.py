@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from antiphon.errors import JournalCorrupt, JournalError, NotAJournal
+from antiphon.errors import JournalConflict, JournalCorrupt, JournalError, NotAJournal
 from antiphon.journal import Durability, FileJournal, check, open_journal
 from antiphon.protocol import (
     SCHEMA_VERSION,
@@ -365,3 +367,43 @@ def test_failed_write_releases_the_stream(tmp_path: Path, monkeypatch: pytest.Mo
     again = journal.writer("s")
     assert again.next_seq == 2
     again.close()
+
+
+def test_take_over_from_another_journal_object(tmp_path: Path) -> None:
+    a, b = FileJournal(tmp_path), FileJournal(tmp_path)
+    old = a.writer("s")
+    old.append(text_events(2), expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
+    new = b.writer("s", take_over=True)
+    new.append(text_events(3)[2:], expected_seq=2, epoch=2, mono_ns=0, wall_ns=0)
+    with pytest.raises(JournalConflict):
+        old.append(text_events(1), expected_seq=2, epoch=1, mono_ns=0, wall_ns=0)
+    a.close()  # closes the old writer, not the stream its new holder writes
+    new.append(text_events(4)[3:], expected_seq=3, epoch=2, mono_ns=0, wall_ns=0)
+    new.close()
+    assert list(FileJournal(tmp_path).events("s")) == text_events(4)
+
+
+def test_a_writer_in_another_process_cannot_be_taken_over(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from antiphon.journal import FileJournal;"
+            f" w = FileJournal({str(tmp_path)!r}).writer('s'); print('open', flush=True);"
+            " sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "open\n"
+        with pytest.raises(JournalError, match="another process"):
+            FileJournal(tmp_path).writer("s", take_over=True)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    # The kernel freed the lock with its process: no take-over needed.
+    FileJournal(tmp_path).writer("s").close()

@@ -15,6 +15,7 @@ from antiphon.journal import FileJournal, MemoryJournal
 from antiphon.protocol import (
     EVENT_TYPES,
     AssistantMessage,
+    AssistantTruncated,
     AudioSpan,
     ConnectionLost,
     ConnectionOpened,
@@ -209,3 +210,25 @@ def test_only_resumable_handles_are_kept() -> None:
         ]
     )
     assert (state.resumption_handle, state.resumption_handle_at_s) == ("h1", 5.0)
+
+
+@pytest.mark.parametrize("before_end", [True, False])
+def test_a_truncation_with_text_keeps_what_was_heard(before_end: bool) -> None:
+    said = [
+        GenerationStarted(generation_id="g1"),
+        GenerationTextDelta(generation_id="g1", item_id="g1", text="Once upon a time,"),
+        GenerationTextDelta(generation_id="g1", item_id="g1", text=" a robot."),
+    ]
+    cut = AssistantTruncated(item_id="g1", audio_end_ms=400, text="Once upon")
+    ended = GenerationEnded(generation_id="g1", reason=GenerationEndReason.INTERRUPTED)
+    state = fold([*said, cut, ended] if before_end else [*said, ended, cut])
+    assert state.items == (
+        AssistantMessage(id="g1", text="Once upon", interrupted=True, heard_ms=400),
+    )
+    # Without text (OpenAI's truncate) the generated text stays.
+    kept = fold([*said, ended, AssistantTruncated(item_id="g1", audio_end_ms=400)])
+    assert kept.items == (
+        AssistantMessage(
+            id="g1", text="Once upon a time, a robot.", interrupted=True, heard_ms=400
+        ),
+    )

@@ -52,9 +52,20 @@ ChildRun = Callable[..., Awaitable[None]]
 
 @dataclass(frozen=True, kw_only=True)
 class ChildSpec:
+    """A supervised child.
+
+    Attributes:
+        name: For errors and statistics.
+        run: The child's task.
+        restart: When it comes back.
+        min_backoff: Called when this child failed: the least delay before its restart that
+            the child knows of (a provider's "retry after"); the backoff waits at least this.
+    """
+
     name: str
     run: ChildRun
     restart: RestartType = RestartType.PERMANENT
+    min_backoff: Callable[[], float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,7 +198,10 @@ class Supervisor:
                 await self._stop(sibling)
         if self._on_restart is not None:
             self._on_restart(child.spec.name, error)
-        await self.clock.sleep(self.backoff.delay(self._consecutive, self._rng))
+        delay = self.backoff.delay(self._consecutive, self._rng)
+        if error is not None and child.spec.min_backoff is not None:
+            delay = max(delay, child.spec.min_backoff())
+        await self.clock.sleep(delay)
         for sibling in group:
             sibling.restarts += 1
             await self._start(tg, sibling)

@@ -5,6 +5,10 @@ Google-style docstring (first paragraph = description, ``Args:`` = parameter des
 or is given explicitly. Arguments from the model are parsed and converted with msgspec
 against the hints, so a bad argument becomes a clear error result for the model instead of an
 exception in the session.
+
+A tool without a callable is *app-executed*: the app runs it (the LiveKit integration runs
+its agent's tools itself). The session records each of its calls, does not run it, and waits
+for the app's ``Session.submit_tool_result``.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 import types
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -73,18 +77,30 @@ def _doc_parts(doc: str | None) -> tuple[str, dict[str, str]]:
 
 @dataclass(frozen=True, kw_only=True)
 class Tool:
-    """A callable the model may call, with its spec.
+    """A tool the model may call: its spec and, unless the app runs it, its callable.
 
     Build one with :func:`tool`; ``open_session(tools=[...])`` also accepts plain callables.
+
+    A tool without a callable, ``Tool(spec=ToolSpec(name=..., parameters=...))``, is
+    *app-executed*: the session never runs its calls. The app sees each call as a
+    ``ToolCallRequested`` event and answers it with ``Session.submit_tool_result(call_id,
+    output)``; the runtime records that output and delivers it to the provider exactly once,
+    also across reconnects and after ``resume_session``. The spec's ``timeout_s`` does not
+    apply (the app decides how long its tool may take).
     """
 
     spec: ToolSpec
-    fn: Callable[..., Any]
-    hints: dict[str, Any]
+    fn: Callable[..., Any] | None = None
+    hints: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def app_executed(self) -> bool:
+        """The app runs this tool (it has no callable)."""
+        return self.fn is None
 
     @property
     def is_async(self) -> bool:
@@ -102,7 +118,7 @@ class Tool:
             raise ToolError(f"arguments are not valid JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise ToolError(f"arguments must be a JSON object, got {type(raw).__name__}")
-        if not self.hints:  # explicit schema without hints: pass through
+        if not self.hints or self.fn is None:  # explicit schema without hints: pass through
             return raw
         out: dict[str, Any] = {}
         sig = inspect.signature(self.fn)
@@ -124,6 +140,13 @@ class Tool:
         return out
 
     async def call(self, arguments: dict[str, Any]) -> Any:
+        """Run the tool's callable with parsed ``arguments``.
+
+        Raises:
+            ToolError: the tool is app-executed (it has no callable).
+        """
+        if self.fn is None:
+            raise ToolError(f"tool {self.name!r} is executed by the app, not the session")
         result = self.fn(**arguments)
         if isinstance(result, Awaitable):
             result = await result

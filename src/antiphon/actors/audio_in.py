@@ -12,7 +12,9 @@ not come in time (a provider that never commits, or a long outage), the oldest f
 evicted and counted in ``frames_evicted`` — they can no longer be re-sent. The mailbox is
 bounded too; ``send_audio`` waits while it is full (back-pressure on the app, never a drop).
 
-audio-in is never restarted by a transport failure: the log survives reconnects.
+audio-in is never restarted by a transport failure: the log survives reconnects. Nor by the
+app's audio: ``Session.send_audio`` checks every chunk with the same codec checks the
+converter applies (:mod:`._arguments`) before it is queued, so a queued chunk always converts.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from collections.abc import Callable
 
 import anyio
 
-from ..codecs import AudioConverter
-from ..errors import CodecError
+from ..codecs import AudioConverter, pcm_frame_bytes
 from ..protocol import SendAudio, UserAudio
 from ._actor import Actor
 
@@ -124,7 +125,7 @@ class AudioIn(Actor[SendAudio]):
         super().__init__("audio-in", mailbox_size=MAILBOX_SIZE)
         self.out_rate = out_rate
         self.frame_ms = frame_ms
-        self.frame_bytes = out_rate * frame_ms // 1000 * 2
+        self.frame_bytes = pcm_frame_bytes(frame_ms, out_rate)
         capacity = math.ceil(resend_window_s * 1000 / frame_ms)
         self.log = AudioLog(self.frame_bytes, capacity)
         self._record = record
@@ -155,7 +156,8 @@ class AudioIn(Actor[SendAudio]):
         """Convert one app chunk and append its frames to the log.
 
         Raises:
-            CodecError: the chunk is not valid PCM16 in the stated format.
+            CodecError: the chunk is not valid PCM16 in the stated format (the session checks
+                chunks before they get here).
         """
         if (sample_rate, channels) != self._format or self._converter is None:
             self._flush_converter(pad=False)
@@ -200,17 +202,3 @@ class AudioIn(Actor[SendAudio]):
         )
         self._pending = []
         self._record(event)
-
-    def safe_index_for(self, epoch_start: int, audio_end_ms: int | None, sent_end: int) -> int:
-        """Map a provider safe point (ms into this connection's input) to a frame index."""
-        if audio_end_ms is None:
-            return sent_end
-        return min(sent_end, epoch_start + audio_end_ms // self.frame_ms)
-
-
-def check_format(sample_rate: int, channels: int) -> None:
-    """Reject a format before it reaches the mailbox, so the caller gets the error."""
-    if channels < 1 or channels > 8:
-        raise CodecError(f"channels must be 1..8, got {channels}")
-    if sample_rate <= 0:
-        raise CodecError(f"sample rate must be positive, got {sample_rate}")

@@ -1,11 +1,12 @@
 """The public Session: ``open_session`` / ``resume_session`` and the calls an app makes.
 
-How this works: a session is a supervisor (rest-for-one) over, in start order, the
-generation-tracker, the tool-executor, audio-in and the connection manager (which runs the
+How this works: a session is a supervisor (rest-for-one) over, in start order, the journal
+flusher, the tool-executor, audio-in and the connection manager (which runs the
 transport-send/recv pair of each epoch). A provider failure restarts only the connection
 manager — never audio-in or the tool executor — so audio, tool calls and the conversation
-survive. Every state change goes through the tracker, which journals it before anything acts
-on it; ``resume_session`` folds the journal back into the state and carries on.
+survive. Every state change goes through the recorder, which journals it before anything acts
+on it and emits the app's events in journal order; ``resume_session`` folds the journal back
+into the state and carries on.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from ..adapters import Provider
-from ..codecs import check_pcm16
 from ..errors import SessionClosedError
+from ..events import SessionEnded, SessionEvent
 from ..journal import FileJournal, Journal
 from ..protocol import (
     CommitAudio,
@@ -33,30 +34,47 @@ from ..protocol import (
     InstructionsUpdated,
     Interrupt,
     OptionsUpdated,
-    SendAudio,
     SendText,
     SessionClosed,
     SessionStarted,
     SessionState,
+    SubmitToolResult,
     ToolCallCancelRequested,
     ToolCallFinished,
     ToolCallRequested,
     ToolCallStatus,
+    ToolOutcome,
     ToolsUpdated,
     UpdateInstructions,
     UpdateOptions,
     UpdateTools,
     UserTextSent,
 )
+from ._arguments import (
+    check_audio,
+    check_backoff,
+    check_cause,
+    check_clock,
+    check_flag,
+    check_journal,
+    check_options,
+    check_outcome,
+    check_played_ms,
+    check_provider,
+    check_reconnect,
+    check_seed,
+    check_session_id,
+    check_text,
+    check_tools,
+)
 from ._clock import Clock, SystemClock
 from ._outbox import Outbox
-from ._session_events import SessionEnded, SessionEvent
 from ._supervisor import Backoff, ChildSpec, Intensity, StatusProxy, Strategy, Supervisor
-from ._tools import Tool, as_tool, error_output
-from .audio_in import AudioIn, check_format
+from ._tools import Tool, encode_output, error_output
+from .audio_in import AudioIn
 from .connection import ConnectionManager, cut_generation
-from .generation_tracker import GenerationTracker
-from .tool_executor import ToolExecutor, recover_calls
+from .recorder import Recorder
+from .tool_executor import ToolExecutor, app_tool_result, recover_calls
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,35 +111,39 @@ class Session:
         self.provider = provider
         self.session_id = session_id
         self.journal = journal
-        self.clock = clock
+        self._clock = clock
         self._tools = {t.name: t for t in tools}
         self._writer = journal.writer(session_id)
         limits = provider.limits
-        self.tracker = GenerationTracker(state=state, writer=self._writer, clock=clock)
-        self.audio_in = AudioIn(
+        self._recorder = Recorder(state=state, writer=self._writer, clock=clock)
+        self._audio_in = AudioIn(
             out_rate=limits.input_sample_rate,
             frame_ms=limits.frame_ms,
             resend_window_s=limits.resend_window_s,
-            record=lambda event: self.tracker.record([event]),
+            record=lambda event: self._recorder.record([event]),
         )
-        self.executor = ToolExecutor(tools=self._tools, record=self.tracker.record)
-        self.outbox = Outbox(self.audio_in.log.wake)
-        self.connection = ConnectionManager(
+        self._executor = ToolExecutor(tools=self._tools, record=self._recorder.record)
+        self._outbox = Outbox(self._audio_in.log.wake)
+        self._connection = ConnectionManager(
             provider=provider,
-            tracker=self.tracker,
-            audio_in=self.audio_in,
-            outbox=self.outbox,
+            recorder=self._recorder,
+            audio_in=self._audio_in,
+            outbox=self._outbox,
             clock=clock,
             fail_session=self._fail,
         )
-        self.tracker.subscribe(self._on_events)
+        self._recorder.subscribe(self._on_events)
         self._supervisor = Supervisor(
             f"session {session_id}",
             [
-                ChildSpec(name="generation-tracker", run=self.tracker.run),
-                ChildSpec(name="tool-executor", run=self.executor.run),
-                ChildSpec(name="audio-in", run=self.audio_in.run),
-                ChildSpec(name="transport", run=self.connection.run),
+                ChildSpec(name="journal-flusher", run=self._recorder.run_flusher),
+                ChildSpec(name="tool-executor", run=self._executor.run),
+                ChildSpec(name="audio-in", run=self._audio_in.run),
+                ChildSpec(
+                    name="transport",
+                    run=self._connection.run,
+                    min_backoff=self._connection.retry_after,
+                ),
             ],
             strategy=Strategy.REST_FOR_ONE,
             intensity=reconnect,
@@ -133,7 +155,6 @@ class Session:
         self._closed = False
         self._ended = anyio.Event()
         self.error: BaseException | None = None
-        self._text_ids = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -169,12 +190,12 @@ class Session:
             return
         self._closed = True
         try:
-            self.audio_in.flush_record()
-            self.tracker.record([SessionClosed(reason=reason)])
+            self._audio_in.flush_record()
+            self._recorder.record([SessionClosed(reason=reason)])
             self._writer.flush()
         finally:
-            self.tracker.emit(SessionEnded(reason=reason, error=error))
-            self.tracker.close_app_events()
+            self._recorder.emit(SessionEnded(reason=reason, error=error))
+            self._recorder.close_app_events()
             self._ended.set()
 
     async def aclose(self) -> None:
@@ -184,11 +205,15 @@ class Session:
             with anyio.CancelScope(shield=True):
                 # Chunks still queued in audio-in's mailbox go into the log first.
                 with anyio.move_on_after(self.provider.limits.close_timeout_s):
-                    while self.audio_in.queued() and self.audio_in.running:  # noqa: ASYNC110 - bounded, once per session
+                    while self._audio_in.queued() and self._audio_in.running:  # noqa: ASYNC110 - bounded, once per session
                         await anyio.sleep(0.005)
-                self.audio_in.flush()
-                await self.connection.aclose()
+                self._audio_in.flush()
+                await self._connection.aclose()
             self._finish("closed")
+        else:
+            # Ended by a failure: the connection is gone, but the connector may hold SDK tasks.
+            with anyio.CancelScope(shield=True):
+                await self._connection.release()
         if self._scope is not None:
             self._scope.cancel()
         self._writer.close()
@@ -196,7 +221,7 @@ class Session:
     @property
     def state(self) -> SessionState:
         """The session's current state (immutable snapshot)."""
-        return self.tracker.state
+        return self._recorder.state
 
     @property
     def closed(self) -> bool:
@@ -211,96 +236,200 @@ class Session:
     async def send_audio(self, pcm: bytes, *, sample_rate: int, channels: int = 1) -> None:
         """Send user audio: PCM16 little-endian at any supported rate and channel count.
 
+        Args:
+            pcm: Interleaved PCM16 little-endian audio: ``bytes``, ``bytearray``,
+                ``memoryview`` or a buffer of int16 samples (an ``int16`` numpy array). Float
+                samples are refused, not guessed at: convert them with
+                :func:`antiphon.codecs.float32_to_pcm16`. A mutable buffer is copied, so it
+                may be reused as soon as the call returns.
+            sample_rate: One of :data:`antiphon.codecs.SUPPORTED_RATES`.
+            channels: Interleaved channels, ``1..antiphon.codecs.MAX_CHANNELS``.
+
         Raises:
-            CodecError: the audio is not PCM16 in the stated format (nothing is sent).
+            InvalidAudio: (a :class:`CodecError`) the rate is not supported, the channel
+                count is out of range, or ``pcm`` is not a whole number of frames. Nothing
+                was sent.
+            InvalidArgumentType: ``pcm`` is not PCM16 bytes, or the rate or channel count is
+                not an int.
             SessionClosedError: the session has ended.
         """
         self._check_open()
-        check_format(sample_rate, channels)
-        check_pcm16(pcm, channels)
-        await self.audio_in.submit(SendAudio(pcm=pcm, sample_rate=sample_rate, channels=channels))
+        await self._audio_in.submit(check_audio(pcm, sample_rate, channels))
 
     async def send_text(self, text: str, *, generate_reply: bool = True) -> None:
-        """Add a user text message to the conversation (and ask for a reply by default)."""
+        """Add a user text message to the conversation (and ask for a reply by default).
+
+        Raises:
+            InvalidArgumentType: ``text`` is not a ``str`` or ``generate_reply`` not a bool.
+            InvalidArgument: ``text`` is blank or holds a lone surrogate.
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self._text_ids += 1
-        item_id = f"text-{self.tracker.writer.next_seq}-{self._text_ids}"
-        self.tracker.record([UserTextSent(item_id=item_id, text=text)])
-        self.outbox.put(SendText(text=text, item_id=item_id, generate_reply=generate_reply))
+        text = check_text(text, "text", blank=False)
+        generate_reply = check_flag(generate_reply, "generate_reply")
+        # Named after the seq it is recorded at: unique in the session, also across resumes.
+        item_id = f"text-{self._recorder.next_seq}"
+        self._recorder.record([UserTextSent(item_id=item_id, text=text)])
+        self._outbox.put(SendText(text=text, item_id=item_id, generate_reply=generate_reply))
 
     async def generate_reply(self, *, instructions: str = "") -> None:
-        """Ask the model to respond now."""
+        """Ask the model to respond now, optionally with instructions for this reply only.
+
+        Raises:
+            InvalidArgumentType: ``instructions`` is not a ``str``.
+            InvalidArgument: ``instructions`` holds a lone surrogate.
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self.outbox.put(GenerateReply(instructions=instructions))
+        instructions = check_text(instructions, "instructions")
+        self._outbox.put(GenerateReply(instructions=instructions))
 
     async def commit_audio(self) -> None:
-        """End the user's turn (manual turn-taking)."""
+        """End the user's turn (manual turn-taking). It takes no arguments to check.
+
+        Raises:
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self.audio_in.flush()
-        self.outbox.put(CommitAudio())
+        self._audio_in.flush()
+        self._outbox.put(CommitAudio())
 
     async def interrupt(self, *, played_ms: int | None = None) -> None:
-        """Stop the current reply; ``played_ms`` is how much of it the user heard."""
+        """Stop the current reply; ``played_ms`` is how much of it the user heard.
+
+        Raises:
+            InvalidArgumentType: ``played_ms`` is neither None nor an int.
+            InvalidArgument: ``played_ms`` is negative.
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self.outbox.put(Interrupt(played_ms=played_ms))
+        self._outbox.put(Interrupt(played_ms=check_played_ms(played_ms)))
 
     async def update_instructions(self, instructions: str) -> None:
+        """Replace the system instructions (empty clears them).
+
+        Raises:
+            InvalidArgumentType: ``instructions`` is not a ``str``.
+            InvalidArgument: ``instructions`` holds a lone surrogate.
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self.tracker.record([InstructionsUpdated(instructions=instructions)])
-        self.outbox.put(UpdateInstructions(instructions=instructions))
+        instructions = check_text(instructions, "instructions")
+        self._recorder.record([InstructionsUpdated(instructions=instructions)])
+        self._outbox.put(UpdateInstructions(instructions=instructions))
 
     async def update_tools(self, tools: Iterable[Tool | Callable[..., Any]]) -> None:
+        """Replace the tools the model may call.
+
+        Raises:
+            InvalidArgumentType: ``tools`` is not an iterable of tools or callables.
+            ToolError: a tool is unusable (see :func:`tool`), its name is one a provider
+                refuses, or two tools share a name.
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        built = [as_tool(t) for t in tools]
+        built = check_tools(tools)
         self._tools = {t.name: t for t in built}
-        self.executor.update_tools(self._tools)
+        self._executor.update_tools(self._tools)
         specs = tuple(t.spec for t in built)
-        self.tracker.record([ToolsUpdated(tools=specs)])
-        self.outbox.put(UpdateTools(tools=specs))
+        self._recorder.record([ToolsUpdated(tools=specs)])
+        self._outbox.put(UpdateTools(tools=specs))
 
     async def update_options(self, **options: Any) -> None:
+        """Change provider-neutral options (merged into the current ones).
+
+        Raises:
+            InvalidArgumentType: a value JSON cannot carry.
+            InvalidArgument: the provider cannot encode the options (its translator's pure
+                encoding is tried first).
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self.tracker.record([OptionsUpdated(options=options)])
-        self.outbox.put(UpdateOptions(options=options))
+        options = check_options(options, self.provider, self.state)
+        self._recorder.record([OptionsUpdated(options=options)])
+        self._outbox.put(UpdateOptions(options=options))
 
     def rotate(self, *, cause: str = "requested") -> None:
-        """Move to a fresh provider connection at the next turn boundary."""
+        """Move to a fresh provider connection at the next turn boundary.
+
+        Args:
+            cause: A short label; the reconnect is journalled and reported as
+                ``rotation:<cause>``.
+
+        Raises:
+            InvalidArgumentType: ``cause`` is not a ``str``.
+            InvalidArgument: ``cause`` is empty or not printable.
+            SessionClosedError: the session has ended.
+        """
         self._check_open()
-        self.connection.request_rotation(f"rotation:{cause}", hard_after_s=10.0)
+        cause = check_cause(cause)
+        self._connection.request_rotation(f"rotation:{cause}")
+
+    def submit_tool_result(
+        self, call_id: str, output: Any, *, outcome: ToolOutcome = ToolOutcome.OK
+    ) -> None:
+        """Answer a call of an app-executed tool (a :class:`Tool` without a callable).
+
+        The app sees the call as a ``ToolCallRequested`` event. Its answer is recorded as the
+        call's one result (``ToolCallFinished``) and delivered to the provider exactly once:
+        on the current connection, or on the next one after a reconnect or a resume.
+
+        Args:
+            call_id: The ``call_id`` of the ``ToolCallRequested`` event.
+            output: The result, as a tool function would return it: a ``str`` is sent as it
+                is, anything else as JSON.
+            outcome: How the call went; the model is told (e.g. ``ToolOutcome.ERROR``).
+
+        Raises:
+            ToolError: no call ``call_id`` is waiting for the app's result: the model never
+                made it, it already has its result, or its tool is run by the session.
+            InvalidArgumentType: ``call_id`` is not a ``str``, ``outcome`` not a
+                :class:`~antiphon.protocol.ToolOutcome`.
+            InvalidArgument: ``call_id`` is empty, or the output is text UTF-8 cannot encode.
+            SessionClosedError: the session has ended.
+        """
+        self._check_open()
+        command = SubmitToolResult(
+            call_id=check_text(call_id, "call_id", blank=False),
+            output=check_text(encode_output(output), "output"),
+            outcome=check_outcome(outcome),
+        )
+        state = self._recorder.state
+        self._recorder.record([app_tool_result(state, command, self._tools)])
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         """The session's events, in order, ending after ``SessionEnded``."""
-        async for event in self.tracker.app_events:
+        async for event in self._recorder.app_events:
             yield event
 
     async def wait_closed(self) -> None:
         await self._ended.wait()
 
     def statistics(self) -> SessionStatistics:
-        conn = self.connection.statistics()
+        conn = self._connection.statistics()
         actors = {
             a.name: msgspec.structs.asdict(a.statistics())
-            for a in (self.tracker, self.executor, self.audio_in)
+            for a in (self._recorder, self._executor, self._audio_in)
         }
         restarts = self._supervisor.restarts()
         for name, info in actors.items():
             info["restarts"] = restarts.get(name, 0)
-        log = self.audio_in.log
+        log = self._audio_in.log
         return SessionStatistics(
             session_id=self.session_id,
-            epoch=self.connection.epoch,
+            epoch=self._connection.epoch,
             actors=actors,
             connection={**conn.__dict__, "restarts": restarts.get("transport", 0)},
             audio={
-                "frames_in": self.audio_in.frames_in,
+                "frames_in": self._audio_in.frames_in,
                 "frames_sent": conn.frames_sent,
                 "frames_resent": conn.frames_resent,
                 "frames_evicted": log.evicted,
                 "frames_skipped": conn.frames_skipped,
                 "safe_index": log.safe,
             },
-            tools_completed=self.executor.completed,
-            app_events_dropped=self.tracker.app_events_dropped,
+            tools_completed=self._executor.completed,
+            app_events_dropped=self._recorder.stats.app_events_dropped,
             supervisor_seed=self._supervisor.seed,
             restarts=restarts,
         )
@@ -312,18 +441,21 @@ class Session:
             if isinstance(event, ToolCallRequested):
                 self._dispatch_call(event)
             elif isinstance(event, ToolCallCancelRequested):
-                self.executor.cancel(event.call_ids, event.reason or "cancelled by the provider")
+                self._executor.cancel(event.call_ids, event.reason or "cancelled by the provider")
 
     def _dispatch_call(self, call: ToolCallRequested, *, rerun: bool = False) -> None:
         """Hand a journalled call to the executor. ``rerun``: a call recovered after a crash
         (it may have started before)."""
-        pending = self.tracker.state.pending_tool(call.call_id)
+        pending = self._recorder.state.pending_tool(call.call_id)
         if pending is None or pending.status is ToolCallStatus.FINISHED:
             return  # a repeated request for a call that already has its output
         if pending.status is not ToolCallStatus.REQUESTED and not rerun:
             return
-        if not self.executor.send_nowait(call):
-            self.tracker.record(
+        tool = self._tools.get(call.name)
+        if tool is not None and tool.app_executed:
+            return  # the app runs it and answers with submit_tool_result
+        if not self._executor.send_nowait(call):
+            self._recorder.record(
                 [
                     ToolCallFinished(
                         call_id=call.call_id,
@@ -368,7 +500,8 @@ async def open_session(
     Args:
         provider: A configured provider, e.g. ``antiphon.providers.OpenAIRealtime(...)``.
         instructions: System instructions.
-        tools: Plain sync/async callables (schema from hints and docstring) or :class:`Tool`.
+        tools: Plain sync/async callables (schema from hints and docstring) or :class:`Tool`;
+            a ``Tool`` without a callable is run by the app (:meth:`Session.submit_tool_result`).
         journal: Where the session is journalled (default: a new temporary directory).
         session_id: Default: a random id.
         options: Provider-neutral options recorded with the session.
@@ -378,9 +511,30 @@ async def open_session(
         seed: Seed of the backoff jitter.
 
     Raises:
+        antiphon.errors.InvalidArgumentType: an argument has the wrong type (e.g. a provider
+            that is not one, a ``str`` as ``tools``).
+        antiphon.errors.InvalidArgument: an argument's value is unusable: the provider's audio
+            format, instructions with a lone surrogate, options the provider cannot encode,
+            an empty session id, a negative reconnect budget, ...
+        antiphon.errors.ToolError: a tool is unusable, its name is one a provider refuses,
+            or two tools share a name.
         antiphon.errors.ProviderError: the first connection failed fatally.
     """
-    built = [as_tool(t) for t in tools]
+    # Every argument is checked before anything is created or journalled.
+    provider = check_provider(provider)
+    instructions = check_text(instructions, "instructions")
+    built = check_tools(tools)
+    journal = None if journal is None else check_journal(journal)
+    session_id = None if session_id is None else check_session_id(session_id)
+    options = check_options(
+        {} if options is None else options,
+        provider,
+        SessionState(instructions=instructions, tools=tuple(t.spec for t in built)),
+    )
+    clock = check_clock(clock)
+    reconnect = check_reconnect(reconnect)
+    backoff = check_backoff(backoff)
+    seed = check_seed(seed)
     journal = journal or FileJournal(tempfile.mkdtemp(prefix="antiphon-"))
     sid = session_id or _new_session_id()
     session = Session(
@@ -394,7 +548,7 @@ async def open_session(
         backoff=backoff or Backoff(),
         seed=seed,
     )
-    session.tracker.record(
+    session._recorder.record(
         [
             SessionStarted(
                 session_id=sid,
@@ -427,19 +581,33 @@ async def resume_session(
     The state is rebuilt by replaying the journal (from its newest snapshot). A generation
     that was open is closed as interrupted. Tool calls that never started run again; calls
     that had started run again only if their tool is idempotent, otherwise the model gets an
-    ``unknown`` outcome. Recorded but undelivered results are delivered on the new
-    connection, each exactly once. The app sees ``Reconnected(cause="resume", ...)``.
+    ``unknown`` outcome. Calls of app-executed tools still waiting for their result are
+    announced again as ``ToolCallRequested`` events, for the app to answer. Recorded but
+    undelivered results are delivered on the new connection, each exactly once. The app sees
+    ``Reconnected(cause="resume", ...)``.
 
     Args:
         tools: The same tools as the original session (callables are not journalled).
 
     Raises:
+        antiphon.errors.InvalidArgumentType: an argument has the wrong type.
+        antiphon.errors.InvalidArgument: an argument's value is unusable (see
+            :func:`open_session`).
+        antiphon.errors.ToolError: a tool is unusable, or two tools share a name.
         antiphon.errors.JournalError: the journal has no such session or is corrupt.
     """
+    # Every argument is checked before the journal is read or written.
+    journal = check_journal(journal)
+    session_id = check_session_id(session_id)
+    provider = check_provider(provider)
+    built = check_tools(tools)
+    clock = check_clock(clock)
+    reconnect = check_reconnect(reconnect)
+    backoff = check_backoff(backoff)
+    seed = check_seed(seed)
     state = journal.replay(session_id)
     if not state.session_id:
         raise SessionClosedError(f"journal has no session {session_id!r}")
-    built = [as_tool(t) for t in tools]
     session = Session(
         provider=provider,
         session_id=session_id,
@@ -452,20 +620,27 @@ async def resume_session(
         seed=seed,
     )
     restored = state.generation is None
-    session.tracker.record(
+    session._recorder.record(
         [
             *cut_generation(state, "process restart"),
             ConnectionLost(epoch=state.epoch, cause="process_restart", recoverable=True),
         ],
         epoch=state.epoch,
     )
-    rerun, unknown = recover_calls(session.tracker.state.pending_tools, session._tools)
+    rerun, unknown = recover_calls(session._recorder.state.pending_tools, session._tools)
     if unknown:
-        session.tracker.record(unknown)
+        session._recorder.record(unknown)
         restored = False
-    pending = session.connection._pending
-    pending.cause, pending.restored, pending.first = "resume", restored, False
-    pending.since = session.clock.now()
+    for waiting in session._recorder.state.pending_tools:
+        tool = session._tools.get(waiting.name)
+        if tool is not None and tool.app_executed and waiting.status is not ToolCallStatus.FINISHED:
+            # This process's app has not seen the call: announce it again.
+            session._recorder.emit(
+                ToolCallRequested(
+                    call_id=waiting.call_id, name=waiting.name, arguments=waiting.arguments
+                )
+            )
+    session._connection.resume(restored=restored)
     async with _running(session) as running:
         for call in rerun:
             running._dispatch_call(call, rerun=True)

@@ -10,6 +10,11 @@ then has it delivered. Sync tools run in a worker thread so they never block the
 After a crash (``resume_session``), calls that were requested but never started run again;
 calls that had started run again only when the tool is idempotent — otherwise the model is
 told the outcome is unknown.
+
+Calls of app-executed tools (a :class:`~antiphon.actors.Tool` without a callable) never come
+here: the app answers them, and :func:`app_tool_result` turns its answer into the call's one
+``ToolCallFinished`` — or refuses it, so a call never gets two outputs. After a crash they
+stay pending for the app.
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ from anyio.abc import TaskGroup, TaskStatus
 from ..errors import ToolError
 from ..protocol import (
     Event,
+    FunctionOutput,
     PendingToolCall,
+    SessionState,
+    SubmitToolResult,
     ToolCallFinished,
     ToolCallRequested,
     ToolCallStarted,
+    ToolCallStatus,
     ToolOutcome,
 )
 from ._actor import Actor
@@ -95,6 +104,9 @@ class ToolExecutor(Actor[ToolCallRequested]):
                     call, error_output("error", f"unknown tool {call.name!r}"), ToolOutcome.ERROR
                 )
                 return
+            fn = tool.fn
+            if fn is None:
+                return  # app-executed: the session leaves its calls to the app
             try:
                 arguments = tool.parse_arguments(call.arguments)
             except ToolError as exc:
@@ -113,7 +125,7 @@ class ToolExecutor(Actor[ToolCallRequested]):
                             result = await tool.call(arguments)
                         else:
                             result = await anyio.to_thread.run_sync(
-                                lambda: tool.fn(**arguments), abandon_on_cancel=True
+                                lambda: fn(**arguments), abandon_on_cancel=True
                             )
                     except Exception as exc:
                         failed = exc
@@ -141,6 +153,7 @@ def recover_calls(
     pending: Sequence[PendingToolCall], tools: Mapping[str, Tool]
 ) -> tuple[list[ToolCallRequested], list[ToolCallFinished]]:
     """After a crash: which pending calls to run again, and which get an 'unknown' result.
+    Calls of app-executed tools are neither: they wait for the app's result.
 
     Returns:
         (calls to re-run, results to record now).
@@ -148,6 +161,9 @@ def recover_calls(
     rerun: list[ToolCallRequested] = []
     unknown: list[ToolCallFinished] = []
     for call in pending:
+        app_tool = tools.get(call.name)
+        if app_tool is not None and app_tool.app_executed:
+            continue
         request = ToolCallRequested(call_id=call.call_id, name=call.name, arguments=call.arguments)
         if call.status.value == "requested":
             rerun.append(request)
@@ -169,3 +185,34 @@ def recover_calls(
                     )
                 )
     return rerun, unknown
+
+
+def app_tool_result(
+    state: SessionState, command: SubmitToolResult, tools: Mapping[str, Tool]
+) -> ToolCallFinished:
+    """The record of the app's result for a call of an app-executed tool.
+
+    Raises:
+        ToolError: no call ``command.call_id`` is waiting for the app: the model never made
+            it, it already has its result, or its tool is run by the session.
+    """
+    call_id = command.call_id
+    call = state.pending_tool(call_id)
+    if call is None:
+        answered = any(isinstance(i, FunctionOutput) and i.id == call_id for i in state.items)
+        raise ToolError(
+            f"tool call {call_id!r} already has its result"
+            if answered
+            else f"no tool call {call_id!r} is waiting for a result"
+        )
+    if call.status is ToolCallStatus.FINISHED:
+        raise ToolError(f"tool call {call_id!r} already has its result")
+    tool = tools.get(call.name)
+    if tool is None or not tool.app_executed:
+        raise ToolError(
+            f"tool call {call_id!r} of {call.name!r} is run by the session; only calls of "
+            "app-executed tools (a Tool without a callable) take the app's result"
+        )
+    return ToolCallFinished(
+        call_id=call_id, name=call.name, output=command.output, outcome=command.outcome
+    )

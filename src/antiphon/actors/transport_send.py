@@ -5,16 +5,61 @@ are few and control the conversation), then user audio frames, read from the aud
 index starting at the resend point the connection manager chose. The loop sleeps on the log
 when there is nothing to send; a new frame or a queued command wakes it. Encoding is the
 translator's pure ``encode``; the connection's ``send`` has its own deadline.
+
+Keep-alive: a provider that resets a connection after ``limits.idle_timeout_s`` without input
+(Nova) gets a ``KeepAlive`` command once nothing went out for a share of that limit
+(:class:`KeepAliveTimer`, pure). The translator decides what carries it (Nova: a few frames
+of silent audio); a provider without an idle limit never gets one, and a translator that has
+nothing to send for it returns [].
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
+
 from ..adapters import Connection, Translator
-from ..protocol import AudioFrame, Command, SessionState
+from ..protocol import AudioFrame, Command, KeepAlive, SessionState
 from ._outbox import Outbox
 from .audio_in import AudioLog
+
+# A keep-alive goes out once nothing was sent for this share of the provider's idle limit:
+# half the limit leaves room for a slow send or a busy event loop before the limit bites.
+KEEPALIVE_SHARE = 0.5
+
+
+class KeepAliveTimer:
+    """When a connection needs a keep-alive. Pure: time is passed in.
+
+    Args:
+        idle_timeout_s: The provider's idle limit (``Limits.idle_timeout_s``); None (or not
+            positive): the provider has none and a keep-alive is never due.
+        now: When the connection last sent something (its setup).
+    """
+
+    def __init__(self, idle_timeout_s: float | None, *, now: float) -> None:
+        self.interval = (
+            idle_timeout_s * KEEPALIVE_SHARE
+            if idle_timeout_s is not None and idle_timeout_s > 0
+            else None
+        )
+        self.last_sent_at = now
+
+    def on_sent(self, now: float) -> None:
+        """Something went out to the provider at ``now``."""
+        self.last_sent_at = now
+
+    def next_deadline(self) -> float | None:
+        """When a keep-alive is due unless something is sent before; None: never."""
+        if self.interval is None:
+            return None
+        return self.last_sent_at + self.interval
+
+    def due(self, now: float) -> bool:
+        """A keep-alive should go out at ``now``."""
+        deadline = self.next_deadline()
+        return deadline is not None and now >= deadline
 
 
 class TransportSend:
@@ -23,9 +68,11 @@ class TransportSend:
     Args:
         epoch: The connection's epoch.
         start_index: First audio frame to send (frames before it are safe or already taken).
+        frame_ms: Duration of one audio frame (the provider's input frame).
         high_water: Frames below this were sent on an earlier connection: counted as re-sent.
         state: Returns the current session state (for ``encode``).
         on_sent: Called with (command, epoch, frame count) after a command went out.
+        now: Monotonic seconds, the clock of the keep-alive timer (default: the event loop's).
     """
 
     def __init__(
@@ -37,9 +84,11 @@ class TransportSend:
         log: AudioLog,
         outbox: Outbox,
         start_index: int,
+        frame_ms: int,
         high_water: int,
         state: Callable[[], SessionState],
         on_sent: Callable[[Command, int, int], None],
+        now: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.epoch = epoch
         self._conn = connection
@@ -48,6 +97,7 @@ class TransportSend:
         self._outbox = outbox
         self.start_index = start_index
         self.cursor = start_index
+        self.frame_ms = frame_ms
         self.high_water = high_water
         self._state = state
         self._on_sent = on_sent
@@ -55,18 +105,37 @@ class TransportSend:
         self.frames_resent = 0
         self.frames_skipped = 0  # evicted from the log before they could be sent
         self.commands_sent = 0
+        self._now = now
+        self.keepalive = KeepAliveTimer(translator.limits.idle_timeout_s, now=0.0)
+        self.keepalives_sent = 0
+
+    def safe_index(self, audio_end_ms: int | None) -> int:
+        """The audio log index up to which a provider safe point covers user audio.
+
+        A provider reports its safe point (``UserAudioCommitted.audio_end_ms``) in ms of *this
+        connection's* input, which began at ``start_index``; None means everything sent so
+        far. Never beyond what this sender actually sent.
+        """
+        if audio_end_ms is None:
+            return self.cursor
+        return min(self.cursor, self.start_index + max(0, audio_end_ms) // self.frame_ms)
 
     async def run(self) -> None:
         log = self._log
         outbox = self._outbox
         encode = self._translator.encode
         send = self._conn.send
+        now = self._now
+        keepalive = self.keepalive
+        keepalive.on_sent(now())  # the handshake just went out
         while True:
             command = outbox.peek()
             if command is not None:
                 frames = encode(command, self._state())
                 for frame in frames:
                     await send(frame)
+                if frames:
+                    keepalive.on_sent(now())
                 outbox.pop()
                 self.commands_sent += 1
                 self._on_sent(command, self.epoch, len(frames))
@@ -78,11 +147,29 @@ class TransportSend:
                     self.frames_skipped += log.base - cursor
                     self.cursor = log.base
                     continue
-                await log.wait_beyond(cursor)
+                deadline = keepalive.next_deadline()
+                if deadline is None:
+                    await log.wait_beyond(cursor)
+                    continue
+                with anyio.move_on_after(max(0.0, deadline - now())):
+                    await log.wait_beyond(cursor)
+                if keepalive.due(now()):
+                    await self._keep_alive()
                 continue
             for frame in encode(AudioFrame(pcm=pcm, index=cursor), self._state()):
                 await send(frame)
+            keepalive.on_sent(now())
             self.cursor = cursor + 1
             self.frames_sent += 1
             if cursor < self.high_water:
                 self.frames_resent += 1
+
+    async def _keep_alive(self) -> None:
+        frames = self._translator.encode(KeepAlive(), self._state())
+        for frame in frames:
+            await self._conn.send(frame)
+        # Counted as a send even when the translator had nothing to send, so a provider
+        # without a keep-alive is asked once per interval, not in a loop.
+        self.keepalive.on_sent(self._now())
+        if frames:
+            self.keepalives_sent += 1

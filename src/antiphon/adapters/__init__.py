@@ -10,10 +10,10 @@ from ._contract import (
     Disposition,
     ErrorClass,
     Frame,
+    Handshake,
     Limits,
     Provider,
     Translator,
-    decode_all,
 )
 
 __all__ = [
@@ -24,8 +24,8 @@ __all__ = [
     "Disposition",
     "ErrorClass",
     "Frame",
+    "Handshake",
     "Limits",
     "Provider",
     "Translator",
-    "decode_all",
 ]

@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from ..codecs import pcm_frame_bytes
 from ..protocol import Command, Event, SessionState
 
 Frame = str | bytes
@@ -29,18 +30,31 @@ Frame = str | bytes
 
 
 class Disposition(enum.StrEnum):
-    """What a failure means for the session."""
+    """What a failure means for the session.
+
+    A failure always ends its connection; there is no "ignore": a benign provider race
+    arrives as a decoded error event, never as a connection failure.
+    """
 
     RECOVERABLE = "recoverable"  # reconnect (new epoch), prime from SessionState
     FATAL = "fatal"  # configuration or client bug: end the session with the error
-    IGNORE = "ignore"  # benign race; carry on with the same connection
 
 
 class ErrorClass(msgspec.Struct, frozen=True, kw_only=True):
+    """A translator's verdict on a failure (``Translator.classify``).
+
+    Attributes:
+        disposition: Reconnect, or end the session.
+        reason: Short human-readable explanation, journalled with the loss.
+        retry_after_s: Do not reconnect sooner than this (HTTP ``Retry-After``, a provider's
+            documented minimum back-off); None leaves the wait to the reconnect policy.
+        fresh_start: The provider's own resume state is gone: re-seed, no handle.
+    """
+
     disposition: Disposition
     reason: str = ""
     retry_after_s: float | None = None
-    fresh_start: bool = False  # the provider's own resume state is gone: re-seed, no handle
+    fresh_start: bool = False
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +75,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         rotate_after_s: Connection age at which to rotate at the next turn boundary.
         rotate_deadline_s: Age at which to rotate even mid-turn.
         rotate_before_expiry_s: Rotate this long before a provider-announced expiry.
-        idle_timeout_s: Provider resets a connection after this much user silence.
+        idle_timeout_s: Provider resets a connection that takes no input for this long;
+            transport-send sends a ``KeepAlive`` when nothing went out for half of it.
         max_history_messages / max_message_bytes / max_history_bytes: priming caps.
         connect_timeout_s / send_timeout_s / close_timeout_s: deadlines on connector awaits.
         resend_window_s: Audio kept since the last safe point for a reconnect to re-send.
@@ -87,7 +102,12 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def input_frame_bytes(self) -> int:
-        return self.input_sample_rate * self.frame_ms // 1000 * 2
+        """Bytes of one input frame (PCM16 mono, ``frame_ms`` at ``input_sample_rate``).
+
+        Raises:
+            antiphon.errors.CodecError: the frame is not a whole number of samples.
+        """
+        return pcm_frame_bytes(self.frame_ms, self.input_sample_rate)
 
 
 class ConnectRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +122,23 @@ class ConnectRequest(msgspec.Struct, frozen=True, kw_only=True):
     headers: Mapping[str, str] = {}
 
 
+class Handshake(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``Translator.handshake`` built for one connection.
+
+    Attributes:
+        frames: The frames that set the connection up and prime it, in order; the connector
+            sends them (``Connector.connect``).
+        history_truncated: Part of the history was left out to fit the provider's limits; the
+            runtime then reports the reconnect with ``state_restored=False``.
+        resumed: The connection continues the provider's own server-side state (a
+            resumption handle was sent), so the history was not re-seeded.
+    """
+
+    frames: tuple[Frame, ...]
+    history_truncated: bool = False
+    resumed: bool = False
+
+
 @runtime_checkable
 class Translator(Protocol):
     """Pure, per-connection protocol translator. See the module docstring."""
@@ -114,10 +151,11 @@ class Translator(Protocol):
         """Dial parameters for a connection that continues ``state``."""
         ...
 
-    def handshake(self, state: SessionState) -> list[Frame]:
-        """Frames that set up the connection and prime it from ``state``: instructions, tools,
-        options, and the conversation history within the provider's limits (or a resumption
-        handle where the provider keeps state itself).
+    def handshake(self, state: SessionState) -> Handshake:
+        """Set up the connection and prime it from ``state``: instructions, tools, options,
+        and the conversation history within the provider's limits (or a resumption handle
+        where the provider keeps state itself). Says whether the history had to be cut and
+        whether the provider resumes its own state.
 
         History comes from ``state.history()``, which leaves out tool outputs not yet
         delivered: the runtime delivers those itself right after the handshake, each exactly
@@ -128,10 +166,6 @@ class Translator(Protocol):
     def ready(self) -> bool:
         """True once the provider has acknowledged the handshake (frames may flow freely)."""
         ...
-
-    # Optional: a translator whose ``handshake`` had to leave part of the history out (to fit
-    # the provider's limits) sets ``history_truncated = True``; the runtime then reports the
-    # reconnect with ``state_restored=False``. Read with ``getattr(..., False)``.
 
     def decode(self, frame: Frame) -> list[Event]:
         """Events carried by one wire frame.
@@ -147,7 +181,11 @@ class Translator(Protocol):
         ...
 
     def classify(self, error: BaseException) -> ErrorClass:
-        """What a failure (an :mod:`antiphon.errors` exception) means for the session."""
+        """What a failure (an :mod:`antiphon.errors` exception) means for the session.
+
+        Decided from the error's typed fields (``http_status``, ``close_code``,
+        ``provider_code``, ``condition``), each against its own table; sets
+        ``retry_after_s`` where the provider said when to come back."""
         ...
 
 
@@ -180,15 +218,26 @@ class Connection(Protocol):
 
 @runtime_checkable
 class Connector(Protocol):
-    """Opens provider connections."""
+    """Opens provider connections: one connector per session, for all of its epochs."""
 
     async def connect(self, request: ConnectRequest, handshake: Sequence[Frame]) -> Connection:
-        """Open a connection and send ``handshake`` on it (SDKs that send their own setup
-        message build it from these frames).
+        """Open a connection and send ``handshake`` (the translator's ``Handshake.frames``) on
+        it (SDKs that send their own setup message build it from these frames).
 
         Raises:
             antiphon.errors.ProviderError: the provider refused or could not be reached.
             antiphon.errors.ProviderTimeout: connecting missed its deadline.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release whatever the connector left behind once the session is done with it: SDK
+        tasks it abandoned on a deadline, clients it keeps, hooks it installed.
+
+        The runtime calls it when the session ends, after closing its last connection.
+        Bounded (within the close deadline; what still runs then is left to end by itself,
+        never awaited further), never hangs, idempotent, and never raises for what it
+        releases. A connector with nothing to release makes it a no-op.
         """
         ...
 
@@ -208,6 +257,12 @@ class Provider(Protocol):
     @property
     def limits(self) -> Limits: ...
 
+    @property
+    def handle_max_age_s(self) -> float | None:
+        """Age (seconds since it arrived) after which a resumption handle is not used; None
+        when handles do not expire or the provider issues none."""
+        ...
+
     def new_translator(self) -> Translator:
         """A fresh translator for one connection."""
         ...
@@ -215,11 +270,3 @@ class Provider(Protocol):
     def new_connector(self) -> Connector:
         """The connector (credentials are read here, from the environment)."""
         ...
-
-
-def decode_all(translator: Translator, frames: Sequence[Frame]) -> list[Event]:
-    """Decode many frames in order (convenience for tests and journal verification)."""
-    events: list[Event] = []
-    for frame in frames:
-        events.extend(translator.decode(frame))
-    return events

@@ -23,6 +23,7 @@ from antiphon.codecs._pcm import (
     float32_to_pcm16,
     pcm16_to_float32,
     pcm_duration_ms,
+    pcm_frame_bytes,
     upmix,
 )
 from antiphon.codecs._resample import QUALITIES, Resampler
@@ -49,6 +50,7 @@ __all__ = [
     "mulaw_encode",
     "pcm16_to_float32",
     "pcm_duration_ms",
+    "pcm_frame_bytes",
     "read_wav",
     "upmix",
     "wav_bytes",

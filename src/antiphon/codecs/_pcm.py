@@ -25,6 +25,7 @@ __all__ = [
     "float32_to_pcm16",
     "pcm16_to_float32",
     "pcm_duration_ms",
+    "pcm_frame_bytes",
     "upmix",
 ]
 
@@ -113,6 +114,37 @@ def pcm_duration_ms(nbytes: int, rate: int, channels: int = 1) -> float:
     if rate <= 0:
         raise CodecError(f"sample rate must be positive, got {rate}")
     return nbytes * 1000.0 / (2 * channels * rate)
+
+
+def pcm_frame_bytes(frame_ms: int, rate: int, channels: int = 1) -> int:
+    """Size in bytes of a frame of ``frame_ms`` of PCM16 audio: the one frame-size formula.
+
+    A frame must hold a whole number of samples, because the runtime maps milliseconds to
+    frame indexes and back (a provider's safe point in ms becomes a frame index); a frame
+    that was rounded would drift against the provider's clock.
+
+    Args:
+        frame_ms: Frame duration in milliseconds.
+        rate: Sample rate in Hz (any positive rate; not limited to :data:`SUPPORTED_RATES`).
+        channels: Number of interleaved channels.
+
+    Returns:
+        ``rate * frame_ms / 1000`` samples times ``2 * channels`` bytes.
+
+    Raises:
+        CodecError: ``frame_ms`` or ``rate`` is not a positive int, ``channels`` is out of
+            range, or the frame is not a whole number of samples at ``rate``.
+    """
+    check_channels(channels)
+    # Checked as objects: callers pass floats despite the hints (a 20.5 ms frame is a bug).
+    checked: tuple[tuple[str, object], ...] = (("frame_ms", frame_ms), ("sample rate", rate))
+    for name, value in checked:
+        if isinstance(value, bool) or not isinstance(value, Integral) or value <= 0:
+            raise CodecError(f"{name} must be a positive int, got {value!r}")
+    samples, partial = divmod(int(rate) * int(frame_ms), 1000)
+    if partial:
+        raise CodecError(f"{frame_ms} ms at {rate} Hz is not a whole number of samples")
+    return samples * 2 * channels
 
 
 def pcm16_to_float32(pcm: bytes) -> npt.NDArray[np.float32]:

@@ -104,10 +104,40 @@ async def _run_nova(args: argparse.Namespace, announce: Announce, stop: asyncio.
         await stop.wait()
 
 
+def _phonic_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grace-window", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument(
+        "--reply-pacing",
+        type=float,
+        default=1.0,
+        help="reply pacing: 0 = as fast as possible, 1 = real time",
+    )
+    parser.add_argument(
+        "--no-idle-audio",
+        action="store_true",
+        help="send no silent audio_chunk messages between turns",
+    )
+
+
+async def _run_phonic(args: argparse.Namespace, announce: Announce, stop: asyncio.Event) -> None:
+    from antiphon.emulators.phonic import PhonicEmulator
+
+    async with PhonicEmulator(
+        grace_window_s=args.grace_window,
+        reply_pacing=args.reply_pacing,
+        idle_audio=not args.no_idle_audio,
+        host=args.host,
+        port=args.port,
+    ) as emu:
+        announce({"provider": "phonic", "url": emu.url, "port": emu.port})
+        await stop.wait()
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner]] = {
     "gemini": (_gemini_options, _run_gemini),
     "nova": (_nova_options, _run_nova),
     "openai": (_openai_options, _run_openai),
+    "phonic": (_phonic_options, _run_phonic),
 }
 """Subcommand name -> (add its options, run it). Other emulators register here."""
 

@@ -28,6 +28,7 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+from antiphon.codecs import pcm_frame_bytes
 from antiphon.errors import CodecError
 
 __all__ = [
@@ -229,7 +230,8 @@ def reply_audio(text: str, *, sample_rate: int, chunk_ms: int = 40) -> list[byte
         PCM16 mono chunks; their number depends only on the word count, rate and chunk size.
 
     Raises:
-        CodecError: unsupported sample rate or a non-positive chunk size.
+        CodecError: unsupported sample rate, or a chunk size that is not a positive whole
+            number of samples.
     """
     _check_rate(sample_rate)
     if chunk_ms <= 0:
@@ -245,7 +247,7 @@ def reply_audio(text: str, *, sample_rate: int, chunk_ms: int = 40) -> list[byte
             reply_pitch(word), tone_n, sample_rate, _REPLY_AMPLITUDE
         )
     pcm = _to_pcm(out)
-    step = max(1, sample_rate * chunk_ms // 1000) * 2
+    step = pcm_frame_bytes(chunk_ms, sample_rate)
     return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 
 
@@ -336,10 +338,8 @@ class EnergyVad:
     ) -> None:
         _check_rate(sample_rate)
         self.sample_rate = sample_rate
-        self.frame_samples = sample_rate * frame_ms // 1000
-        if self.frame_samples <= 0 or sample_rate * frame_ms % 1000:
-            raise CodecError(f"frame_ms={frame_ms} is not a whole number of samples")
-        self._frame_bytes = self.frame_samples * 2
+        self._frame_bytes = pcm_frame_bytes(frame_ms, sample_rate)
+        self.frame_samples = self._frame_bytes // 2
         self._threshold = 32768.0 * 10.0 ** (threshold_dbfs / 20.0)
         self._min_speech = max(1, math.ceil(min_speech_ms / frame_ms))
         self._min_silence = max(1, math.ceil(silence_ms / frame_ms))

@@ -15,11 +15,18 @@ barge-in: ``toolCallCancellation`` for pending calls, ``interrupted``, ``turnCom
 
 Resumption: every resumable update stores a copy of the conversation under a new handle; a
 setup with a known handle restores it, an unknown one closes 1008 "BidiGenerateContent
-session not found". Faults are an API (:meth:`GeminiEmulator.drop`, :meth:`go_away`,
-:meth:`close`, :meth:`stall`, :meth:`send_malformed`, :meth:`send_unknown`,
-:meth:`fault_on_reply_audio`). Everything received is recorded per connection
-(:class:`GeminiConnectionRecord`). Frames are sent as binary websocket messages holding JSON,
+session not found". Everything received is recorded per connection (:class:`GeminiRecord`,
+in :attr:`GeminiEmulator.records`). Frames are sent as binary websocket messages holding JSON,
 as the real service does.
+
+Faults use the shared vocabulary (:mod:`antiphon.emulators._base`), now or at a trigger:
+``emu.fault(Fault.go_away(time_left_s=2.0), at=Trigger.turn_end())``. Here ``go_away`` is a
+``goAway{timeLeft}`` frame, then close 1011 "Deadline expired before operation could
+complete." when the time runs out; ``expire`` is that close at once; ``close`` is a close
+frame (1011 "The service is currently unavailable." unless given); ``drop`` aborts the TCP
+stream; ``stall`` stops sending and reading; ``malformed`` is a frame that is not JSON;
+``unknown`` one whose only top-level key is unknown; ``refuse`` answers the upgrade with HTTP
+503. The Live API reports errors by closing, so there is no ``error`` fault.
 """
 
 from __future__ import annotations
@@ -32,9 +39,8 @@ import re
 import shutil
 import ssl
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
 import trustme
 import websockets
@@ -44,6 +50,7 @@ from websockets.http11 import Request, Response
 from antiphon.codecs import b64decode, b64encode
 from antiphon.errors import CodecError
 
+from ._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from ._model import (
     DEFAULT_SCRIPT,
     ModelAction,
@@ -55,7 +62,7 @@ from ._model import (
     UserTurn,
 )
 
-__all__ = ["FaultKind", "GeminiConnectionRecord", "GeminiEmulator"]
+__all__ = ["DEADLINE_EXPIRED", "SESSION_NOT_FOUND", "UNAVAILABLE", "GeminiEmulator", "GeminiRecord"]
 
 INPUT_RATE = 16_000
 OUTPUT_RATE = 24_000
@@ -68,9 +75,7 @@ PATH_RE = re.compile(
 
 SESSION_NOT_FOUND = "BidiGenerateContent session not found"
 DEADLINE_EXPIRED = "Deadline expired before operation could complete."
-
-FaultKind = Literal["drop", "go_away", "close_1011", "stall", "malformed", "unknown"]
-"""Faults :meth:`GeminiEmulator.fault_on_reply_audio` can trigger mid-generation."""
+UNAVAILABLE = "The service is currently unavailable."
 
 _CLIENT_KEYS = {
     "setup": "setup",
@@ -103,17 +108,18 @@ def _duration(seconds: float) -> str:
     return f"{text}s"
 
 
-@dataclasses.dataclass
-class GeminiConnectionRecord:
+@dataclasses.dataclass(kw_only=True)
+class GeminiRecord(Record):
     """What one connection received and how it ended.
 
+    The shared fields are :class:`~antiphon.emulators.Record`'s: ``frames`` holds every
+    frame received (parsed; the setup included; one that is not JSON as received), ``audio``
+    the decoded ``realtimeInput`` chunks, ``close_code`` 1006 for a dropped stream.
+
     Attributes:
-        index: Connection number (0 first).
         path: Request path the client dialled.
         api_key: Key from ``x-goog-api-key``, ``?key=`` or ``Authorization``.
         setup: The ``setup`` object, as received.
-        frames: Every parsed frame received, in order (setup included).
-        audio: Decoded ``realtimeInput`` audio chunks, in order.
         client_turns: ``clientContent`` turns, in order.
         texts: ``realtimeInput.text`` messages.
         tool_responses: ``functionResponses`` entries, in order.
@@ -123,16 +129,11 @@ class GeminiConnectionRecord:
         history: The connection's conversation so far, ``{"role", "text"}`` entries.
         handles: Resumable handles issued to this connection.
         interruptions: Barge-ins served.
-        close_code: Close code of the connection (1006 when dropped).
-        close_reason: Close reason.
     """
 
-    index: int
     path: str = ""
     api_key: str = ""
     setup: dict[str, Any] | None = None
-    frames: list[Any] = dataclasses.field(default_factory=list)
-    audio: list[bytes] = dataclasses.field(default_factory=list)
     client_turns: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     texts: list[str] = dataclasses.field(default_factory=list)
     tool_responses: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -142,13 +143,6 @@ class GeminiConnectionRecord:
     history: list[dict[str, str]] = dataclasses.field(default_factory=list)
     handles: list[str] = dataclasses.field(default_factory=list)
     interruptions: int = 0
-    close_code: int | None = None
-    close_reason: str = ""
-
-    @property
-    def audio_bytes(self) -> bytes:
-        """All received audio, concatenated."""
-        return b"".join(self.audio)
 
 
 class _Closed(Exception):
@@ -158,9 +152,7 @@ class _Closed(Exception):
 class _Connection:
     """Serves one client websocket."""
 
-    def __init__(
-        self, emu: GeminiEmulator, ws: ServerConnection, record: GeminiConnectionRecord
-    ) -> None:
+    def __init__(self, emu: GeminiEmulator, ws: ServerConnection, record: GeminiRecord) -> None:
         self.emu = emu
         self.ws = ws
         self.record = record
@@ -170,7 +162,7 @@ class _Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._open_gate = asyncio.Event()
         self._open_gate.set()
-        self._reply_chunks = 0
+        self.closing: ClosedBy | None = None  # set when the server ends it (shutdown)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -184,18 +176,19 @@ class _Connection:
         data = message if isinstance(message, str) else json.dumps(message)
         await self.ws.send(data.encode())
 
-    async def close(self, code: int, reason: str) -> NoReturn:
-        self.record.close_code = code
-        self.record.close_reason = _cut_reason(reason)
-        await self.ws.close(code, self.record.close_reason)
+    async def close(self, code: int, reason: str, *, by: ClosedBy = ClosedBy.SERVER) -> NoReturn:
+        reason = _cut_reason(reason)
+        self.record.end(by, code, reason)
+        await self.ws.close(code, reason)
         raise _Closed
 
-    def stall(self, seconds: float) -> None:
+    def stall(self, seconds: float | None) -> None:
         self._open_gate.clear()
         # Stop reading at the socket too, so a client that keeps sending backs up (the
         # websockets frame queue alone does not hold back a TLS stream).
         self.ws.transport.pause_reading()
-        asyncio.get_running_loop().call_later(seconds, self._end_stall)
+        if seconds is not None:  # else hung until the emulator stops
+            asyncio.get_running_loop().call_later(seconds, self._end_stall)
 
     def _end_stall(self) -> None:
         self._open_gate.set()
@@ -203,7 +196,7 @@ class _Connection:
             self.ws.transport.resume_reading()
 
     def drop(self) -> None:
-        self.record.close_code = 1006
+        self.record.end(ClosedBy.FAULT, 1006)
         self.ws.transport.abort()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -220,9 +213,8 @@ class _Connection:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if self.record.close_code is None:
-                self.record.close_code = self.ws.close_code
-                self.record.close_reason = self.ws.close_reason or ""
+            by = self.closing or ClosedBy.CLIENT
+            self.record.end(by, self.ws.close_code, self.ws.close_reason or "")
 
     async def _serve(self) -> None:
         request = self.ws.request
@@ -237,6 +229,8 @@ class _Connection:
         if kind != "setup" or not isinstance(body, dict):
             await self.close(1007, "Request contains an invalid argument.")
         await self._setup(body)
+        for fault in self.emu._on_open.pop(self.ws, []):
+            await self.apply(fault)
         while True:
             await self._open_gate.wait()  # a stall stops reading too: the client backs up
             kind, body = await self._recv()
@@ -316,6 +310,7 @@ class _Connection:
             if len(pcm) % 2:
                 pcm = pcm[:-1]
             self.record.audio.append(pcm)
+            await self._fire(TriggerKind.USER_AUDIO)
             await self._handle(model.on_audio(pcm))
         text = _get(body, "text")
         if isinstance(text, str) and text:
@@ -335,6 +330,7 @@ class _Connection:
                 )
             if name == "start":
                 await self._interrupt_if_busy()
+                await self._fire(TriggerKind.USER_SPEECH)
             else:
                 await self._handle(model.commit_audio())
 
@@ -364,6 +360,7 @@ class _Connection:
             if not isinstance(resp, dict):
                 continue
             self.record.tool_responses.append(resp)
+            await self._fire(TriggerKind.TOOL_RESULT)
             call_id = str(resp.get("id") or "")
             response = resp.get("response")
             output: Any = response
@@ -380,7 +377,10 @@ class _Connection:
         for action in actions:
             if isinstance(action, UserSpeechStarted):
                 await self._interrupt_if_busy()
+                await self._fire(TriggerKind.USER_SPEECH)
             elif isinstance(action, UserTurn):
+                if action.source == "audio":
+                    await self._fire(TriggerKind.USER_TURN)
                 # Text turns entered the history on their way in (clientContent turns,
                 # realtimeInput.text); audio turns enter here, as transcribed.
                 if action.source == "audio":
@@ -450,6 +450,7 @@ class _Connection:
                     await self.send({"toolCall": {"functionCalls": [call]}})
                     # Blocking call: the turn continues after the toolResponse.
                     await self.send({"sessionResumptionUpdate": {"resumable": False}})
+                    await self._fire(TriggerKind.TOOL_CALL)
                     return
             await self.send({"serverContent": {"generationComplete": True}})
             words = sum(len(h["text"].split()) for h in self.history)
@@ -465,6 +466,7 @@ class _Connection:
                 }
             )
             await self._resumable_update()
+            await self._fire(TriggerKind.TURN_END)
         finally:
             if spoken:  # cut off: only what was sent stays in the history
                 self.history.append({"role": "model", "text": "".join(spoken)})
@@ -484,8 +486,7 @@ class _Connection:
                 sent += 1
             inline = {"mimeType": f"audio/pcm;rate={OUTPUT_RATE}", "data": b64encode(chunk)}
             await self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": inline}]}}})
-            self._reply_chunks += 1
-            await self.emu._after_reply_chunk(self, self._reply_chunks)
+            await self._fire(TriggerKind.REPLY_AUDIO)
             await asyncio.sleep(pace)
         for delta in deltas[sent:]:
             spoken.append(delta)
@@ -501,14 +502,65 @@ class _Connection:
 
     # -- faults ------------------------------------------------------------------------
 
-    async def go_away(self, time_left_s: float) -> None:
-        await self.send({"goAway": {"timeLeft": _duration(time_left_s)}})
-        self.spawn(self._deadline(time_left_s))
+    async def _fire(self, kind: TriggerKind) -> None:
+        """Apply the faults due at this event, right here in the frame stream.
+
+        Raises:
+            _Closed: a fault closed the connection.
+        """
+        for fault in self.emu._due(kind, self.record.index):
+            await self.apply(fault)
+
+    def _apply_at_once(self, fault: Fault) -> bool:
+        """Apply a fault that sends nothing (drop, stall); False for the others."""
+        if fault.kind is FaultKind.DROP:
+            self.record.faults.append(fault)
+            self.drop()
+        elif fault.kind is FaultKind.STALL:
+            self.record.faults.append(fault)
+            self.stall(fault.seconds)
+        else:
+            return False
+        return True
+
+    async def apply(self, fault: Fault) -> None:
+        """Apply ``fault`` (see the module docstring for what each kind is here).
+
+        Raises:
+            _Closed: the fault closed the connection.
+        """
+        if self._apply_at_once(fault):
+            return
+        self.record.faults.append(fault)
+        match fault.kind:
+            case FaultKind.CLOSE:
+                reason = UNAVAILABLE if fault.reason is None else fault.reason
+                await self.close(fault.close_code or 1011, reason, by=ClosedBy.FAULT)
+            case FaultKind.EXPIRE:
+                await self.close(1011, DEADLINE_EXPIRED, by=ClosedBy.FAULT)
+            case FaultKind.GO_AWAY:
+                await self.send({"goAway": {"timeLeft": _duration(fault.time_left_s)}})
+                self.spawn(self._deadline(fault.time_left_s))
+            case FaultKind.MALFORMED:
+                await self.send('{"serverContent": {"modelTurn": ')
+            case FaultKind.UNKNOWN:
+                await self.send({"futureServerMessage": {"detail": "emulated"}})
+            case _:  # drop and stall went above; refuse happens at the upgrade; no error
+                raise AssertionError(f"{fault.kind} is not applied to an open connection")
+
+    def inject(self, fault: Fault) -> None:
+        """Apply ``fault`` now, from outside the connection's own tasks."""
+        if not self._apply_at_once(fault):
+            self.spawn(self._apply_quietly(fault))
+
+    async def _apply_quietly(self, fault: Fault) -> None:
+        with contextlib.suppress(_Closed, websockets.exceptions.ConnectionClosed):
+            await self.apply(fault)
 
     async def _deadline(self, time_left_s: float) -> None:
         await asyncio.sleep(time_left_s)
         with contextlib.suppress(_Closed, websockets.exceptions.ConnectionClosed):
-            await self.close(1011, DEADLINE_EXPIRED)
+            await self.close(1011, DEADLINE_EXPIRED, by=ClosedBy.FAULT)
 
 
 def _api_key(request: Request) -> str:
@@ -524,7 +576,7 @@ def _api_key(request: Request) -> str:
     return auth.split(" ", 1)[-1] if auth else ""
 
 
-class GeminiEmulator:
+class GeminiEmulator(Emulator[GeminiRecord]):
     """A TLS Gemini Live server on 127.0.0.1 (async context manager, asyncio).
 
     Args:
@@ -540,10 +592,13 @@ class GeminiEmulator:
     Example::
 
         async with GeminiEmulator() as emu:
+            emu.fault(Fault.go_away(time_left_s=1.0), at=Trigger.turn_end())
             client = genai.Client(api_key="test", http_options=types.HttpOptions(
                 base_url=emu.base_url, api_version="v1beta",
                 async_client_args={"ssl": emu.ssl_context_for_client()}))
     """
+
+    fault_kinds = frozenset(FaultKind) - {FaultKind.ERROR}
 
     def __init__(
         self,
@@ -556,6 +611,7 @@ class GeminiEmulator:
         silence_ms: int = 300,
         api_keys: set[str] | None = None,
     ) -> None:
+        super().__init__()
         self.script = script
         self.host = host
         self.port = port
@@ -563,8 +619,6 @@ class GeminiEmulator:
         self.realtime_factor = realtime_factor
         self.silence_ms = silence_ms
         self.api_keys = api_keys
-        self.records: list[GeminiConnectionRecord] = []
-        """One record per connection, in accept order."""
         self.handles: dict[str, list[dict[str, str]]] = {}
         """Resumption handle -> conversation it restores."""
         self._live: list[_Connection] = []
@@ -572,8 +626,9 @@ class GeminiEmulator:
         self._tmp: Path | None = None
         self._ca: trustme.CA | None = None
         self._handles_issued = 0
-        self._reply_fault: tuple[int, FaultKind, Callable[[_Connection], Any]] | None = None
         self._connected = asyncio.Condition()
+        # Faults due at a connection attempt other than a refusal: applied after its setup.
+        self._on_open: dict[ServerConnection, list[Fault]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -604,6 +659,7 @@ class GeminiEmulator:
         """Stop serving, close every connection and delete the CA file."""
         if self._server is not None:
             for conn in list(self._live):
+                conn.closing = ClosedBy.SERVER
                 conn._end_stall()  # a stalled handler would hold the shutdown up
             self._server.close()
             await self._server.wait_closed()
@@ -629,11 +685,11 @@ class GeminiEmulator:
         return ssl.create_default_context(cafile=self.ca_pem_path)
 
     @property
-    def connections(self) -> int:
+    def open_connections(self) -> int:
         """Connections currently open."""
         return len(self._live)
 
-    async def wait_connections(self, count: int) -> GeminiConnectionRecord:
+    async def wait_connections(self, count: int) -> GeminiRecord:
         """Wait until ``count`` connections have been accepted in total; the newest record.
 
         Put a deadline around it (``asyncio.timeout``).
@@ -656,10 +712,15 @@ class GeminiEmulator:
         path = request.path.partition("?")[0]
         if PATH_RE.match(path) is None:
             return connection.respond(404, f"no such method: {path}\n")
+        due = self._due(TriggerKind.CONNECT, len(self.records))
+        if any(f.kind is FaultKind.REFUSE for f in due):
+            return connection.respond(503, "The service is currently unavailable.\n")
+        if due:
+            self._on_open[connection] = due
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
-        record = GeminiConnectionRecord(index=len(self.records))
+        record = GeminiRecord(index=len(self.records))
         self.records.append(record)
         async with self._connected:
             self._connected.notify_all()
@@ -678,71 +739,7 @@ class GeminiEmulator:
         self.handles[handle] = list(history)
         return handle
 
-    async def _after_reply_chunk(self, conn: _Connection, count: int) -> None:
-        fault = self._reply_fault
-        if fault is None or count < fault[0]:
-            return
-        self._reply_fault = None
-        await fault[2](conn)
+    # -- faults (the shared vocabulary's hooks) ---------------------------------------------
 
-    # -- fault API ---------------------------------------------------------------------
-
-    def drop(self) -> None:
-        """Abort every open connection's TCP stream (no close frame: the client sees 1006)."""
-        for conn in list(self._live):
-            conn.drop()
-
-    async def go_away(self, time_left_s: float) -> None:
-        """Send ``goAway{timeLeft}``; close 1011 "Deadline expired..." when it runs out."""
-        for conn in list(self._live):
-            await conn.go_away(time_left_s)
-
-    async def close(
-        self, code: int = 1011, reason: str = "The service is currently unavailable."
-    ) -> None:
-        """Close every open connection with ``code`` and ``reason`` (cut to 123 bytes)."""
-        for conn in list(self._live):
-            with contextlib.suppress(_Closed, websockets.exceptions.ConnectionClosed):
-                await conn.close(code, reason)
-
-    def stall(self, seconds: float) -> None:
-        """Stop sending and reading on the open connections for ``seconds``."""
-        for conn in list(self._live):
-            conn.stall(seconds)
-
-    async def send_malformed(self) -> None:
-        """Send a frame that is not JSON."""
-        for conn in list(self._live):
-            await conn.send('{"serverContent": {"modelTurn": ')
-
-    async def send_unknown(self) -> None:
-        """Send a frame whose only top-level key is unknown (crashes the SDK's receive())."""
-        for conn in list(self._live):
-            await conn.send({"futureServerMessage": {"detail": "emulated"}})
-
-    def fault_on_reply_audio(self, n: int, kind: FaultKind, *, time_left_s: float = 0.5) -> None:
-        """Arm a one-shot fault right after the ``n``-th reply audio chunk of a connection.
-
-        Args:
-            n: Chunk count (1 = after the first chunk) on the connection.
-            kind: ``drop``, ``go_away`` (``time_left_s``), ``close_1011``, ``stall``
-                (``time_left_s`` seconds), ``malformed`` or ``unknown``.
-            time_left_s: goAway time left, or stall length.
-        """
-
-        async def act(conn: _Connection) -> None:
-            match kind:
-                case "drop":
-                    conn.drop()
-                case "go_away":
-                    await conn.go_away(time_left_s)
-                case "close_1011":
-                    await conn.close(1011, "The service is currently unavailable.")
-                case "stall":
-                    conn.stall(time_left_s)
-                case "malformed":
-                    await conn.send('{"serverContent": ')
-                case "unknown":
-                    await conn.send({"futureServerMessage": {}})
-
-        self._reply_fault = (n, kind, act)
+    def _inject_now(self, fault: Fault, connection: int | None) -> None:
+        self._pick_live({c.record.index: c for c in self._live}, connection).inject(fault)

@@ -21,12 +21,18 @@ wall-clock fallback for when the client sends no audio; user speech while a repl
 being released is barge-in: ``{ "interrupted" : true }`` and ``contentEnd(INTERRUPTED)``.
 
 Configurable limits end a stream the way the service does: ``stream_limit_s`` after the
-stream opened (``modelTimeoutException``) and ``idle_reset_s`` without user speech (the 531
-``validationException``). The N-th streams listed in ``throttle_streams`` get a
-``throttlingException``. The fault API (:meth:`NovaEmulator.drop`, :meth:`~NovaEmulator.rst_stream`,
-:meth:`~NovaEmulator.raise_exception`, :meth:`~NovaEmulator.stall`,
-:meth:`~NovaEmulator.fault_on_reply_audio`) breaks streams on demand. Everything received is
-recorded per stream in :class:`NovaStreamRecord`.
+stream opened (``modelTimeoutException``) and ``idle_reset_s`` without input (the 531
+``validationException``). Everything received is recorded per stream in
+:class:`NovaRecord` (:attr:`NovaEmulator.records`).
+
+Faults use the shared vocabulary (:mod:`antiphon.emulators._base`), now or at a trigger:
+``emu.fault(Fault.expire(), at=Trigger.user_turn(2))``. Here ``expire`` is the stream limit's
+``modelTimeoutException``; ``error`` sends the exception named by ``code`` (default
+``internalServerException``); ``refuse`` is a ``throttlingException`` as the stream opens;
+``close`` is RST_STREAM with ``close_code`` as the HTTP/2 error code (default NO_ERROR);
+``drop`` aborts the TCP connection (every stream on it); ``stall`` holds the stream's output
+(input is still read); ``malformed`` is a chunk whose payload is not JSON; ``unknown`` a
+chunk holding an event no client knows. Nova has no goAway.
 
 Example::
 
@@ -39,16 +45,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import ssl
 import tempfile
 import uuid
 from base64 import b64decode, b64encode
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import CodecError, ProtocolError
+from ._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from ._eventstream import MessageDecoder, encode_message
 from ._model import (
     DEFAULT_SCRIPT,
@@ -64,7 +72,7 @@ __all__ = [
     "IDLE_RESET_MESSAGE",
     "MODEL_TIMEOUT_MESSAGE",
     "NovaEmulator",
-    "NovaStreamRecord",
+    "NovaRecord",
 ]
 
 MODEL_TIMEOUT_MESSAGE = "Model has timed out in processing the request. Try your request again."
@@ -100,16 +108,18 @@ def _member(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-@dataclass
-class NovaStreamRecord:
+@dataclass(kw_only=True)
+class NovaRecord(Record):
     """What one stream received and how it ended.
 
+    The shared fields are :class:`~antiphon.emulators.Record`'s: ``frames`` holds every
+    input event (parsed JSON), ``audio`` the decoded ``audioInput`` chunks (PCM16),
+    ``close_code`` the RST_STREAM error code of a ``close`` fault (None otherwise: HTTP/2
+    streams have no close code).
+
     Attributes:
-        index: 1-based stream number over the emulator's life.
         model_id: The model id from the request path.
         headers: The request headers (signature included; the emulator checks none).
-        events: Every input event (parsed JSON), in order.
-        audio: Decoded ``audioInput`` chunks (PCM16), in order.
         system: SYSTEM text received.
         history: ``(role, text)`` of each non-interactive history block, in order.
         texts: Interactive USER text blocks (Nova 2), in order.
@@ -124,11 +134,8 @@ class NovaStreamRecord:
         reset_by_client: The client sent RST_STREAM.
     """
 
-    index: int
-    model_id: str
+    model_id: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    audio: list[bytes] = field(default_factory=list)
     system: str = ""
     history: list[tuple[str, str]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
@@ -145,12 +152,7 @@ class NovaStreamRecord:
     @property
     def event_names(self) -> list[str]:
         """Input event names, in order."""
-        return [next(iter(e["event"])) for e in self.events if e.get("event")]
-
-    @property
-    def audio_bytes(self) -> bytes:
-        """All received audio, concatenated."""
-        return b"".join(self.audio)
+        return [next(iter(e["event"])) for e in self.frames if e.get("event")]
 
     @property
     def closed_cleanly(self) -> bool:
@@ -190,9 +192,7 @@ class _Playing:
 class _Stream:
     """One Nova stream: the input rules, the model, and the output queue."""
 
-    def __init__(
-        self, emu: NovaEmulator, conn: _Connection, stream_id: int, record: NovaStreamRecord
-    ):
+    def __init__(self, emu: NovaEmulator, conn: _Connection, stream_id: int, record: NovaRecord):
         self.emu = emu
         self.conn = conn
         self.stream_id = stream_id
@@ -201,8 +201,9 @@ class _Stream:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self.opened_at = loop.time()
-        self.last_speech = self.opened_at
+        self.last_input = self.opened_at  # any input event, silent audio included
         self.ended = False  # no more output will be queued
+        self.stall_until = 0.0  # loop time before which nothing is sent (a stall fault)
         self.state = "start"
         self.prompt = ""
         self.blocks: dict[str, _Block] = {}
@@ -215,7 +216,6 @@ class _Stream:
         self.names = 0
         self.completion: str | None = None
         self.playing: _Playing | None = None
-        self.audio_chunks_sent = 0
         self.usage_in = 0
         self.usage_out = 0
         self.writer = asyncio.ensure_future(self._write_loop())
@@ -237,7 +237,7 @@ class _Stream:
         wrapped = json.dumps({"bytes": b64encode(payload).decode("ascii")}).encode()
         self.queue.put_nowait(encode_message(_CHUNK_HEADERS, wrapped))
 
-    def send_exception(self, name: str, message: str) -> None:
+    def send_exception(self, name: str, message: str, *, by: ClosedBy = ClosedBy.SERVER) -> None:
         """Queue an exception message and end the stream (the service ends it too)."""
         if self.ended:
             return
@@ -249,18 +249,22 @@ class _Stream:
             ":content-type": "application/json",
         }
         self.queue.put_nowait(encode_message(headers, json.dumps({"message": message}).encode()))
-        self.end()
+        self.end(by)
 
-    def end(self) -> None:
+    def end(self, by: ClosedBy) -> None:
         """Queue END_STREAM after what is already queued."""
         if not self.ended:
             self.ended = True
+            self.record.end(by)
             self.queue.put_nowait(None)
 
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             item = await self.queue.get()
-            await self.emu._stalled()
+            # The stall end can move while we sleep (a second stall), so re-check after it.
+            while (wait := self.stall_until - loop.time()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(min(wait, 60.0))  # an endless stall is math.inf
             if not await self.conn.send(self.stream_id, item):
                 return
             if item is None:
@@ -342,7 +346,7 @@ class _Stream:
             if not outer.payload:
                 self.record.input_closed = True
                 self._finish_playing_now()
-                self.end()
+                self.end(ClosedBy.CLIENT)
                 continue
             try:
                 self._on_envelope(outer.payload)
@@ -359,12 +363,13 @@ class _Stream:
                 raise _Rejected(f"unexpected input event {inner.headers!r}")
             event = json.loads(b64decode(json.loads(inner.payload)["bytes"], validate=True))
             if self.is_ended:
-                self.record.events.append(event)
+                self.record.frames.append(event)
             else:
                 self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> None:
-        self.record.events.append(event)
+        self.record.frames.append(event)
+        self.last_input = asyncio.get_running_loop().time()
         body_map = event.get("event")
         if not isinstance(body_map, dict) or len(body_map) != 1:
             raise _Rejected("Invalid input request: an event must hold exactly one member.")
@@ -513,6 +518,8 @@ class _Stream:
             raise _Rejected("Invalid input request: audioInput outside the audio block.")
         pcm = b64decode(str(body.get("content") or ""), validate=True)
         self.record.audio.append(pcm)
+        if not self._fire(TriggerKind.USER_AUDIO):
+            return
         assert self.model is not None
         self._act(self.model.on_audio(pcm))
         self.release()
@@ -529,14 +536,13 @@ class _Stream:
         text = "".join(block.text)
         if block.kind == "TOOL":
             self.record.tool_results.append((block.tool_use_id, text))
-            if self.model is not None:
+            if self._fire(TriggerKind.TOOL_RESULT) and self.model is not None:
                 self._act(self.model.on_tool_output(block.tool_use_id, text))
             return
         if block.role == "SYSTEM":
             self.record.system = text
         elif block.interactive:
             self.record.texts.append(text)
-            self.last_speech = asyncio.get_running_loop().time()
             if self.model is not None:
                 self._act(self.model.on_text(text))
         else:
@@ -558,12 +564,14 @@ class _Stream:
         loop_time = asyncio.get_running_loop().time()
         for action in actions:
             if isinstance(action, UserSpeechStarted):
-                self.last_speech = loop_time
                 if action.interrupting is not None and self.playing is not None:
                     self._interrupt()
+                if not self._fire(TriggerKind.USER_SPEECH):
+                    return
             elif isinstance(action, UserTurn):
-                self.last_speech = loop_time
                 if action.source == "audio":
+                    if not self._fire(TriggerKind.USER_TURN):
+                        return  # heard, never reported: the next stream must hear it again
                     self._begin_completion()
                     self.record.transcripts.append(action.transcript)
                     self._text("USER", "FINAL", action.transcript)
@@ -594,6 +602,7 @@ class _Stream:
         self.send_event(
             "contentEnd", {**self._ids(content), "type": "TOOL", "stopReason": "TOOL_USE"}
         )
+        self._fire(TriggerKind.TOOL_CALL)
 
     def _start_reply(self, reply: Reply, now: float) -> None:
         if self.playing is not None:
@@ -630,8 +639,7 @@ class _Stream:
                 "audioOutput",
                 {**self._ids(playing.audio_content), "content": b64encode(chunk).decode("ascii")},
             )
-            self.audio_chunks_sent += 1
-            self.emu._on_reply_audio(self)
+            self._fire(TriggerKind.REPLY_AUDIO)
         if self.playing is playing and playing.sent >= len(chunks) and not self.ended:
             self._finish_reply(playing)
 
@@ -653,6 +661,8 @@ class _Stream:
         if playing.then_call is not None:
             self._tool_call(playing.then_call)
         self._end_completion()
+        if playing.then_call is None:
+            self._fire(TriggerKind.TURN_END)
 
     def _interrupt(self) -> None:
         """Barge-in: cut the reply being released."""
@@ -687,16 +697,57 @@ class _Stream:
 
     def tick(self, now: float) -> None:
         """Timers: the stream limit, the idle reset, wall-clock reply release."""
-        if self.ended:
+        if self.ended or now < self.stall_until:  # a stalled model keeps no time either
             return
         emu = self.emu
         if emu.stream_limit_s is not None and now - self.opened_at >= emu.stream_limit_s:
             self.send_exception("modelTimeoutException", MODEL_TIMEOUT_MESSAGE)
             return
-        if emu.idle_reset_s is not None and now - self.last_speech >= emu.idle_reset_s:
+        if emu.idle_reset_s is not None and now - self.last_input >= emu.idle_reset_s:
             self.send_exception("validationException", IDLE_RESET_MESSAGE)
             return
         self.release(now)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def _fire(self, kind: TriggerKind) -> bool:
+        """Apply the faults due at this event; True when the stream still sends output."""
+        for fault in self.emu._due(kind, self.record.index):
+            self.apply(fault)
+        return not self.ended
+
+    def apply(self, fault: Fault) -> None:
+        """Apply ``fault`` (see the module docstring for what each kind is here)."""
+        self.record.faults.append(fault)
+        match fault.kind:
+            case FaultKind.DROP:
+                self.conn.abort(ClosedBy.FAULT)
+            case FaultKind.CLOSE:
+                self.conn.reset_stream(self.stream_id, fault.close_code or 0)
+            case FaultKind.EXPIRE:
+                self.send_exception(
+                    "modelTimeoutException", MODEL_TIMEOUT_MESSAGE, by=ClosedBy.FAULT
+                )
+            case FaultKind.REFUSE:
+                self.send_exception("throttlingException", THROTTLING_MESSAGE, by=ClosedBy.FAULT)
+            case FaultKind.ERROR:
+                name = fault.code or "internalServerException"
+                message = fault.message or f"{name} injected by the emulator"
+                self.send_exception(name, message, by=ClosedBy.FAULT)
+            case FaultKind.STALL:
+                loop_time = asyncio.get_running_loop().time()
+                self.stall_until = math.inf if fault.seconds is None else loop_time + fault.seconds
+            case FaultKind.MALFORMED:
+                if not self.ended:
+                    wrapped = json.dumps({"bytes": b64encode(b'{"event": ').decode()}).encode()
+                    self.queue.put_nowait(encode_message(_CHUNK_HEADERS, wrapped))
+            case FaultKind.UNKNOWN:
+                self.send_event(
+                    "futureEvent", {**self._ids(), "detail": "an event no client knows"}
+                )
+            case FaultKind.GO_AWAY:
+                raise AssertionError("Nova has no goAway")
+        self.conn.flush()
 
 
 class _Connection:
@@ -754,11 +805,12 @@ class _Connection:
                         stream = self.streams.get(ev.stream_id)
                         if stream is not None:
                             stream.record.request_ended = True
-                            stream.end()
+                            stream.end(ClosedBy.CLIENT)
                     elif isinstance(ev, h2.events.StreamReset):
                         stream = self.streams.pop(ev.stream_id, None)
                         if stream is not None:
                             stream.record.reset_by_client = True
+                            stream.record.end(ClosedBy.CLIENT)
                             stream.ended = True
                     elif isinstance(ev, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
                         self.window.set()
@@ -793,8 +845,8 @@ class _Connection:
 
         model_id = unquote(path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)])
         emu = self.emu
-        record = NovaStreamRecord(index=len(emu.streams) + 1, model_id=model_id, headers=headers)
-        emu.streams.append(record)
+        record = NovaRecord(index=len(emu.records), model_id=model_id, headers=headers)
+        emu.records.append(record)
         self.h2.send_headers(
             stream_id,
             [
@@ -805,8 +857,8 @@ class _Connection:
         )
         stream = _Stream(emu, self, stream_id, record)
         self.streams[stream_id] = stream
-        if record.index in emu.throttle_streams:
-            stream.send_exception("throttlingException", THROTTLING_MESSAGE)
+        for fault in emu._due(TriggerKind.CONNECT, record.index):
+            stream.apply(fault)
 
     async def send(self, stream_id: int, data: bytes | None) -> bool:
         """Send ``data`` on a stream within flow-control windows; None ends the stream.
@@ -841,27 +893,31 @@ class _Connection:
             self.close()
             return False
 
-    def reset(self, error_code: int) -> None:
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """RST_STREAM one stream with ``error_code`` (a ``close`` fault)."""
         import h2.exceptions
 
-        for stream_id, stream in list(self.streams.items()):
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.record.end(ClosedBy.FAULT, error_code)
             stream.ended = True
             stream.writer.cancel()
-            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-                self.h2.reset_stream(stream_id, error_code)
-        self.streams.clear()
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self.h2.reset_stream(stream_id, error_code)
         self.flush()
 
-    def abort(self) -> None:
+    def abort(self, by: ClosedBy) -> None:
+        """Abort the TCP connection (no TLS close, no GOAWAY): every stream on it ends."""
         self.writer.transport.abort()
-        self.close()
+        self.close(by)
 
-    def close(self) -> None:
+    def close(self, by: ClosedBy = ClosedBy.CLIENT) -> None:
         if self.closed and not self.streams:
             return
         self.closed = True
         self.window.set()
         for stream in self.streams.values():
+            stream.record.end(by)
             stream.ended = True
             stream.writer.cancel()
         self.streams.clear()
@@ -870,18 +926,15 @@ class _Connection:
         self.emu._connections.discard(self)
 
 
-FaultKind = Literal["drop", "rst_stream", "stall"] | str
-
-
-class NovaEmulator:
+class NovaEmulator(Emulator[NovaRecord]):
     """A local Nova Sonic endpoint (see the module docstring).
 
     Args:
         script: What the scripted model says.
         stream_limit_s: Stream age at which ``modelTimeoutException`` ends it (real: ~480).
-        idle_reset_s: Time without user speech after which the 531 ``validationException``
-            ends a stream (real: ~175).
-        throttle_streams: 1-based stream numbers that get ``throttlingException`` at once.
+        idle_reset_s: Time without input after which the 531 ``validationException`` ends a
+            stream (real: ~175). Any input event counts, silent audio included: that is what
+            a keep-alive sends.
         reply_speed: Reply audio released per unit of elapsed input audio (or wall) time;
             None releases each reply at once.
         chunk_ms: Reply audio chunk length.
@@ -890,13 +943,14 @@ class NovaEmulator:
         host / port: Where to listen; port 0 picks a free port.
     """
 
+    fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
+
     def __init__(
         self,
         *,
         script: Script = DEFAULT_SCRIPT,
         stream_limit_s: float | None = None,
         idle_reset_s: float | None = None,
-        throttle_streams: Collection[int] = (),
         reply_speed: float | None = 1.0,
         chunk_ms: int = 40,
         max_history_messages: int | None = 40,
@@ -905,10 +959,10 @@ class NovaEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__()
         self.script = script
         self.stream_limit_s = stream_limit_s
         self.idle_reset_s = idle_reset_s
-        self.throttle_streams = frozenset(throttle_streams)
         self.reply_speed = reply_speed
         self.chunk_ms = chunk_ms
         self.max_history_messages = max_history_messages
@@ -916,13 +970,10 @@ class NovaEmulator:
         self.max_history_bytes = max_history_bytes
         self.host = host
         self.port = port
-        self.streams: list[NovaStreamRecord] = []
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._stall_until = 0.0
-        self._reply_faults: list[tuple[int, str]] = []
         self.ca_pem_path = ""
         self.endpoint_uri = ""
 
@@ -961,7 +1012,7 @@ class NovaEmulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         for conn in list(self._connections):
-            conn.abort()
+            conn.abort(ClosedBy.SERVER)
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -980,18 +1031,10 @@ class NovaEmulator:
         while True:
             await asyncio.sleep(_TICK_S)
             now = loop.time()
-            if now < self._stall_until:
-                continue
             for conn in list(self._connections):
                 for stream in list(conn.streams.values()):
                     stream.tick(now)
                 conn.flush()
-
-    async def _stalled(self) -> None:
-        loop = asyncio.get_running_loop()
-        # The stall end can move while we sleep (stall() again), so re-check after each sleep.
-        while (wait := self._stall_until - loop.time()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(wait)
 
     def _active(self) -> list[_Stream]:
         return [s for c in self._connections for s in c.streams.values() if not s.ended]
@@ -1014,55 +1057,7 @@ class NovaEmulator:
             while not predicate():  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
 
-    # -- faults ----------------------------------------------------------------------------
+    # -- faults (the shared vocabulary's hooks) -------------------------------------------
 
-    def drop(self) -> None:
-        """Abort every TCP connection (no TLS close, no GOAWAY)."""
-        for conn in list(self._connections):
-            conn.abort()
-
-    def rst_stream(self, error_code: int = 0) -> None:
-        """RST_STREAM every open stream with ``error_code`` (0 = NO_ERROR)."""
-        for conn in list(self._connections):
-            conn.reset(error_code)
-
-    def raise_exception(self, name: str, message: str = "") -> None:
-        """Send exception ``name`` (member or class name, e.g. ``modelStreamErrorException``)
-        on every open stream, which then ends."""
-        for stream in self._active():
-            stream.send_exception(name, message or f"{name} injected by the emulator")
-            stream.conn.flush()
-
-    def stall(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (queued output waits; input is still read)."""
-        self._stall_until = asyncio.get_running_loop().time() + seconds
-
-    def fault_on_reply_audio(self, n: int, kind: FaultKind) -> None:
-        """After the ``n``-th reply audio chunk of a stream, inject a fault.
-
-        Args:
-            n: 1-based chunk count within one stream.
-            kind: ``"drop"``, ``"rst_stream"``, ``"stall"`` (1 s), or an exception member
-                name (``"modelTimeoutException"``, ``"validationException"``...).
-        """
-        self._reply_faults.append((n, kind))
-
-    def _on_reply_audio(self, stream: _Stream) -> None:
-        for fault in list(self._reply_faults):
-            n, kind = fault
-            if stream.audio_chunks_sent != n:
-                continue
-            self._reply_faults.remove(fault)
-            if kind == "drop":
-                stream.conn.abort()
-            elif kind == "rst_stream":
-                stream.conn.reset(0)
-            elif kind == "stall":
-                self.stall(1.0)
-            else:
-                message = (
-                    MODEL_TIMEOUT_MESSAGE
-                    if _member(kind) == "modelTimeoutException"
-                    else f"{kind} injected by the emulator"
-                )
-                stream.send_exception(kind, message)
+    def _inject_now(self, fault: Fault, connection: int | None) -> None:
+        self._pick_live({s.record.index: s for s in self._active()}, connection).apply(fault)

@@ -11,21 +11,25 @@ calls with argument deltas, barge-in cancellation, truncation, session expiry. T
 ``conversation.item.done``, manual turn detection until the client enables server VAD, no
 truncate).
 
-Everything a client sends is recorded in :attr:`OpenAIEmulator.connections` (frames,
-decoded audio, the conversation items) so a test can assert that nothing was lost or
-duplicated. Faults are an API (:meth:`OpenAIEmulator.drop`, ``expire``, ``stall``,
-``send_malformed``, ``send_unknown``, ``close``) and can be scheduled declaratively
-(:func:`fault_on_reply_audio`, :func:`fault_on_speech_started`, :func:`fault_on_tool_call`).
+Everything a client sends is recorded in :attr:`OpenAIEmulator.records` (frames, decoded
+audio, the conversation items, every frame sent back) so a test can assert that nothing was
+lost or duplicated. Faults use the shared vocabulary (:mod:`antiphon.emulators._base`),
+now or at a trigger: ``emu.fault(Fault.drop(), at=Trigger.reply_audio(2))``. Here ``drop``
+aborts the TCP socket (1006), ``close`` sends a close frame (1011 "Internal server error"
+unless given), ``expire`` is the real cap's ``session_expired`` error then close 1001,
+``stall`` holds back every outgoing frame, ``error`` is an ``error`` event (``code``, default
+``server_error``), ``malformed`` a text frame that is not JSON, ``unknown`` an event of an
+unknown type, and ``refuse`` answers the upgrade with HTTP 503. OpenAI has no goAway.
 
-Outgoing frames go through one writer task per connection, so a stall holds back every
-frame (replies included) while the emulator keeps receiving and recording.
+Outgoing frames go through one writer task per connection, so a fault lands at an exact
+point of the frame stream, and a stall holds back every frame (replies included) while the
+emulator keeps receiving and recording.
 
 Known simplifications: only ``audio/pcm`` input/output formats; beta event names
 (``OpenAI-Beta: realtime=v1``) are not emitted; GA input transcription events are sent only
 when ``audio.input.transcription`` is configured (as the real service does), xAI's always;
 ``input_audio_buffer.commit`` works in manual turn detection only; an input sample-rate
-change takes effect only before the first audio append; scheduled faults fire once per
-emulator (not per connection).
+change takes effect only before the first audio append.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
@@ -47,6 +50,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from antiphon.emulators._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from antiphon.emulators._model import (
     DEFAULT_SCRIPT,
     ModelAction,
@@ -59,87 +63,35 @@ from antiphon.emulators._model import (
     reply_transcript_deltas,
 )
 
-__all__ = [
-    "ConnectionRecord",
-    "Fault",
-    "OpenAIEmulator",
-    "fault_on_reply_audio",
-    "fault_on_speech_started",
-    "fault_on_tool_call",
-]
+__all__ = ["OpenAIEmulator", "OpenAIRecord"]
 
 Variant = Literal["openai", "xai"]
-FaultKind = Literal["drop", "expire", "close", "malformed", "unknown", "stall"]
-FaultTrigger = Literal["reply_audio", "speech_started", "tool_call"]
 
 _DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant (antiphon emulator)."
 _DEFAULT_DURATION_S = 3600.0
 _MAX_FRAME = 32 * 2**20  # one append may carry 15 MiB of audio; base64 adds a third
 
 
-@dataclass(frozen=True, kw_only=True)
-class Fault:
-    """A fault scheduled on a trigger; it fires once.
-
-    Attributes:
-        trigger: ``"reply_audio"`` (after the ``after``-th audio delta of a reply),
-            ``"speech_started"`` (right after the ``after``-th speech start),
-            ``"tool_call"`` (right after the ``after``-th tool call's ``response.done``).
-        kind: What happens: drop (TCP abort), expire, close (1011), malformed, unknown, stall.
-        after: Count of trigger occurrences on one connection before it fires.
-        seconds: Stall length (``kind="stall"``).
-    """
-
-    trigger: FaultTrigger
-    kind: FaultKind = "drop"
-    after: int = 1
-    seconds: float = 1.0
-
-
-def fault_on_reply_audio(n_chunks: int, kind: FaultKind = "drop", *, seconds: float = 1.0) -> Fault:
-    """Fire ``kind`` right after the ``n_chunks``-th audio delta of the next reply."""
-    return Fault(trigger="reply_audio", kind=kind, after=n_chunks, seconds=seconds)
-
-
-def fault_on_speech_started(kind: FaultKind = "drop", *, after: int = 1) -> Fault:
-    """Fire ``kind`` right after ``speech_started`` (a fault during user speech)."""
-    return Fault(trigger="speech_started", kind=kind, after=after)
-
-
-def fault_on_tool_call(kind: FaultKind = "drop", *, after: int = 1) -> Fault:
-    """Fire ``kind`` once a tool call's response is done (while the call is pending)."""
-    return Fault(trigger="tool_call", kind=kind, after=after)
-
-
-@dataclass
-class ConnectionRecord:
+@dataclass(kw_only=True)
+class OpenAIRecord(Record):
     """What one client connection sent and how it ended.
 
+    The shared fields are :class:`~antiphon.emulators.Record`'s: ``frames`` holds every
+    client frame parsed (one that is not JSON as ``{"_malformed": text}``), ``audio`` the
+    decoded ``input_audio_buffer.append`` chunks, ``close_code`` 1006 for a dropped socket.
+
     Attributes:
-        index: Position among the emulator's connections.
         request_path: Path and query of the upgrade request.
         headers: Request headers; ``Authorization`` is replaced by ``"<present>"``.
-        frames: Every client frame, parsed; a frame that is not JSON is kept as
-            ``{"_malformed": text}``.
-        audio_chunks: Decoded ``input_audio_buffer.append`` audio, in order.
         items: The final conversation (given and produced items), in order.
         sent: Every frame the emulator wrote to the socket, parsed (a malformed one as
             ``{"_malformed": text}``), in order.
-        closed_by: ``"client"``, ``"server"`` or ``"abort"`` (a dropped socket).
-        close_code: Close code seen by the server (1006 for an abort).
-        close_reason: Close reason.
     """
 
-    index: int
-    request_path: str
-    headers: dict[str, str]
-    frames: list[dict[str, Any]] = field(default_factory=list)
-    audio_chunks: list[bytes] = field(default_factory=list)
+    request_path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
-    closed_by: str | None = None
-    close_code: int | None = None
-    close_reason: str = ""
 
 
 class _Abort:
@@ -148,9 +100,10 @@ class _Abort:
 
 @dataclass
 class _Stall:
-    """Writer marker: send nothing for ``seconds`` after the frames queued before it."""
+    """Writer marker: send nothing for ``seconds`` (None: ever again) after the frames
+    queued before it."""
 
-    seconds: float
+    seconds: float | None
 
 
 @dataclass
@@ -170,6 +123,23 @@ class _Response:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(kw_only=True)
+class _Run:
+    """A response being generated, and what it has produced so far."""
+
+    response: _Response
+    modalities: list[str]
+    started: float  # loop time of the start: reply audio is paced from it
+    output: list[dict[str, Any]] = field(default_factory=list)
+    audio_s: float = 0.0
+    cancelled: bool = False
+    has_tool: bool = False
+
+    @property
+    def text_only(self) -> bool:
+        return self.modalities == ["text"]
+
+
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> None:
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
@@ -187,7 +157,7 @@ def _duration_text(seconds: float) -> str:
 class _Conn:
     """One client connection: protocol state, model, writer and fault hooks."""
 
-    def __init__(self, emu: OpenAIEmulator, ws: ServerConnection, record: ConnectionRecord) -> None:
+    def __init__(self, emu: OpenAIEmulator, ws: ServerConnection, record: OpenAIRecord) -> None:
         self.emu = emu
         self.ws = ws
         self.record = record
@@ -198,15 +168,11 @@ class _Conn:
         # Set once a close or abort is queued: the connection is over from the server's
         # side, so later client frames are neither processed nor recorded.
         self.ending = False
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.closing_by_server = False
+        self.closing: ClosedBy | None = None  # who queued the close, if the server did
         self.aborted = False
         self.counter = 0
         self.response: _Response | None = None
         self.user_item: str | None = None  # item id of the user speech in progress
-        self.speech_starts = 0
-        self.tool_calls = 0
         self.session = self._initial_session()
         self.conversation_id = self._id("conv")
         self.model = ModelSession(
@@ -259,26 +225,28 @@ class _Conn:
     async def writer(self) -> None:
         while True:
             item = await self.out.get()
-            await self.gate.wait()
             if isinstance(item, _Abort):
                 self.abort()
                 return
             if isinstance(item, _Stall):
-                await asyncio.sleep(item.seconds)
+                if item.seconds is None:
+                    await asyncio.Event().wait()  # hung until the connection ends
+                else:
+                    await asyncio.sleep(item.seconds)
                 continue
             if isinstance(item, _CloseFrame):
-                self.closing_by_server = True
                 await self.ws.close(item.code, item.reason)
                 return
             event, text = item
             await self.ws.send(text)
             self.record.sent.append(event if event is not None else {"_malformed": text})
 
-    def end_with(self, marker: _Abort | _CloseFrame) -> None:
+    def end_with(self, marker: _Abort | _CloseFrame, by: ClosedBy) -> None:
         """Queue the end of the connection; nothing is sent or processed after it."""
         if not self.ending:
             self.out.put_nowait(marker)
             self.ending = True
+            self.closing = by
 
     def abort(self) -> None:
         self.ending = True
@@ -287,51 +255,51 @@ class _Conn:
 
     # -- faults
 
-    def stall(self, seconds: float) -> None:
-        self.gate.clear()
-        asyncio.get_running_loop().call_later(seconds, self.gate.set)
-
-    def expire(self) -> None:
+    def expire(self, by: ClosedBy) -> None:
+        """What the real session cap does: ``session_expired``, then close 1001."""
         duration = self.emu.session_duration_s or _DEFAULT_DURATION_S
         message = f"Your session hit the maximum duration of {_duration_text(duration)}."
         self.error(message, code="session_expired")
-        self.end_with(_CloseFrame(1001, message))
+        self.end_with(_CloseFrame(1001, message), by)
 
-    def close(self, code: int, reason: str) -> None:
-        self.end_with(_CloseFrame(code, reason))
-
-    def send_malformed(self) -> None:
-        if not self.ending:
-            self.out.put_nowait((None, '{"type": "response.output_audio.delta", "delta": '))
-
-    def send_unknown(self) -> None:
-        self.send({"type": "emulator.unknown_event", "detail": "an event no client knows"})
-
-    def apply_fault(self, fault: Fault) -> None:
+    def apply(self, fault: Fault, *, now: bool = False) -> None:
+        """Apply ``fault`` after the frames already queued (``now``: a drop is immediate)."""
+        self.record.faults.append(fault)
         match fault.kind:
-            case "drop":
-                self.end_with(_Abort())
-            case "expire":
-                self.expire()
-            case "close":
-                self.close(1011, "Internal server error (injected fault)")
-            case "malformed":
-                self.send_malformed()
-            case "unknown":
-                self.send_unknown()
-            case "stall":
-                self.out.put_nowait(_Stall(fault.seconds))
+            case FaultKind.DROP if now:
+                self.abort()  # the socket dies now: frames still queued are lost with it
+            case FaultKind.DROP:
+                self.end_with(_Abort(), ClosedBy.FAULT)
+            case FaultKind.CLOSE:
+                reason = fault.reason
+                if reason is None:
+                    reason = "Internal server error (injected fault)"
+                self.end_with(_CloseFrame(fault.close_code or 1011, reason), ClosedBy.FAULT)
+            case FaultKind.EXPIRE:
+                self.expire(ClosedBy.FAULT)
+            case FaultKind.STALL:
+                if not self.ending:
+                    self.out.put_nowait(_Stall(fault.seconds))
+            case FaultKind.ERROR:
+                self.error(
+                    fault.message or "The server had an error while processing your request.",
+                    code=fault.code or "server_error",
+                    kind="server_error",
+                )
+            case FaultKind.MALFORMED:
+                if not self.ending:
+                    self.out.put_nowait((None, '{"type": "response.output_audio.delta", "delta": '))
+            case FaultKind.UNKNOWN:
+                self.send({"type": "emulator.unknown_event", "detail": "an event no client knows"})
+            case FaultKind.REFUSE | FaultKind.GO_AWAY:  # refused at the upgrade; no goAway
+                raise AssertionError(f"{fault.kind} is not applied to an open connection")
 
-    def trigger(self, trigger: FaultTrigger, count: int) -> bool:
-        """Fire the scheduled faults for ``trigger`` at occurrence ``count``."""
-        fired = False
-        for i, fault in enumerate(self.emu.faults):
-            if i in self.emu.fired or fault.trigger != trigger or count != fault.after:
-                continue
-            self.emu.fired.add(i)
-            self.apply_fault(fault)
-            fired = True
-        return fired
+    def trigger(self, kind: TriggerKind) -> bool:
+        """Apply the faults due at this event of the conversation; True when any fired."""
+        faults = self.emu._due(kind, self.record.index)
+        for fault in faults:
+            self.apply(fault)
+        return bool(faults)
 
     # -- session shapes
 
@@ -441,7 +409,7 @@ class _Conn:
         in_rate = audio.get("input", {}).get("format", {}).get("rate", 24000)
         out_rate = audio.get("output", {}).get("format", {}).get("rate", 24000)
         self.model.output_sample_rate = int(out_rate)
-        if int(in_rate) != self.model.input_sample_rate and not self.record.audio_chunks:
+        if int(in_rate) != self.model.input_sample_rate and not self.record.audio:
             vad = self.model.vad_enabled
             auto = self.model.auto_respond
             self.model = ModelSession(
@@ -539,8 +507,10 @@ class _Conn:
             pcm = base64.b64decode(event["audio"], validate=True)
         except (binascii.Error, TypeError) as exc:
             raise ValueError("audio is not valid base64") from exc
-        self.record.audio_chunks.append(pcm)
-        self.handle_actions(self.model.on_audio(pcm))
+        self.record.audio.append(pcm)
+        self.trigger(TriggerKind.USER_AUDIO)
+        if not self.ending:
+            self.handle_actions(self.model.on_audio(pcm))
 
     def commit(self, event: dict[str, Any]) -> None:
         actions = self.model.commit_audio()
@@ -612,6 +582,7 @@ class _Conn:
             item.setdefault("status", "completed")
             self.model.on_tool_call(item["call_id"], item["name"])
         elif kind == "function_call_output":
+            self.trigger(TriggerKind.TOOL_RESULT)
             self.model.on_tool_output(str(item["call_id"]), str(item["output"]), respond=False)
             if self.xai:
                 item.setdefault("status", "completed")
@@ -748,11 +719,11 @@ class _Conn:
             )
         if self.response is not None and self.interrupt_response:
             self.cancel_response("turn_detected")
-        self.speech_starts += 1
-        self.trigger("speech_started", self.speech_starts)
+        self.trigger(TriggerKind.USER_SPEECH)
 
     def on_user_turn(self, turn: UserTurn) -> list[dict[str, Any]]:
         """Send the user turn's events; return the transcription events to send later."""
+        self.trigger(TriggerKind.USER_TURN)
         item_id = self.user_item or self._id("item")
         self.user_item = None
         previous = self._last_item_id()
@@ -929,14 +900,30 @@ class _Conn:
         params: dict[str, Any],
         prelude: list[dict[str, Any]],
     ) -> None:
+        """Generate one response: ``response.created``, each action's output item, then
+        ``response.done``; a cancellation (barge-in, ``response.cancel``) cuts it short."""
+        run = self._open_response(response, params, prelude)
+        for index, action in enumerate(actions):
+            out_index = 0 if self.xai else index
+            if isinstance(action, Reply):
+                await self._reply(run, action, out_index)
+            elif isinstance(action, ToolCall):
+                if await self._pace(response, run.audio_s, run.started):
+                    run.cancelled = True
+                else:
+                    self._tool_call(run, action, out_index)
+            if run.cancelled:
+                break
+        self._close_response(run)
+
+    def _open_response(
+        self, response: _Response, params: dict[str, Any], prelude: list[dict[str, Any]]
+    ) -> _Run:
         modalities = list(
             params.get("output_modalities") or self.session.get("output_modalities") or ["audio"]
         )
         if self.xai:
             modalities = ["audio"]
-        text_only = modalities == ["text"]
-        rid = response.id
-        output: list[dict[str, Any]] = []
         self.send(
             {
                 "type": "response.created",
@@ -945,313 +932,302 @@ class _Conn:
         )
         for ev in prelude:
             self.send(ev)
-        started = asyncio.get_running_loop().time()
-        audio_s = 0.0
-        cancelled = False
-        audio_deltas = 0
-        has_tool = False
-        for index, action in enumerate(actions):
-            out_index = 0 if self.xai else index
-            if isinstance(action, Reply):
-                item_id = self._id("item")
-                previous = self._last_item_id()
-                part_type = "text" if text_only else "audio"
-                content_type = "output_text" if text_only else "output_audio"
-                if self.xai:
-                    content_type = "audio"
-                item: dict[str, Any] = {
-                    "id": item_id,
-                    "type": "message",
-                    "status": "in_progress",
-                    "role": "assistant",
-                    "content": [],
-                }
-                base = {
-                    "response_id": rid,
-                    "item_id": item_id,
-                    "output_index": out_index,
-                    "content_index": 0,
-                }
-                added = copy.deepcopy(item)
-                if self.xai:
-                    added["object"] = "realtime.item"
-                    del added["content"]
-                self.send(
-                    {
-                        "type": "response.output_item.added",
-                        "response_id": rid,
-                        "output_index": out_index,
-                        "item": added,
-                    }
-                )
-                conv_item = copy.deepcopy(item)
-                if self.xai:
-                    conv_item["object"] = "realtime.item"
-                self.send(
-                    {
-                        "type": "conversation.item.added",
-                        "previous_item_id": previous,
-                        "item": conv_item,
-                    }
-                )
-                text_key = "text" if text_only else "transcript"
-                part_added: dict[str, Any] = {
-                    "type": "response.content_part.added",
-                    **base,
-                    "part": {"type": part_type, text_key: ""},
-                }
-                if self.xai:
-                    part_added["previous_item_id"] = "0"
-                self.send(part_added)
-                item["content"] = [{"type": content_type, text_key: ""}]
-                self.record.items.append(item)
-                spoken: list[str] = []
-                chunk_s = self.emu.chunk_ms / 1000
-                if text_only:
-                    for delta in action.transcript_deltas:
-                        if await self._pace(response, 0.0, started):
-                            cancelled = True
-                            break
-                        spoken.append(delta)
-                        self.send({"type": "response.output_text.delta", **base, "delta": delta})
-                else:
-                    # Word i's audio starts at i * 250 ms; send its transcript just before.
-                    word_at = [
-                        round(i * 250 / self.emu.chunk_ms)
-                        for i in range(len(action.transcript_deltas))
-                    ]
-                    w = 0
-                    for c, chunk in enumerate(action.audio):
-                        if await self._pace(response, audio_s, started):
-                            cancelled = True
-                            break
-                        while w < len(word_at) and word_at[w] <= c:
-                            delta = action.transcript_deltas[w]
-                            spoken.append(delta)
-                            tev: dict[str, Any] = {
-                                "type": "response.output_audio_transcript.delta",
-                                **base,
-                                "delta": delta,
-                            }
-                            if self.xai:
-                                tev.update(rid=f"{rid}-{w}", start_time=round(w * 0.25, 2))
-                            self.send(tev)
-                            w += 1
-                        ev = {
-                            "type": "response.output_audio.delta",
-                            **base,
-                            "delta": base64.b64encode(chunk).decode(),
-                        }
-                        if self.xai:
-                            ev.update(
-                                rid=f"{rid}-{max(w - 1, 0)}",
-                                audio_duration_ms=len(chunk)
-                                * 1000
-                                // 2
-                                // self.model.output_sample_rate,
-                                ts=int(time.time() * 1000),
-                            )
-                        self.send(ev)
-                        audio_s += chunk_s
-                        self.audio_ms[item_id] = self.audio_ms.get(item_id, 0) + (
-                            len(chunk) * 1000 // 2 // self.model.output_sample_rate
-                        )
-                        audio_deltas += 1
-                        if self.trigger("reply_audio", audio_deltas):
-                            await asyncio.sleep(0)
-                    else:
-                        spoken.extend(action.transcript_deltas[w:])
-                        for delta in action.transcript_deltas[w:]:
-                            self.send(
-                                {
-                                    "type": "response.output_audio_transcript.delta",
-                                    **base,
-                                    "delta": delta,
-                                }
-                            )
-                text = "".join(spoken)
-                status = "incomplete" if cancelled else "completed"
-                item["content"][0][text_key] = text
-                item["status"] = status
-                if text_only:
-                    self.send({"type": "response.output_text.done", **base, "text": text})
-                    self.send(
-                        {
-                            "type": "response.content_part.done",
-                            **base,
-                            "part": {"type": "text", "text": text},
-                        }
-                    )
-                elif self.xai:
-                    self.send(
-                        {
-                            "type": "response.output_audio_transcript.done",
-                            **base,
-                            "transcript": text,
-                        }
-                    )
-                    self.send({"type": "response.content_part.done", **base})
-                    self.send({"type": "response.output_audio.done", **base})
-                else:
-                    self.send({"type": "response.output_audio.done", **base})
-                    self.send(
-                        {
-                            "type": "response.output_audio_transcript.done",
-                            **base,
-                            "transcript": text,
-                        }
-                    )
-                    self.send(
-                        {
-                            "type": "response.content_part.done",
-                            **base,
-                            "part": {"type": "audio", "transcript": text},
-                        }
-                    )
-                done_item = copy.deepcopy(item)
-                if self.xai:
-                    done_item["object"] = "realtime.item"
-                else:
-                    self.send(
-                        {
-                            "type": "conversation.item.done",
-                            "previous_item_id": previous,
-                            "item": done_item,
-                        }
-                    )
-                if self.xai:
-                    del done_item["content"]
-                self.send(
-                    {
-                        "type": "response.output_item.done",
-                        "response_id": rid,
-                        "output_index": out_index,
-                        "item": done_item,
-                    }
-                )
-                output.append(copy.deepcopy(item))
-                self.model.reply_finished(action.reply_id)
-                if cancelled:
-                    break
-            elif isinstance(action, ToolCall):
-                if await self._pace(response, audio_s, started):
-                    cancelled = True
-                    break
-                has_tool = True
-                item_id = self._id("item")
-                previous = self._last_item_id()
-                item = {
-                    "id": item_id,
-                    "type": "function_call",
-                    "status": "in_progress",
-                    "name": action.name,
-                    "call_id": action.call_id,
-                    "arguments": "",
-                }
-                self.record.items.append(item)
-                added = copy.deepcopy(item)
-                if self.xai:
-                    added.update(object="realtime.item", role="user")
-                self.send(
-                    {
-                        "type": "response.output_item.added",
-                        "response_id": rid,
-                        "output_index": out_index,
-                        "item": added,
-                    }
-                )
-                conv_item = copy.deepcopy(item)
-                if self.xai:
-                    conv_item.update(object="realtime.item", role="tool")
-                self.send(
-                    {
-                        "type": "conversation.item.added",
-                        "previous_item_id": previous,
-                        "item": conv_item,
-                    }
-                )
-                base = {
-                    "response_id": rid,
-                    "item_id": item_id,
-                    "output_index": out_index,
-                    "call_id": action.call_id,
-                }
-                pieces = [action.arguments] if self.xai else _split_arguments(action.arguments)
-                for piece in pieces:
-                    delta_ev = {
-                        "type": "response.function_call_arguments.delta",
-                        **base,
-                        "delta": piece,
-                    }
-                    if self.xai:
-                        del delta_ev["output_index"]
-                    self.send(delta_ev)
-                self.send(
-                    {
-                        "type": "response.function_call_arguments.done",
-                        **base,
-                        "name": action.name,
-                        "arguments": action.arguments,
-                    }
-                )
-                item.update(status="completed", arguments=action.arguments)
-                done_item = copy.deepcopy(item)
-                if self.xai:
-                    done_item.update(object="realtime.item", role="user")
-                else:
-                    self.send(
-                        {
-                            "type": "conversation.item.done",
-                            "previous_item_id": previous,
-                            "item": done_item,
-                        }
-                    )
-                self.send(
-                    {
-                        "type": "response.output_item.done",
-                        "response_id": rid,
-                        "output_index": out_index,
-                        "item": done_item,
-                    }
-                )
-                output.append(done_item)
-        status = "cancelled" if cancelled or response.cancel_reason else "completed"
-        words = sum(
-            len(str(o.get("content", [{}])[0].get("transcript") or "").split())
-            for o in output
-            if o["type"] == "message"
+        return _Run(
+            response=response, modalities=modalities, started=asyncio.get_running_loop().time()
         )
-        usage = {
-            "total_tokens": 40 + words * 4,
-            "input_tokens": 40,
-            "output_tokens": words * 4,
-            "input_token_details": {
-                "text_tokens": 40,
-                "audio_tokens": 0,
-                "image_tokens": 0,
-                "cached_tokens": 0,
-            },
-            "output_token_details": {"text_tokens": words, "audio_tokens": words * 3},
+
+    async def _reply(self, run: _Run, action: Reply, out_index: int) -> None:
+        """One assistant message: its item and content part, the streamed deltas, done."""
+        item, previous, base = self._reply_item_added(run, out_index)
+        spoken: list[str] = []
+        if run.text_only:
+            await self._stream_text(run, action, base, spoken)
+        else:
+            await self._stream_audio(run, action, item["id"], base, spoken)
+        self._reply_item_done(run, item, previous, base, out_index, "".join(spoken))
+        self.model.reply_finished(action.reply_id)
+
+    def _reply_item_added(
+        self, run: _Run, out_index: int
+    ) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+        """Announce the assistant message item; returns it, the item before it, and the
+        fields every delta of its content part carries."""
+        rid = run.response.id
+        item_id = self._id("item")
+        previous = self._last_item_id()
+        text_only = run.text_only
+        part_type = "text" if text_only else "audio"
+        content_type = "output_text" if text_only else "output_audio"
+        if self.xai:
+            content_type = "audio"
+        item: dict[str, Any] = {
+            "id": item_id,
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
         }
+        base = {
+            "response_id": rid,
+            "item_id": item_id,
+            "output_index": out_index,
+            "content_index": 0,
+        }
+        added = copy.deepcopy(item)
+        if self.xai:
+            added["object"] = "realtime.item"
+            del added["content"]
+        self.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": rid,
+                "output_index": out_index,
+                "item": added,
+            }
+        )
+        conv_item = copy.deepcopy(item)
+        if self.xai:
+            conv_item["object"] = "realtime.item"
+        self.send(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": conv_item}
+        )
+        text_key = "text" if text_only else "transcript"
+        part_added: dict[str, Any] = {
+            "type": "response.content_part.added",
+            **base,
+            "part": {"type": part_type, text_key: ""},
+        }
+        if self.xai:
+            part_added["previous_item_id"] = "0"
+        self.send(part_added)
+        item["content"] = [{"type": content_type, text_key: ""}]
+        self.record.items.append(item)
+        return item, previous, base
+
+    async def _stream_text(
+        self, run: _Run, action: Reply, base: dict[str, Any], spoken: list[str]
+    ) -> None:
+        for delta in action.transcript_deltas:
+            if await self._pace(run.response, 0.0, run.started):
+                run.cancelled = True
+                return
+            spoken.append(delta)
+            self.send({"type": "response.output_text.delta", **base, "delta": delta})
+
+    async def _stream_audio(
+        self, run: _Run, action: Reply, item_id: str, base: dict[str, Any], spoken: list[str]
+    ) -> None:
+        """Audio deltas, paced; each word's transcript delta just before its audio."""
+        rid = run.response.id
+        deltas = action.transcript_deltas
+        # Word i's audio starts at i * 250 ms.
+        word_at = [round(i * 250 / self.emu.chunk_ms) for i in range(len(deltas))]
+        chunk_s = self.emu.chunk_ms / 1000
+        w = 0
+        for c, chunk in enumerate(action.audio):
+            if await self._pace(run.response, run.audio_s, run.started):
+                run.cancelled = True
+                return
+            while w < len(word_at) and word_at[w] <= c:
+                spoken.append(deltas[w])
+                tev: dict[str, Any] = {
+                    "type": "response.output_audio_transcript.delta",
+                    **base,
+                    "delta": deltas[w],
+                }
+                if self.xai:
+                    tev.update(rid=f"{rid}-{w}", start_time=round(w * 0.25, 2))
+                self.send(tev)
+                w += 1
+            chunk_ms = len(chunk) * 1000 // 2 // self.model.output_sample_rate
+            ev = {
+                "type": "response.output_audio.delta",
+                **base,
+                "delta": base64.b64encode(chunk).decode(),
+            }
+            if self.xai:
+                ev.update(
+                    rid=f"{rid}-{max(w - 1, 0)}",
+                    audio_duration_ms=chunk_ms,
+                    ts=int(time.time() * 1000),
+                )
+            self.send(ev)
+            run.audio_s += chunk_s
+            self.audio_ms[item_id] = self.audio_ms.get(item_id, 0) + chunk_ms
+            if self.trigger(TriggerKind.REPLY_AUDIO):
+                await asyncio.sleep(0)  # the fault's frames go out before the next chunk
+        spoken.extend(deltas[w:])
+        for delta in deltas[w:]:
+            self.send({"type": "response.output_audio_transcript.delta", **base, "delta": delta})
+
+    def _reply_item_done(
+        self,
+        run: _Run,
+        item: dict[str, Any],
+        previous: str | None,
+        base: dict[str, Any],
+        out_index: int,
+        text: str,
+    ) -> None:
+        """Close the content part and the item, in the variant's order."""
+        text_key = "text" if run.text_only else "transcript"
+        item["content"][0][text_key] = text
+        item["status"] = "incomplete" if run.cancelled else "completed"
+        if run.text_only:
+            self.send({"type": "response.output_text.done", **base, "text": text})
+            self.send(
+                {
+                    "type": "response.content_part.done",
+                    **base,
+                    "part": {"type": "text", "text": text},
+                }
+            )
+        elif self.xai:
+            self.send({"type": "response.output_audio_transcript.done", **base, "transcript": text})
+            self.send({"type": "response.content_part.done", **base})
+            self.send({"type": "response.output_audio.done", **base})
+        else:
+            self.send({"type": "response.output_audio.done", **base})
+            self.send({"type": "response.output_audio_transcript.done", **base, "transcript": text})
+            self.send(
+                {
+                    "type": "response.content_part.done",
+                    **base,
+                    "part": {"type": "audio", "transcript": text},
+                }
+            )
+        done_item = copy.deepcopy(item)
+        if self.xai:
+            done_item["object"] = "realtime.item"
+            del done_item["content"]
+        else:
+            self.send(
+                {"type": "conversation.item.done", "previous_item_id": previous, "item": done_item}
+            )
+        self.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": run.response.id,
+                "output_index": out_index,
+                "item": done_item,
+            }
+        )
+        run.output.append(copy.deepcopy(item))
+
+    def _tool_call(self, run: _Run, action: ToolCall, out_index: int) -> None:
+        """One function call item, its arguments streamed as deltas."""
+        rid = run.response.id
+        run.has_tool = True
+        item_id = self._id("item")
+        previous = self._last_item_id()
+        item: dict[str, Any] = {
+            "id": item_id,
+            "type": "function_call",
+            "status": "in_progress",
+            "name": action.name,
+            "call_id": action.call_id,
+            "arguments": "",
+        }
+        self.record.items.append(item)
+        added = copy.deepcopy(item)
+        if self.xai:
+            added.update(object="realtime.item", role="user")
+        self.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": rid,
+                "output_index": out_index,
+                "item": added,
+            }
+        )
+        conv_item = copy.deepcopy(item)
+        if self.xai:
+            conv_item.update(object="realtime.item", role="tool")
+        self.send(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": conv_item}
+        )
+        base = {
+            "response_id": rid,
+            "item_id": item_id,
+            "output_index": out_index,
+            "call_id": action.call_id,
+        }
+        pieces = [action.arguments] if self.xai else _split_arguments(action.arguments)
+        for piece in pieces:
+            delta_ev = {"type": "response.function_call_arguments.delta", **base, "delta": piece}
+            if self.xai:
+                del delta_ev["output_index"]
+            self.send(delta_ev)
+        self.send(
+            {
+                "type": "response.function_call_arguments.done",
+                **base,
+                "name": action.name,
+                "arguments": action.arguments,
+            }
+        )
+        item.update(status="completed", arguments=action.arguments)
+        done_item = copy.deepcopy(item)
+        if self.xai:
+            done_item.update(object="realtime.item", role="user")
+        else:
+            self.send(
+                {"type": "conversation.item.done", "previous_item_id": previous, "item": done_item}
+            )
+        self.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": rid,
+                "output_index": out_index,
+                "item": done_item,
+            }
+        )
+        run.output.append(done_item)
+
+    def _close_response(self, run: _Run) -> None:
+        """``response.done`` with the output and usage; then the faults due at its end."""
+        response = run.response
+        status = "cancelled" if run.cancelled or response.cancel_reason else "completed"
+        usage = _usage(run.output)
         done: dict[str, Any] = {
             "type": "response.done",
-            "response": self._response_obj(response, status, output, modalities, usage),
+            "response": self._response_obj(response, status, run.output, run.modalities, usage),
         }
         if self.xai:
             done.update(
-                response_id=rid,
+                response_id=response.id,
                 usage={
                     **usage,
-                    "output_audio_seconds": audio_s,
-                    "billable_audio_seconds": round(audio_s),
+                    "output_audio_seconds": run.audio_s,
+                    "billable_audio_seconds": round(run.audio_s),
                 },
             )
         if self.response is response:
             self.response = None
         self.send(done)
-        if has_tool and status == "completed":
-            self.tool_calls += 1
-            self.trigger("tool_call", self.tool_calls)
+        if status == "completed":
+            self.trigger(TriggerKind.TOOL_CALL if run.has_tool else TriggerKind.TURN_END)
+
+
+def _usage(output: list[dict[str, Any]]) -> dict[str, Any]:
+    """Token usage of a response: a fixed prompt, four tokens per spoken word."""
+    words = sum(
+        len(str(o.get("content", [{}])[0].get("transcript") or "").split())
+        for o in output
+        if o["type"] == "message"
+    )
+    return {
+        "total_tokens": 40 + words * 4,
+        "input_tokens": 40,
+        "output_tokens": words * 4,
+        "input_token_details": {
+            "text_tokens": 40,
+            "audio_tokens": 0,
+            "image_tokens": 0,
+            "cached_tokens": 0,
+        },
+        "output_token_details": {"text_tokens": words, "audio_tokens": words * 3},
+    }
 
 
 def _split_arguments(arguments: str) -> list[str]:
@@ -1274,12 +1250,13 @@ _HANDLERS: dict[str, Any] = {
 }
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(Emulator[OpenAIRecord]):
     """A local OpenAI Realtime GA (or xAI Grok voice) server with a scripted model.
 
     asyncio only (it is built on ``websockets.asyncio.server``)::
 
         async with OpenAIEmulator() as emu:
+            emu.fault(Fault.drop(), at=Trigger.reply_audio(3))
             async with websockets.connect(emu.url + "?model=gpt-realtime",
                                           additional_headers={"Authorization": "Bearer x"}):
                 ...
@@ -1290,11 +1267,12 @@ class OpenAIEmulator:
         session_duration_s: Session cap; at the cap the server sends ``session_expired`` and
             closes with 1001. None = no cap (``expires_at`` says 3600 s).
         reply_pacing: 0 sends reply audio as fast as possible; 1.0 in real time.
-        faults: Faults scheduled on triggers (see :func:`fault_on_reply_audio`).
         host: Interface to listen on.
         port: Port; 0 picks a free one.
         chunk_ms: Length of each reply audio delta.
     """
+
+    fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
 
     def __init__(
         self,
@@ -1303,26 +1281,25 @@ class OpenAIEmulator:
         script: Script = DEFAULT_SCRIPT,
         session_duration_s: float | None = None,
         reply_pacing: float = 0.0,
-        faults: Sequence[Fault] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         chunk_ms: int = 40,
     ) -> None:
         if variant not in ("openai", "xai"):
             raise ValueError(f"variant must be 'openai' or 'xai', not {variant!r}")
+        super().__init__()
         self.variant: Variant = variant
         self.script = script
         self.session_duration_s = session_duration_s
         self.reply_pacing = reply_pacing
-        self.faults = list(faults)
-        self.fired: set[int] = set()
         self.host = host
         self.chunk_ms = chunk_ms
-        self.connections: list[ConnectionRecord] = []
         self._requested_port = port
         self._server: Server | None = None
         self._live: dict[int, _Conn] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Faults due at a connection attempt other than a refusal: applied once it is open.
+        self._on_open: dict[ServerConnection, list[Fault]] = {}
 
     # -- lifecycle
 
@@ -1348,7 +1325,7 @@ class OpenAIEmulator:
         """Stop the server and close every connection."""
         if self._server is not None:
             for conn in self._live.values():
-                conn.closing_by_server = True
+                conn.closing = conn.closing or ClosedBy.SERVER
             self._server.close()
             await self._server.wait_closed()
             self._server = None
@@ -1375,15 +1352,6 @@ class OpenAIEmulator:
         """``ws://127.0.0.1:PORT/v1/realtime`` (add ``?model=...``)."""
         return f"ws://{self.host}:{self.port}/v1/realtime"
 
-    @property
-    def received(self) -> list[list[dict[str, Any]]]:
-        """Every client frame, per connection."""
-        return [c.frames for c in self.connections]
-
-    def audio_chunks(self) -> list[bytes]:
-        """Every appended audio chunk, across connections, in order."""
-        return [chunk for c in self.connections for chunk in c.audio_chunks]
-
     def model_name(self, path: str) -> str:
         from urllib.parse import parse_qs
 
@@ -1395,43 +1363,17 @@ class OpenAIEmulator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- faults (newest live connection unless one is given)
+    # -- faults (the shared vocabulary's hooks)
 
-    def _conn(self, connection: ConnectionRecord | int | None) -> _Conn:
-        if not self._live:
-            raise RuntimeError("no live connection")
-        if connection is None:
-            return self._live[max(self._live)]
-        index = connection if isinstance(connection, int) else connection.index
-        if index not in self._live:
-            raise RuntimeError(f"connection {index} is not live")
-        return self._live[index]
+    def _check_fault(self, fault: Fault) -> None:
+        if fault.kind is FaultKind.ERROR and not fault.recoverable:
+            raise ValueError(
+                "an OpenAI error event carries no recoverable flag: its code decides "
+                "(e.g. Fault.error('invalid_api_key'))"
+            )
 
-    async def drop(self, connection: ConnectionRecord | int | None = None) -> None:
-        """Abort the TCP socket now, without a close frame (the client sees 1006)."""
-        self._conn(connection).abort()
-
-    async def expire(self, connection: ConnectionRecord | int | None = None) -> None:
-        """Send ``session_expired`` and close with 1001."""
-        self._conn(connection).expire()
-
-    async def stall(self, seconds: float, connection: ConnectionRecord | int | None = None) -> None:
-        """Send nothing (replies included) for ``seconds``; returns at once."""
-        self._conn(connection).stall(seconds)
-
-    async def send_malformed(self, connection: ConnectionRecord | int | None = None) -> None:
-        """Send a text frame that is not JSON."""
-        self._conn(connection).send_malformed()
-
-    async def send_unknown(self, connection: ConnectionRecord | int | None = None) -> None:
-        """Send a well-formed event with an unknown ``type``."""
-        self._conn(connection).send_unknown()
-
-    async def close(
-        self, code: int = 1000, reason: str = "", connection: ConnectionRecord | int | None = None
-    ) -> None:
-        """Close the connection with ``code`` and ``reason`` (after queued frames)."""
-        self._conn(connection).close(code, reason)
+    def _inject_now(self, fault: Fault, connection: int | None) -> None:
+        self._pick_live(self._live, connection).apply(fault, now=True)
 
     # -- server plumbing
 
@@ -1444,25 +1386,34 @@ class OpenAIEmulator:
                 HTTPStatus.UNAUTHORIZED,
                 "Missing bearer authentication in header\n",
             )
+        due = self._due(TriggerKind.CONNECT, len(self.records))
+        if any(f.kind is FaultKind.REFUSE for f in due):
+            return ws.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, "The server is overloaded; try again later.\n"
+            )
+        if due:
+            self._on_open[ws] = due
         return None
 
     async def _handler(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
-        record = ConnectionRecord(
-            index=len(self.connections),
+        record = OpenAIRecord(
+            index=len(self.records),
             request_path=request.path,
             headers=_redact(request.headers),
         )
-        self.connections.append(record)
+        self.records.append(record)
         conn = _Conn(self, ws, record)
         self._live[record.index] = conn
         loop = asyncio.get_running_loop()
         writer = loop.create_task(conn.writer())
         expiry: asyncio.TimerHandle | None = None
         if self.session_duration_s is not None:
-            expiry = loop.call_later(self.session_duration_s, conn.expire)
+            expiry = loop.call_later(self.session_duration_s, conn.expire, ClosedBy.SERVER)
         conn.start()
+        for fault in self._on_open.pop(ws, []):
+            conn.apply(fault)
         try:
             async for message in ws:
                 conn.on_frame(message)
@@ -1477,12 +1428,11 @@ class OpenAIEmulator:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await writer
-            if conn.aborted:
-                record.closed_by, record.close_code = "abort", 1006
+            if conn.aborted:  # only a drop fault aborts the socket
+                record.end(ClosedBy.FAULT, 1006)
             else:
-                record.closed_by = "server" if conn.closing_by_server else "client"
-                record.close_code = ws.close_code
-                record.close_reason = ws.close_reason or ""
+                by = conn.closing or ClosedBy.CLIENT
+                record.end(by, ws.close_code, ws.close_reason or "")
 
 
 def _redact(headers: Headers) -> dict[str, str]:

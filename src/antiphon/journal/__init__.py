@@ -1,14 +1,16 @@
 """Append-only event journal: one stream per session, replayable into ``SessionState``.
 
 Backends: :class:`FileJournal` (the embedded default: segment files with length + CRC32C
-framing, audio sidecar files, snapshots) and :class:`MemoryJournal` (tests). Both keep the
-contract documented in :mod:`antiphon.journal._base` (one writer per stream, ``expected_seq``
-conflicts, write ahead of effects, no inline audio). The API is synchronous.
+framing, audio sidecar files, snapshots) and :class:`MemoryJournal` (tests). Both implement
+:class:`JournalBackend`, whose docs state the contract every backend keeps (one writer per
+stream, appends conditional on the expected sequence, write ahead of effects, no inline
+audio); a backend written elsewhere subclasses it and runs
+:class:`antiphon.testing.JournalConformance`. The API is synchronous.
 """
 
 from __future__ import annotations
 
-from ._base import Journal, JournalWriter
+from ._base import Appended, Journal, JournalBackend, JournalWriter, Lease
 from ._check import (
     CorruptRecord,
     IntegrityReport,
@@ -23,12 +25,15 @@ from ._memory import MemoryJournal
 from ._record import Durability, Record
 
 __all__ = [
+    "Appended",
     "CorruptRecord",
     "Durability",
     "FileJournal",
     "IntegrityReport",
     "Journal",
+    "JournalBackend",
     "JournalWriter",
+    "Lease",
     "MemoryJournal",
     "Record",
     "SnapshotCheck",

@@ -33,29 +33,16 @@ import re
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
+from antiphon.errors import JournalConflict, JournalCorrupt, JournalError, NotAJournal
+from antiphon.protocol import AudioSpan
 
-from antiphon.errors import JournalCorrupt, JournalError, NotAJournal
-from antiphon.protocol import SCHEMA_VERSION, AudioSpan, Event, SessionState
-
-from ._base import AUDIO_STREAMS, Journal, JournalWriter
-from ._record import (
-    ENCODER,
-    FRAME,
-    MAX_RECORD_BYTES,
-    Durability,
-    _Stored,
-    crc32c,
-    decode_snapshot,
-    decode_stored,
-    encode_snapshot,
-    encode_stored,
-    iter_frames,
-)
+from ._base import AUDIO_STREAMS, JournalBackend, Lease
+from ._record import FRAME, Durability, crc32c, iter_frames
 
 try:
     import fcntl
@@ -74,9 +61,10 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SNAPSHOTS_KEPT = 2
 DEFAULT_DURABILITY: Final = Durability.batch()
 
-# Stream directories with an open writer in this process (flock alone would do on Linux, but
-# not everywhere, and this gives a clear message).
-_open_streams: set[str] = set()
+# Stream directories with an open writer in this process, by resolved path (None while one is
+# being opened). flock alone would keep a second writer out on Linux, but not everywhere; this
+# also gives a clear message, and lets a writer of this process be taken over.
+_open_streams: dict[str, _OpenStream | None] = {}
 _open_lock = threading.Lock()
 
 
@@ -155,12 +143,15 @@ def is_session_dir(path: Path) -> bool:
     return (path / SESSION_MARKER).is_file()
 
 
-class _FileWriter(JournalWriter):
-    def __init__(
-        self, journal: FileJournal, session_id: str, directory: Path, lock_fd: int
-    ) -> None:
-        self._journal = journal
-        self._dir = directory
+class _OpenStream:
+    """The write side of one session stream held by a writer of this process: descriptors,
+    sizes, the stream's next seq and the durability bookkeeping. Shared by the leases of the
+    stream (a take-over hands it to the new holder), owned by the current one."""
+
+    def __init__(self, journal: FileJournal, directory: Path, lock_fd: int) -> None:
+        self.dir = directory
+        self.holder = ""  # the token of the current lease
+        self.open = True
         self._lock_fd = lock_fd
         self._durability = journal.durability
         self._always = journal.durability.policy == "always"
@@ -170,27 +161,23 @@ class _FileWriter(JournalWriter):
         self._seg_size = 0
         self._audio_fds: dict[str, int] = {}
         self._audio_size: dict[str, int] = {}
-        self._rates: dict[str, int] = {}
+        self.rates: dict[str, int] = {}
         self._dirty = False
         self._audio_dirty: set[str] = set()
         self._last_sync = time.monotonic()
+        self.deferred_sync = False
+        # Makes each append's check-and-write atomic when two leases' writers append from
+        # different threads; held by appends only, so it is never contended in practice.
+        self._append_lock = threading.Lock()
         # Guards the descriptors against a flush() from another thread (deferred_sync).
         self._fd_lock = threading.Lock()
-        self.snapshot_errors = 0
-        next_seq = self._recover()
-        snaps = [s for s, _ in list_snapshots(directory)]
-        super().__init__(
-            session_id,
-            next_seq=next_seq,
-            snapshot_every=journal.snapshot_every,
-            snapshot_seq=max(snaps, default=0),
-        )
+        self.next_seq = self._recover()
 
     # --- opening ------------------------------------------------------------------------
 
     def _recover(self) -> int:
-        """Truncate a torn tail and position the writer at the stream's end."""
-        segs = list_segments(self._dir)
+        """Truncate a torn tail and position the stream at its end."""
+        segs = list_segments(self.dir)
         next_seq = 0
         while segs:
             first, path = segs[-1]
@@ -212,21 +199,21 @@ class _FileWriter(JournalWriter):
             self._seg_size = reader.end
             next_seq = first + count
             break
-        for seq, path in list_snapshots(self._dir):
+        for seq, path in list_snapshots(self.dir):
             if seq > next_seq:
                 path.unlink()  # describes records lost with a torn tail
-        for entry in os.scandir(self._dir):
+        for entry in os.scandir(self.dir):
             if entry.name.endswith(".tmp"):
                 os.unlink(entry.path)
         for stream in AUDIO_STREAMS:
-            pcm = self._dir / f"audio-{stream}.pcm"
-            meta = self._dir / f"audio-{stream}.meta"
+            pcm = self.dir / f"audio-{stream}.pcm"
+            meta = self.dir / f"audio-{stream}.meta"
             size = pcm.stat().st_size if pcm.exists() else 0
             if size % 2:
                 os.truncate(pcm, size - 1)  # half a sample from a cut-short write
                 size -= 1
             self._audio_size[stream] = size
-            self._rates[stream] = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
+            self.rates[stream] = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
         return next_seq
 
     # --- writing ------------------------------------------------------------------------
@@ -238,7 +225,7 @@ class _FileWriter(JournalWriter):
             with self._fd_lock:
                 os.close(self._fd)
                 self._fd = -1
-        path = self._dir / segment_name(first_seq)
+        path = self.dir / segment_name(first_seq)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
         with self._fd_lock:
             self._fd = fd
@@ -246,81 +233,71 @@ class _FileWriter(JournalWriter):
         self._seg_size = SEG_HEADER.size
         if self._durability.policy != "none":
             os.fsync(self._fd)
-            _fsync_dir(self._dir)
+            _fsync_dir(self.dir)
 
-    def _write(
-        self, events: Sequence[Event], seq: int, epoch: int, mono_ns: int, wall_ns: int
-    ) -> None:
-        # The hot path of the runtime: encode_stored's work inlined, one write for the batch.
+    def append(self, session_id: str, expected_seq: int, payloads: Sequence[bytes]) -> None:
+        # The hot path of the runtime: frame every payload, then one write for the batch.
         pack = FRAME.pack
         crc = crc32c
-        encode = ENCODER.encode
-        parts: list[bytes] = []
-        s = seq
-        try:
-            for event in events:
-                payload = encode((s, mono_ns, wall_ns, epoch, SCHEMA_VERSION, event))
-                if len(payload) > MAX_RECORD_BYTES:
-                    raise ValueError
-                parts.append(pack(len(payload), crc(payload)))
-                parts.append(payload)
-                s += 1
-        except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-            encode_stored(s, mono_ns, wall_ns, epoch, events[s - seq])  # raises JournalError
-            raise
-        data = b"".join(parts)
-        try:
-            if self._fd < 0 or self._seg_size >= self._segment_bytes:
-                self._new_segment(seq)
-            _write_all(self._fd, data)
-            self._seg_size += len(data)
-            if self._always:
-                self._sync()
-            elif self._batch:
-                self._dirty = True
-                if (
-                    not self.deferred_sync
-                    and time.monotonic() - self._last_sync >= self._durability.interval_s
-                ):
+        data = b"".join([b for p in payloads for b in (pack(len(p), crc(p)), p)])
+        with self._append_lock:
+            if not self.open:
+                raise JournalError(f"journal {session_id!r}: the stream was released")
+            if self.next_seq != expected_seq:
+                raise JournalConflict(session_id, expected_seq, self.next_seq)
+            if not payloads:
+                return
+            try:
+                if self._fd < 0 or self._seg_size >= self._segment_bytes:
+                    self._new_segment(expected_seq)
+                _write_all(self._fd, data)
+                self._seg_size += len(data)
+                self.next_seq = expected_seq + len(payloads)
+                if self._always:
                     self._sync()
-        except OSError as exc:
-            self._fail()
-            raise JournalError(f"journal {self.session_id!r}: append failed: {exc}") from exc
+                elif self._batch:
+                    self._dirty = True
+                    if (
+                        not self.deferred_sync
+                        and time.monotonic() - self._last_sync >= self._durability.interval_s
+                    ):
+                        self._sync()
+            except OSError as exc:
+                self.close()
+                raise JournalError(f"journal {session_id!r}: append failed: {exc}") from exc
 
-    def _audio_rate(self, stream: str) -> int:
-        return self._rates[stream]
+    def append_audio(self, session_id: str, stream: str, pcm: bytes, sample_rate: int) -> int:
+        with self._append_lock:
+            if not self.open:
+                raise JournalError(f"journal {session_id!r}: the stream was released")
+            try:
+                fd = self._audio_fds.get(stream)
+                if fd is None:
+                    if not self.rates[stream]:
+                        meta = self.dir / f"audio-{stream}.meta"
+                        _write_json_atomic(meta, {"sample_rate": sample_rate, "format": "pcm16le"})
+                        self.rates[stream] = sample_rate
+                    path = self.dir / f"audio-{stream}.pcm"
+                    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    with self._fd_lock:
+                        self._audio_fds[stream] = fd
+                offset = self._audio_size[stream]
+                _write_all(fd, pcm)
+                self._audio_size[stream] = offset + len(pcm)
+                self._audio_dirty.add(stream)
+                self._dirty = True
+                return offset
+            except OSError as exc:
+                self.close()
+                raise JournalError(f"journal {session_id!r}: audio write failed: {exc}") from exc
 
-    def _write_audio_bytes(self, stream: str, pcm: bytes, sample_rate: int) -> int:
-        try:
-            fd = self._audio_fds.get(stream)
-            if fd is None:
-                if not self._rates[stream]:
-                    meta = self._dir / f"audio-{stream}.meta"
-                    _write_json_atomic(meta, {"sample_rate": sample_rate, "format": "pcm16le"})
-                    self._rates[stream] = sample_rate
-                path = self._dir / f"audio-{stream}.pcm"
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                with self._fd_lock:
-                    self._audio_fds[stream] = fd
-            offset = self._audio_size[stream]
-            _write_all(fd, pcm)
-            self._audio_size[stream] = offset + len(pcm)
-            self._audio_dirty.add(stream)
-            self._dirty = True
-            return offset
-        except OSError as exc:
-            self._fail()
-            raise JournalError(f"journal {self.session_id!r}: audio write failed: {exc}") from exc
-
-    def _write_snapshot(self, seq: int, state: SessionState) -> None:
-        # A snapshot only saves replay time, so failing to write one must not fail the append
-        # that already succeeded: it is counted and the next one is tried later.
-        path = self._dir / snapshot_name(seq)
+    def write_snapshot(self, seq: int, data: bytes) -> None:
+        path = self.dir / snapshot_name(seq)
         tmp = path.with_name(path.name + ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                _write_all(fd, encode_snapshot(seq, state))
+                _write_all(fd, data)
                 # Deferred: skip the fsync, a snapshot only saves replay time and a damaged
                 # one is ignored on replay (the events are the truth).
                 if self._durability.policy != "none" and not self.deferred_sync:
@@ -328,12 +305,12 @@ class _FileWriter(JournalWriter):
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            for _, old in list_snapshots(self._dir)[:-_SNAPSHOTS_KEPT]:
+            for _, old in list_snapshots(self.dir)[:-_SNAPSHOTS_KEPT]:
                 old.unlink()
-        except OSError:
-            self.snapshot_errors += 1
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            raise JournalError(f"cannot write snapshot {path}: {exc}") from exc
 
     def _sync(self) -> None:
         # Audio first: a durable record must never point at audio that is not. The
@@ -355,29 +332,27 @@ class _FileWriter(JournalWriter):
 
     @property
     def flush_deadline(self) -> float | None:
-        if not (self._batch and self._dirty):
+        if not (self._batch and self._dirty and self.open):
             return None
         return self._last_sync + self._durability.interval_s
 
-    def flush(self) -> None:
+    def flush(self, session_id: str) -> None:
         """Fsync everything appended so far (a no-op under ``Durability.none()``)."""
-        if self._closed or self._durability.policy == "none":
+        if not self.open or self._durability.policy == "none":
             return
         try:
             self._sync()
         except OSError as exc:
-            self._fail()
-            raise JournalError(f"journal {self.session_id!r}: fsync failed: {exc}") from exc
+            self.close()
+            raise JournalError(f"journal {session_id!r}: fsync failed: {exc}") from exc
 
-    def _fail(self) -> None:
-        """After a failed write the stream's end is unknown: only a new writer (which
-        truncates whatever was half written) may continue it."""
-        self._release()
-
-    def _release(self) -> None:
-        if self._closed:
+    def close(self) -> None:
+        """Close the descriptors and unregister the stream. After a failed write this is all
+        that happens: the stream's end is then unknown, and only a new writer (which truncates
+        whatever was half written) may continue it."""
+        if not self.open:
             return
-        self._closed = True
+        self.open = False
         with self._fd_lock:
             for fd in [self._fd, *self._audio_fds.values(), self._lock_fd]:
                 if fd >= 0:
@@ -385,20 +360,19 @@ class _FileWriter(JournalWriter):
                         os.close(fd)
             self._fd = -1
             self._audio_fds.clear()
-        self._journal._release(self, self._dir)
-
-    def close(self) -> None:
-        """Flush (per the policy) and release the stream."""
-        if self._closed:
-            return
-        try:
-            self.flush()
-        finally:
-            self._release()
+        with _open_lock:
+            key = str(self.dir)
+            if _open_streams.get(key) is self:
+                del _open_streams[key]
 
 
-class FileJournal(Journal):
+class FileJournal(JournalBackend):
     """Session streams stored as files under ``directory`` (see the module docs for layout).
+
+    One writer per stream is enforced by an in-process registry and, across processes, by an
+    exclusive ``flock`` on the stream's ``writer.lock``; the kernel frees that lock when its
+    process dies, so a crashed writer never blocks the next one. ``take_over`` can therefore
+    only take a stream from a writer of this process.
 
     Args:
         directory: The journal root; created (with its marker) unless ``create`` is false.
@@ -422,15 +396,15 @@ class FileJournal(Journal):
         segment_bytes: int = 64 << 20,
         create: bool = True,
     ) -> None:
-        if snapshot_every < 1:
-            raise JournalError(f"snapshot_every must be >= 1, got {snapshot_every}")
+        super().__init__(snapshot_every=snapshot_every)
         if segment_bytes < 1:
             raise JournalError(f"segment_bytes must be >= 1, got {segment_bytes}")
         self.directory = Path(directory)
         self.durability = durability
-        self.snapshot_every = snapshot_every
         self.segment_bytes = segment_bytes
-        self._writers: list[_FileWriter] = []
+        # The streams held by this object's leases, by lease token (a lease that was taken
+        # over still finds the stream: its appends are then refused by seq, not by surprise).
+        self._leases: dict[str, _OpenStream] = {}
         marker = self.directory / JOURNAL_MARKER
         if create:
             try:
@@ -460,19 +434,26 @@ class FileJournal(Journal):
             raise JournalError(f"no session {session_id!r} in journal {self.directory}")
         return path
 
-    def writer(self, session_id: str) -> JournalWriter:
+    def acquire(self, session_id: str, *, take_over: bool) -> Lease:
         path = self._session_dir(session_id)
         try:
             path.mkdir(parents=True, exist_ok=True)
             if not is_session_dir(path):
                 _write_json_atomic(path / SESSION_MARKER, {"session_id": session_id, "version": 1})
+            path = path.resolve()
         except OSError as exc:
             raise JournalError(f"cannot create session {session_id!r}: {exc}") from exc
-        key = str(path.resolve())
+        key = str(path)
+        token = uuid.uuid4().hex
         with _open_lock:
             if key in _open_streams:
-                raise JournalError(f"a writer for session {session_id!r} is already open")
-            _open_streams.add(key)
+                held = _open_streams[key]
+                if not take_over or held is None:
+                    raise JournalError(f"a writer for session {session_id!r} is already open")
+                held.holder = token
+                self._leases[token] = held
+                return Lease(session_id=session_id, token=token, start_seq=held.next_seq)
+            _open_streams[key] = None  # being opened: keeps others out meanwhile
         lock_fd = -1
         try:
             lock_fd = os.open(path / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -483,23 +464,58 @@ class FileJournal(Journal):
                     raise JournalError(
                         f"a writer for session {session_id!r} is open in another process"
                     ) from None
-            writer = _FileWriter(self, session_id, path, lock_fd)
+            stream = _OpenStream(self, path, lock_fd)
         except BaseException as exc:
             if lock_fd >= 0:
                 os.close(lock_fd)
             with _open_lock:
-                _open_streams.discard(key)
+                _open_streams.pop(key, None)
             if isinstance(exc, OSError):
                 raise JournalError(f"cannot open session {session_id!r}: {exc}") from exc
             raise
-        self._writers.append(writer)
-        return writer
-
-    def _release(self, writer: _FileWriter, path: Path) -> None:
+        stream.holder = token
         with _open_lock:
-            _open_streams.discard(str(path.resolve()))
-        with contextlib.suppress(ValueError):
-            self._writers.remove(writer)
+            _open_streams[key] = stream
+            self._leases[token] = stream
+        return Lease(session_id=session_id, token=token, start_seq=stream.next_seq)
+
+    def _held(self, lease: Lease) -> _OpenStream:
+        stream = self._leases.get(lease.token)
+        if stream is None or not stream.open:
+            raise JournalError(f"journal {lease.session_id!r}: the stream was released")
+        return stream
+
+    def release(self, lease: Lease) -> None:
+        with _open_lock:
+            stream = self._leases.pop(lease.token, None)
+        if stream is None or stream.holder != lease.token:
+            return  # released already, or taken over: the stream is its new holder's
+        try:
+            stream.flush(lease.session_id)
+        finally:
+            stream.close()
+
+    def append_records(self, lease: Lease, expected_seq: int, payloads: Sequence[bytes]) -> None:
+        stream = self._leases.get(lease.token)  # _held() inlined: the runtime's hot path
+        if stream is None:
+            raise JournalError(f"journal {lease.session_id!r}: the stream was released")
+        stream.append(lease.session_id, expected_seq, payloads)
+
+    def append_audio(self, lease: Lease, stream: str, pcm: bytes, sample_rate: int) -> int:
+        return self._held(lease).append_audio(lease.session_id, stream, pcm, sample_rate)
+
+    def write_snapshot(self, lease: Lease, seq: int, data: bytes) -> None:
+        self._held(lease).write_snapshot(seq, data)
+
+    def flush(self, lease: Lease) -> None:
+        self._held(lease).flush(lease.session_id)
+
+    def flush_deadline(self, lease: Lease) -> float | None:
+        stream = self._leases.get(lease.token)
+        return None if stream is None else stream.flush_deadline
+
+    def defer_sync(self, lease: Lease, deferred: bool) -> None:
+        self._held(lease).deferred_sync = deferred
 
     def sessions(self) -> list[str]:
         try:
@@ -510,7 +526,7 @@ class FileJournal(Journal):
 
     # --- reading ------------------------------------------------------------------------
 
-    def _stored(self, session_id: str, start_seq: int) -> Iterator[_Stored]:
+    def read_records(self, session_id: str, start_seq: int) -> Iterator[bytes]:
         directory = self._existing(session_id)
         segs = list_segments(directory)
         expected = 0
@@ -535,14 +551,9 @@ class FileJournal(Journal):
                 )
             reader = iter_frames(data, SEG_HEADER.size, path=name)
             seq = first
-            for offset, payload in reader:
+            for _, payload in reader:
                 if seq >= start_seq:
-                    stored = decode_stored(payload, path=name, offset=offset)
-                    if stored.seq != seq:
-                        raise JournalCorrupt(
-                            f"record has seq {stored.seq}, expected {seq}", path=name, offset=offset
-                        )
-                    yield stored
+                    yield payload
                 seq += 1
             if reader.torn and not last:
                 raise JournalCorrupt(
@@ -552,25 +563,24 @@ class FileJournal(Journal):
                 )
             expected = seq
 
-    def _snapshots(self, session_id: str) -> list[int]:
+    def snapshot_seqs(self, session_id: str) -> list[int]:
         return [seq for seq, _ in list_snapshots(self._existing(session_id))]
 
-    def _load_snapshot(self, session_id: str, seq: int) -> SessionState:
+    def read_snapshot(self, session_id: str, seq: int) -> bytes:
         path = self._existing(session_id) / snapshot_name(seq)
         try:
-            stored_seq, state = decode_snapshot(path.read_bytes())
+            return path.read_bytes()
         except OSError as exc:
             raise JournalCorrupt(f"unreadable snapshot: {exc}", path=str(path), offset=0) from exc
-        except JournalCorrupt as exc:
-            raise JournalCorrupt(str(exc), path=str(path), offset=0) from exc
-        if stored_seq != seq:
-            raise JournalCorrupt(f"snapshot holds seq {stored_seq}", path=str(path), offset=0)
-        return state
 
     def _audio_path(self, session_id: str, stream: str) -> Path:
         if stream not in AUDIO_STREAMS:
             raise JournalError(f"unknown audio stream {stream!r}")
         return self._existing(session_id) / f"audio-{stream}.pcm"
+
+    def audio_rate(self, session_id: str, stream: str) -> int:
+        meta = self._audio_path(session_id, stream).with_suffix(".meta")
+        return int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
 
     def read_audio(self, session_id: str, span: AudioSpan) -> bytes:
         path = self._audio_path(session_id, span.stream)
@@ -599,7 +609,3 @@ class FileJournal(Journal):
             raise JournalError(f"cannot read {path}: {exc}") from exc
         rate = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
         return data[: len(data) & ~1], rate
-
-    def close(self) -> None:
-        for writer in list(self._writers):
-            writer.close()

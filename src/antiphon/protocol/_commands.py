@@ -71,7 +71,11 @@ class DeliverToolResult(CommandBase, frozen=True, kw_only=True, tag="deliver_too
 
 
 class SubmitToolResult(CommandBase, frozen=True, kw_only=True, tag="submit_tool_result"):
-    """The app's result for a call of a tool it executes itself."""
+    """The app's result for a call of a tool it executes itself (``Session.submit_tool_result``).
+
+    The session does not send it as such: it is recorded as the call's ``ToolCallFinished``,
+    and the runtime delivers that to the provider exactly once (``DeliverToolResult``).
+    """
 
     call_id: str
     output: str
@@ -90,16 +94,15 @@ class UpdateOptions(CommandBase, frozen=True, kw_only=True, tag="update_options"
     options: dict[str, Any]
 
 
-class RotateConnection(CommandBase, frozen=True, kw_only=True, tag="rotate_connection"):
-    cause: str = "requested"
-
-
 class CloseSession(CommandBase, frozen=True, kw_only=True, tag="close_session"):
     reason: str = "closed"
 
 
 class KeepAlive(CommandBase, frozen=True, kw_only=True, tag="keep_alive"):
-    """Keep an idle connection from being reset (e.g. silence for Nova)."""
+    """Keep a connection that has sent nothing for a while from being reset by the provider's
+    idle limit (``Limits.idle_timeout_s``); transport-send issues it. Nova: a few frames of
+    silent audio. A translator whose keep-alive is audio must not report safe points in ms
+    of input (``UserAudioCommitted.audio_end_ms``): the silence would shift them."""
 
 
 Command = (
@@ -114,7 +117,6 @@ Command = (
     | UpdateInstructions
     | UpdateTools
     | UpdateOptions
-    | RotateConnection
     | CloseSession
     | KeepAlive
 )

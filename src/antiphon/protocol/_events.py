@@ -204,10 +204,14 @@ class GenerationEnded(EventBase, frozen=True, kw_only=True, tag="generation.ende
 
 
 class AssistantTruncated(EventBase, frozen=True, kw_only=True, tag="generation.truncated"):
-    """Only the first ``audio_end_ms`` of the item's audio was heard (barge-in)."""
+    """Only the first ``audio_end_ms`` of the item's audio was heard (barge-in).
+
+    ``text``, when the provider says it (Phonic ``interrupted_response``), is what was spoken
+    before the barge-in; it replaces the message's generated text in the history."""
 
     item_id: str
     audio_end_ms: int
+    text: str | None = None
 
 
 class Usage(EventBase, frozen=True, kw_only=True, tag="usage"):

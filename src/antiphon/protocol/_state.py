@@ -418,12 +418,15 @@ def _truncated(s: SessionState, e: AssistantTruncated) -> SessionState:
     gen = s.generation
     if gen is not None and e.item_id and e.item_id in (gen.item_id, gen.generation_id):
         # Providers confirm a truncation before the reply's end: keep it for the message.
-        return replace(s, generation=replace(gen, heard_ms=e.audio_end_ms))
+        text = gen.text if e.text is None else e.text
+        return replace(s, generation=replace(gen, heard_ms=e.audio_end_ms, text=text))
     i = _find(s.items, e.item_id)
     old = s.items[i] if i >= 0 else None
     if not isinstance(old, AssistantMessage):
         return s
-    return replace(s, items=_set_item(s.items, i, replace(old, heard_ms=e.audio_end_ms)))
+    text = old.text if e.text is None else e.text  # what was heard, when the provider says
+    heard = replace(old, heard_ms=e.audio_end_ms, text=text)
+    return replace(s, items=_set_item(s.items, i, heard))
 
 
 def _usage(s: SessionState, e: Usage) -> SessionState:

@@ -7,16 +7,25 @@ frames are now in its conversation), transcribes the turn, and answers with the 
 follow-up reply. Frames received but not yet committed when a connection dies are lost with
 it, as with a real provider's input buffer; the runtime must send them again.
 
-Each connection's record (:class:`ConnectionRecord`) keeps what arrived: the setup and the
-history it was primed with, every audio frame, the committed frames, the tool outputs. Tests
-assert on it: every app frame committed exactly once, history restored, one output per call.
+Each connection's record (:class:`ScriptedRecord`, in :attr:`ScriptedProvider.records`)
+keeps what arrived: the setup and the history it was primed with, every audio frame, the
+committed frames, the tool outputs, and how the connection ended. Tests assert on it: every
+app frame committed exactly once, history restored, one output per call.
 
-Faults are injected with :meth:`ScriptedProvider.fault` — now, or at a deterministic point
-(after N frames of the current user turn, after N audio chunks of a reply, right after a tool
-call). Kinds: ``drop`` (connection lost, close code 1006), ``expire`` (``session_expired``
-error, then close 1001), ``stall`` (the provider hangs: it answers nothing and
-takes nothing it receives into the conversation), ``error`` (a provider error
-frame), ``malformed`` (a frame that is not JSON), ``refuse`` (the next connect fails).
+Faults speak the vocabulary every emulator shares (:mod:`antiphon.emulators._base`)::
+
+    provider.fault(Fault.drop(), at=Trigger.reply_audio(2))
+
+now, or at a deterministic point of the conversation: ``user_audio`` (a frame arrived),
+``user_speech`` (the first frame of a turn), ``user_turn`` (``commit_every`` frames arrived,
+before they are committed), ``reply_audio`` (an audio chunk of a reply), ``tool_call``,
+``tool_result``, ``turn_end`` (a reply completed), ``connect``. Kinds: ``drop`` (connection
+lost, close code 1006), ``close`` (``close_code``, 1011 unless given), ``expire``
+(``session_expired`` error, then close 1001), ``stall`` (the provider hangs until the
+connection ends: it answers nothing and takes nothing it receives into the conversation; a
+timed stall would need a clock, which this provider does not read), ``error`` (a provider
+error frame, with ``recoverable``), ``malformed`` (a frame that is not JSON), ``unknown`` (a
+frame of an unknown type), ``refuse`` (a connect fails). The scripted wire has no goAway.
 
 The connection is a pair of in-memory queues, so no sockets are involved; the server logic
 runs synchronously inside the client's ``send``.
@@ -26,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import enum
 import json
 import math
 import time
@@ -37,25 +45,11 @@ from typing import Any
 import anyio
 
 from ..adapters import Capabilities, ConnectRequest, Frame, Limits
+from ..codecs import pcm_frame_bytes
+from ..emulators._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from ..errors import ConnectionLostError, ProviderError
 from ._translator import ScriptedTranslator
 from ._wire import DECODER, encode
-
-
-class FaultKind(enum.StrEnum):
-    DROP = "drop"
-    EXPIRE = "expire"
-    STALL = "stall"
-    ERROR = "error"
-    MALFORMED = "malformed"
-    REFUSE = "refuse"
-
-
-class Trigger(enum.StrEnum):
-    NOW = "now"
-    USER_FRAMES = "user_frames"  # after N frames of the current (uncommitted) user turn
-    REPLY_AUDIO = "reply_audio"  # after N audio chunks of the next reply
-    TOOL_CALL = "tool_call"  # right after the next tool call is sent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,38 +72,36 @@ DEFAULT_SCRIPT: tuple[Turn, ...] = (
 
 
 @dataclass(kw_only=True)
-class ConnectionRecord:
-    """What one connection received (and how it ended)."""
+class ScriptedRecord(Record):
+    """What one connection received, and how it ended.
 
-    index: int
-    query: dict[str, str]
+    The shared fields (``frames``, ``audio``, ``faults``, ``closed_by``, ``close_code``) are
+    :class:`antiphon.emulators.Record`'s; ``frames`` holds every frame parsed.
+
+    Attributes:
+        query: The connect request's query.
+        setup: The setup frame, parsed.
+        committed: The audio frames committed into the conversation, in order.
+        tool_outputs: ``(call_id, output)`` of each tool output received.
+        texts: Text messages received.
+    """
+
+    query: dict[str, str] = field(default_factory=dict)
     setup: dict[str, Any] = field(default_factory=dict)
-    frames: list[dict[str, Any]] = field(default_factory=list)
-    audio: list[bytes] = field(default_factory=list)
     committed: list[bytes] = field(default_factory=list)
     tool_outputs: list[tuple[str, str]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
-    closed_by_client: bool = False
-    ended_by: str = ""
 
     @property
     def history(self) -> list[dict[str, Any]]:
+        """The history the connection was primed with."""
         return list(self.setup.get("history", []))
-
-
-@dataclass(kw_only=True)
-class _Fault:
-    kind: FaultKind
-    trigger: Trigger
-    count: int = 0
-    code: str = "server_error"
-    recoverable: bool = True
 
 
 class _Connection:
     """Client end of one in-memory connection; the server logic lives in the provider."""
 
-    def __init__(self, provider: ScriptedProvider, record: ConnectionRecord) -> None:
+    def __init__(self, provider: ScriptedProvider, record: ScriptedRecord) -> None:
         self._provider = provider
         self.record = record
         self._inbox: collections.deque[Frame] = collections.deque()
@@ -125,15 +117,15 @@ class _Connection:
         self._inbox.append(frame)
         self._wake.set()
 
-    def end(self, code: str, reason: str, *, by: str) -> None:
+    def end(self, code: int, reason: str, *, by: ClosedBy) -> None:
         if self._ended is None:
             self._ended = ConnectionLostError(
                 f"connection closed ({code}): {reason}",
                 provider="scripted",
-                code=code,
+                close_code=code,
                 recoverable=True,
             )
-            self.record.ended_by = by
+            self.record.end(by, code, reason)
             self.pending_user.clear()  # uncommitted input dies with the connection
             self._wake.set()
 
@@ -158,8 +150,7 @@ class _Connection:
 
     async def aclose(self) -> None:
         if self._ended is None:
-            self.record.closed_by_client = True
-            self.end("1000", "closed by client", by="client")
+            self.end(1000, "closed by client", by=ClosedBy.CLIENT)
 
 
 class _Connector:
@@ -173,8 +164,13 @@ class _Connector:
             await conn.send(frame)
         return conn
 
+    async def aclose(self) -> None:
+        # Nothing is left behind in memory; counted so tests can see the runtime release it.
+        await anyio.lowlevel.checkpoint()
+        self._provider.connectors_closed += 1
 
-class ScriptedProvider:
+
+class ScriptedProvider(Emulator[ScriptedRecord]):
     """An in-process provider for testing apps and the runtime. See the module docstring.
 
     Args:
@@ -189,6 +185,8 @@ class ScriptedProvider:
 
     name = "scripted"
     model = "scripted-1"
+    handle_max_age_s: float | None = None  # no server-side resumption, so no handles
+    fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
 
     def __init__(
         self,
@@ -203,6 +201,7 @@ class ScriptedProvider:
         wall_clock: Callable[[], float] | None = None,
         **limits: Any,
     ) -> None:
+        super().__init__()
         self.script = tuple(script)
         self.commit_every = commit_every
         self.capabilities = Capabilities(make_before_break=make_before_break)
@@ -217,14 +216,13 @@ class ScriptedProvider:
         self.limits = Limits(**{**base, **limits})
         self.session_seconds = session_seconds
         self._wall_clock = wall_clock
-        self.connections: list[ConnectionRecord] = []
+        self.connectors_closed = 0
+        """How many times a connector's ``aclose()`` was called (a session makes one)."""
         self._live: list[_Connection] = []
-        self._faults: list[_Fault] = []
         self._turns = 0
         self._replies = 0
         self._calls = 0
         self._pending_calls: dict[str, tuple[str, Turn]] = {}
-        self._refuse = 0
 
     # -- Provider protocol ------------------------------------------------------------------
 
@@ -236,48 +234,35 @@ class ScriptedProvider:
 
     # -- faults --------------------------------------------------------------------------------
 
-    def fault(
-        self,
-        kind: FaultKind | str,
-        *,
-        trigger: Trigger | str = Trigger.NOW,
-        count: int = 0,
-        code: str = "server_error",
-        recoverable: bool = True,
-    ) -> None:
-        """Inject a fault now or at a trigger point (see the module docstring)."""
-        f = _Fault(
-            kind=FaultKind(kind),
-            trigger=Trigger(trigger),
-            count=count,
-            code=code,
-            recoverable=recoverable,
-        )
-        if f.kind is FaultKind.REFUSE:
-            self._refuse += max(1, count)
-            return
-        if f.trigger is Trigger.NOW:
-            conn = self._current()
-            if conn is not None:
-                self._apply(conn, f)
-            return
-        self._faults.append(f)
+    # (``fault()`` and ``records`` come from the shared base; these are its hooks.)
 
-    def _current(self) -> _Connection | None:
-        live = [c for c in self._live if c.alive]
-        return live[-1] if live else None
+    def _check_fault(self, fault: Fault) -> None:
+        if fault.kind is FaultKind.STALL and fault.seconds is not None:
+            raise ValueError(
+                "the scripted provider reads no clock: it stalls until the connection ends "
+                "(seconds=None)"
+            )
 
-    def _take(self, trigger: Trigger, value: int) -> _Fault | None:
-        for f in self._faults:
-            if f.trigger is trigger and value >= f.count:
-                self._faults.remove(f)
-                return f
-        return None
+    def _inject_now(self, fault: Fault, connection: int | None) -> None:
+        live = {c.record.index: c for c in self._live if c.alive}
+        self._apply(self._pick_live(live, connection), fault)
 
-    def _apply(self, conn: _Connection, f: _Fault) -> None:
+    def _fire(self, conn: _Connection, kind: TriggerKind) -> bool:
+        """Apply the faults due at this ``kind`` event; True when the connection still
+        answers (neither ended nor stalled)."""
+        for fault in self._due(kind, conn.record.index):
+            self._apply(conn, fault)
+        return conn.alive and not conn.stalled
+
+    def _apply(self, conn: _Connection, f: Fault) -> None:
+        conn.record.faults.append(f)
         match f.kind:
             case FaultKind.DROP:
-                conn.end("1006", "connection dropped", by="fault:drop")
+                conn.end(1006, "connection dropped", by=ClosedBy.FAULT)
+            case FaultKind.CLOSE:
+                conn.end(
+                    f.close_code or 1011, f.reason or "closed by the provider", by=ClosedBy.FAULT
+                )
             case FaultKind.EXPIRE:
                 conn.push(
                     encode(
@@ -287,38 +272,43 @@ class ScriptedProvider:
                         recoverable=True,
                     )
                 )
-                conn.end("1001", "session expired", by="fault:expire")
+                conn.end(1001, "session expired", by=ClosedBy.FAULT)
             case FaultKind.STALL:
                 conn.stalled = True
             case FaultKind.ERROR:
                 conn.push(
                     encode(
                         t="error",
-                        code=f.code,
-                        message="injected provider error",
+                        code=f.code or "server_error",
+                        message=f.message or "injected provider error",
                         recoverable=f.recoverable,
                     )
                 )
             case FaultKind.MALFORMED:
                 conn.push("{this is not json")
-            case FaultKind.REFUSE:  # handled in fault()
-                pass
+            case FaultKind.UNKNOWN:
+                conn.push(encode(t="emulator_unknown", text="a frame no client knows"))
+            case FaultKind.REFUSE | FaultKind.GO_AWAY:  # refused in _accept; no goAway here
+                raise AssertionError(f"{f.kind} is not applied to an open connection")
 
     # -- server logic ------------------------------------------------------------------------
 
     def _accept(self, request: ConnectRequest) -> _Connection:
-        if self._refuse:
-            self._refuse -= 1
+        index = len(self.records)
+        due = self._due(TriggerKind.CONNECT, index)
+        if any(f.kind is FaultKind.REFUSE for f in due):
             raise ProviderError(
                 "scripted provider refused the connection",
                 provider="scripted",
-                code="refused",
+                condition="refused",
                 recoverable=True,
             )
-        record = ConnectionRecord(index=len(self.connections), query=dict(request.query))
-        self.connections.append(record)
+        record = ScriptedRecord(index=index, query=dict(request.query))
+        self.records.append(record)
         conn = _Connection(self, record)
         self._live.append(conn)
+        for fault in due:
+            self._apply(conn, fault)
         return conn
 
     def _now_wall(self) -> float:
@@ -356,29 +346,31 @@ class ScriptedProvider:
                 self._reply(conn)
             case "tool_output":
                 record.tool_outputs.append((msg.call_id, msg.output))
+                if not self._fire(conn, TriggerKind.TOOL_RESULT):
+                    return
                 pending = self._pending_calls.pop(msg.call_id, None)
                 if pending is not None and msg.reply:
                     _, turn = pending
                     self._speak(conn, turn.text.replace("{output}", msg.output), turn.audio_chunks)
-            case "close":
-                record.closed_by_client = True
-            case _:
+            case _:  # "close" included: the record says who closed once the connection ends
                 pass
 
     def _on_audio(self, conn: _Connection, pcm: bytes) -> None:
         conn.record.audio.append(pcm)
-        if not conn.pending_user:
-            conn.push(encode(t="speech_started", id=f"u{self._turns}"))
+        starts = not conn.pending_user
         conn.pending_user.append(pcm)
-        fault = self._take(Trigger.USER_FRAMES, len(conn.pending_user))
-        if fault is not None:
-            self._apply(conn, fault)
-            if not conn.alive:
+        if not self._fire(conn, TriggerKind.USER_AUDIO):
+            return
+        if starts:
+            conn.push(encode(t="speech_started", id=f"u{self._turns}"))
+            if not self._fire(conn, TriggerKind.USER_SPEECH):
                 return
         if len(conn.pending_user) >= self.commit_every:
             self._commit(conn)
 
     def _commit(self, conn: _Connection) -> None:
+        if not self._fire(conn, TriggerKind.USER_TURN):
+            return  # heard but not committed: a lost connection loses the turn with it
         item = f"u{self._turns}"
         self._turns += 1
         frames = len(conn.record.audio)
@@ -403,9 +395,7 @@ class ScriptedProvider:
                 )
             )
             conn.push(encode(t="gen_end", id=reply_id, reason="tool_call"))
-            fault = self._take(Trigger.TOOL_CALL, 0)
-            if fault is not None:
-                self._apply(conn, fault)
+            self._fire(conn, TriggerKind.TOOL_CALL)
             return
         self._speak(conn, turn.text, turn.audio_chunks)
 
@@ -414,25 +404,20 @@ class ScriptedProvider:
         conn.push(encode(t="gen_start", id=reply_id))
         words = text.split(" ")
         per = max(1, math.ceil(len(words) / max(1, chunks)))
-        chunk_bytes = self.limits.output_sample_rate * 40 // 1000 * 2  # 40 ms per chunk
+        chunk_bytes = pcm_frame_bytes(40, self.limits.output_sample_rate)  # 40 ms per chunk
         for i in range(chunks):
             piece = " ".join(words[i * per : (i + 1) * per])
             if piece:
                 conn.push(encode(t="text", id=reply_id, text=(" " if i else "") + piece))
             audio = bytes([(i * 7 + j) % 251 for j in range(16)]) * (chunk_bytes // 16)
             conn.push(encode(t="audio", id=reply_id, b64=base64.b64encode(audio).decode()))
-            fault = self._take(Trigger.REPLY_AUDIO, i + 1)
-            if fault is not None:
-                self._apply(conn, fault)
-                if not conn.alive or conn.stalled:
-                    return
+            if not self._fire(conn, TriggerKind.REPLY_AUDIO):
+                return
         conn.push(encode(t="gen_end", id=reply_id, reason="completed"))
+        self._fire(conn, TriggerKind.TURN_END)
 
     # -- what tests look at -------------------------------------------------------------------
 
     def committed_frames(self) -> list[bytes]:
         """Every frame committed into the conversation, over all connections, in order."""
-        return [f for c in self.connections for f in c.committed]
-
-    def received_frames(self) -> list[bytes]:
-        return [f for c in self.connections for f in c.audio]
+        return [f for c in self.records for f in c.committed]

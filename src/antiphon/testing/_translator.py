@@ -7,7 +7,15 @@ import binascii
 
 import msgspec
 
-from ..adapters import Capabilities, ConnectRequest, Disposition, ErrorClass, Frame, Limits
+from ..adapters import (
+    Capabilities,
+    ConnectRequest,
+    Disposition,
+    ErrorClass,
+    Frame,
+    Handshake,
+    Limits,
+)
 from ..errors import ConnectionLostError, ProtocolError, ProviderError
 from ..protocol import (
     AssistantMessage,
@@ -26,6 +34,7 @@ from ..protocol import (
     GenerationTextDelta,
     InputTranscriptFinal,
     Interrupt,
+    KeepAlive,
     ProviderErrorEvent,
     ProviderSessionInfo,
     SendText,
@@ -58,7 +67,7 @@ class ScriptedTranslator:
     def connect_request(self, state: SessionState) -> ConnectRequest:
         return ConnectRequest(query={"session": state.session_id})
 
-    def handshake(self, state: SessionState) -> list[Frame]:
+    def handshake(self, state: SessionState) -> Handshake:
         history = []
         for item in state.history():
             match item:
@@ -72,14 +81,13 @@ class ScriptedTranslator:
                     )
                 case FunctionOutput():
                     history.append({"kind": "output", "id": item.id, "output": item.output})
-        return [
-            encode(
-                t="setup",
-                instructions=state.instructions,
-                tools=[t.name for t in state.tools],
-                history=history,
-            )
-        ]
+        setup = encode(
+            t="setup",
+            instructions=state.instructions,
+            tools=[t.name for t in state.tools],
+            history=history,
+        )
+        return Handshake(frames=(setup,))
 
     def decode(self, frame: Frame) -> list[Event]:
         try:
@@ -154,6 +162,8 @@ class ScriptedTranslator:
                 return [encode(t="commit")]
             case Interrupt():
                 return [encode(t="cancel")]
+            case KeepAlive():
+                return [encode(t="keepalive")]
             case DeliverToolResult():
                 return [
                     encode(
@@ -167,8 +177,17 @@ class ScriptedTranslator:
                 return []
 
     def classify(self, error: BaseException) -> ErrorClass:
+        """Any lost connection is recoverable; other provider errors are as the provider
+        flagged them (an injected error says ``recoverable``), honouring ``retry_after_s``."""
         if isinstance(error, ConnectionLostError):
-            return ErrorClass(disposition=Disposition.RECOVERABLE, reason=f"closed:{error.code}")
-        if isinstance(error, ProviderError) and not error.recoverable:
-            return ErrorClass(disposition=Disposition.FATAL, reason=error.code)
+            return ErrorClass(
+                disposition=Disposition.RECOVERABLE, reason=f"closed:{error.close_code}"
+            )
+        if isinstance(error, ProviderError):
+            what = error.provider_code or error.condition
+            if not error.recoverable:
+                return ErrorClass(disposition=Disposition.FATAL, reason=what)
+            return ErrorClass(
+                disposition=Disposition.RECOVERABLE, reason=what, retry_after_s=error.retry_after_s
+            )
         return ErrorClass(disposition=Disposition.RECOVERABLE)  # the runtime names the cause

@@ -16,8 +16,10 @@ How this works. ``client.aio.live.connect`` dials the websocket, sends the ``set
   re-encoded by the SDK's pydantic models.
 
 Every await has a deadline (``Limits.connect_timeout_s``, ``send_timeout_s``,
-``close_timeout_s``). Foreign exceptions become :mod:`antiphon.errors` here, with the
-websocket close code as ``code``. Keepalive pings are off (``ping_interval=None``): Gemini's
+``close_timeout_s``). Foreign exceptions become :mod:`antiphon.errors` here: a close with its
+``close_code`` (``recoverable`` as :func:`~._translator.classify_close` says), a refused
+upgrade with its ``http_status`` and ``Retry-After``, a failure we detect ourselves with a
+``condition``. Keepalive pings are off (``ping_interval=None``): Gemini's
 slow pongs make the websockets default time out on healthy connections.
 """
 
@@ -39,13 +41,13 @@ from websockets.asyncio.client import ClientConnection
 
 from antiphon.errors import ConnectionLostError, ProviderError, ProviderTimeout
 
-from .._contract import ConnectRequest, Frame, Limits
-from ._translator import DEFAULT_LIMITS, PROVIDER
+from .._contract import ConnectRequest, Disposition, Frame, Limits
+from .._http import parse_retry_after
+from ._translator import DEFAULT_LIMITS, PROVIDER, RETRYABLE_HTTP_STATUSES, classify_close
 
 __all__ = ["GeminiConnection", "GeminiConnector", "live_connect_config", "translate_error"]
 
 _MAX_FRAME = 32 * 2**20  # a whole-turn bundled message can exceed websockets' 1 MiB default
-_RECOVERABLE_CLOSES = frozenset({1000, 1001, 1006, 1011, 1012, 1013, 1014})
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -57,7 +59,7 @@ def _require_asyncio() -> None:
             "the Gemini connector needs asyncio (google-genai is asyncio-only); "
             "run this session under asyncio, not trio",
             provider=PROVIDER,
-            code="unsupported-event-loop",
+            condition="unsupported_event_loop",
         ) from None
 
 
@@ -65,8 +67,8 @@ def _close_error(code: int, reason: str) -> ConnectionLostError:
     return ConnectionLostError(
         f"Gemini connection closed: {code} {reason}".rstrip(),
         provider=PROVIDER,
-        code=str(code),
-        recoverable=code in _RECOVERABLE_CLOSES,
+        close_code=code,
+        recoverable=classify_close(code, reason).disposition is Disposition.RECOVERABLE,
     )
 
 
@@ -84,23 +86,22 @@ def translate_error(exc: BaseException) -> ProviderError:
         return _close_error(1006, "abnormal closure")
     if isinstance(exc, websockets.exceptions.InvalidStatus):
         status = exc.response.status_code
-        retry = exc.response.headers.get("Retry-After")
         return ProviderError(
             f"Gemini refused the connection: HTTP {status}",
             provider=PROVIDER,
-            code=f"http-{status}",
-            recoverable=status == 429 or status >= 500,
-            retry_after_s=float(retry) if retry and retry.isdigit() else None,
+            http_status=status,
+            recoverable=status in RETRYABLE_HTTP_STATUSES or status >= 500,
+            retry_after_s=parse_retry_after(exc.response.headers.get("Retry-After")),
         )
     if isinstance(exc, TimeoutError):
-        return ProviderTimeout("Gemini missed a deadline", provider=PROVIDER, code="timeout")
+        return ProviderTimeout("Gemini missed a deadline", provider=PROVIDER, condition="timeout")
     if isinstance(exc, ssl.SSLError):
-        return ProviderError(f"TLS failure: {exc}", provider=PROVIDER, code="tls")
+        return ProviderError(f"TLS failure: {exc}", provider=PROVIDER, condition="tls")
     if isinstance(exc, OSError | websockets.exceptions.InvalidHandshake):
         return ConnectionLostError(
-            f"cannot reach Gemini: {exc}", provider=PROVIDER, code="connect", recoverable=True
+            f"cannot reach Gemini: {exc}", provider=PROVIDER, condition="connect", recoverable=True
         )
-    return ProviderError(f"Gemini failure: {exc!r}", provider=PROVIDER, code="sdk")
+    return ProviderError(f"Gemini failure: {exc!r}", provider=PROVIDER, condition="sdk")
 
 
 def _sdk_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,7 +146,9 @@ def live_connect_config(setup: Mapping[str, Any]) -> types.LiveConnectConfig:
         return types.LiveConnectConfig.model_validate(cfg)
     except Exception as exc:
         raise ProviderError(
-            f"setup cannot be expressed for google-genai: {exc}", provider=PROVIDER, code="setup"
+            f"setup cannot be expressed for google-genai: {exc}",
+            provider=PROVIDER,
+            condition="setup",
         ) from exc
 
 
@@ -187,7 +190,7 @@ class GeminiConnection:
             raise ProviderTimeout(
                 f"send missed its {self._limits.send_timeout_s} s deadline",
                 provider=PROVIDER,
-                code="send-timeout",
+                condition="send_timeout",
                 recoverable=True,
             ) from exc
         except (websockets.exceptions.ConnectionClosed, OSError) as exc:
@@ -242,7 +245,8 @@ class GeminiConnector:
         headers: Extra non-secret headers.
 
     Raises:
-        ProviderError: google-genai rejects the credentials or options (``code="config"``).
+        ProviderError: google-genai rejects the credentials or options
+            (``condition="config"``).
     """
 
     def __init__(
@@ -289,8 +293,29 @@ class GeminiConnector:
             )
         except ValueError as exc:  # conflicting or missing credentials
             raise ProviderError(
-                f"google-genai rejected the configuration: {exc}", provider=PROVIDER, code="config"
+                f"google-genai rejected the configuration: {exc}",
+                provider=PROVIDER,
+                condition="config",
             ) from exc
+        self._closed = False
+
+    async def aclose(self) -> None:
+        """Close the google-genai client's HTTP pools, within ``close_timeout_s``; idempotent.
+
+        Live connections are websockets closed with their connection; the client may still
+        hold HTTP connection pools (created on first use), which are released here.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on asyncio (trio): connect never ran, so the client opened nothing
+        # A pool that fails or hangs while closing has nothing the session still needs.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.limits.close_timeout_s):
+                await self._client.aio.aclose()
 
     async def connect(
         self, request: ConnectRequest, handshake: Sequence[Frame]
@@ -300,19 +325,23 @@ class GeminiConnector:
 
         Raises:
             ProviderError: not running on asyncio; the setup cannot be expressed; the
-                upgrade was refused (``code="http-<status>"``); TLS failed.
-            ConnectionLostError: the server closed during setup (its close code).
+                upgrade was refused (``http_status``); TLS failed.
+            ConnectionLostError: the server closed during setup (its ``close_code``).
             ProviderTimeout: connecting missed ``connect_timeout_s``.
         """
         _require_asyncio()
         if not handshake:
-            raise ProviderError("empty handshake: a setup frame is required", provider=PROVIDER)
+            raise ProviderError(
+                "empty handshake: a setup frame is required", provider=PROVIDER, condition="setup"
+            )
         try:
             message = json.loads(handshake[0])
             setup = message["setup"]
         except (ValueError, KeyError, TypeError) as exc:
             raise ProviderError(
-                "the first handshake frame must be {'setup': ...}", provider=PROVIDER, code="setup"
+                "the first handshake frame must be {'setup': ...}",
+                provider=PROVIDER,
+                condition="setup",
             ) from exc
         config = live_connect_config(setup)
         if request.headers:
@@ -329,7 +358,7 @@ class GeminiConnector:
             raise ProviderTimeout(
                 f"connect missed its {self.limits.connect_timeout_s} s deadline",
                 provider=PROVIDER,
-                code="connect-timeout",
+                condition="connect_timeout",
                 recoverable=True,
             ) from exc
         except Exception as exc:
@@ -341,7 +370,7 @@ class GeminiConnector:
             raise ProviderError(
                 "Gemini answered the setup without setupComplete",
                 provider=PROVIDER,
-                code="setup",
+                condition="setup",
                 recoverable=True,
             )
         first = {"setupComplete": {"sessionId": done.session_id} if done.session_id else {}}

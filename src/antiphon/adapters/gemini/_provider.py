@@ -111,7 +111,7 @@ class GeminiLive:
             raise ProviderError(
                 "GeminiLive needs google-genai: pip install 'antiphon[gemini]'",
                 provider=PROVIDER,
-                code="missing-dependency",
+                condition="missing_dependency",
             ) from exc
         key = self._api_key()
         if key is None and not self.vertex:
@@ -119,7 +119,7 @@ class GeminiLive:
             raise ProviderError(
                 f"no Gemini API key: pass api_key= or set {names}",
                 provider=PROVIDER,
-                code="no-credentials",
+                condition="no_credentials",
             )
         ctx = self.ssl_context
         if ctx is None and self.ca_file is not None:

@@ -94,11 +94,19 @@ from .._contract import (
     Disposition,
     ErrorClass,
     Frame,
+    Handshake,
     Limits,
 )
 from . import _wire as w
 
-__all__ = ["DEFAULT_LIMITS", "GeminiTranslator", "parse_duration_ms"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FATAL_CLOSE_CODES",
+    "RETRYABLE_HTTP_STATUSES",
+    "GeminiTranslator",
+    "classify_close",
+    "parse_duration_ms",
+]
 
 PROVIDER = "gemini"
 
@@ -112,6 +120,16 @@ DEFAULT_LIMITS = Limits(
     send_timeout_s=5.0,
     close_timeout_s=2.0,
 )
+
+FATAL_CLOSE_CODES = frozenset({1007, 1008})
+"""Close codes that refuse the request (PROVIDERS §5.6): 1007 a bad setup or field, 1008 a
+wrong model or a policy. A 1008 for an unknown resumption handle is the exception."""
+
+RETRYABLE_HTTP_STATUSES = frozenset({408, 429})
+"""HTTP statuses of a refused upgrade that a later attempt may pass, besides any 5xx."""
+
+_SESSION_NOT_FOUND = "session not found"  # 1008 reason for a stale handle: start fresh
+_TOKEN_USED_UP = "Token has been used too many times"  # 1011 reason: the ephemeral token is spent
 
 _DURATION = re.compile(r"^\s*(-?)(\d+)(?:\.(\d{1,9}))?s\s*$")
 
@@ -138,6 +156,28 @@ def parse_duration_ms(value: str | Mapping[str, Any] | None) -> int:
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(f"bad Duration {value!r}", provider=PROVIDER) from exc
     return max(0, seconds * 1000 + nanos // 1_000_000)
+
+
+def classify_close(code: int, reason: str) -> ErrorClass:
+    """What a websocket close with ``code`` and ``reason`` means (PROVIDERS §5.6).
+
+    * 1008 "session not found": recoverable, starting fresh (no handle, re-seed);
+    * any other code of :data:`FATAL_CLOSE_CODES` (1007, 1008): fatal;
+    * 1011 "Token has been used too many times": fatal (an ephemeral token is spent);
+    * anything else (1000 we did not ask for, 1001, 1006, 1011, 1012-1014, ...): recoverable
+      with the handle.
+    """
+    if code == 1008 and _SESSION_NOT_FOUND in reason.lower():
+        return ErrorClass(
+            disposition=Disposition.RECOVERABLE,
+            reason="resumption handle unknown",
+            fresh_start=True,
+        )
+    if code in FATAL_CLOSE_CODES:
+        return ErrorClass(disposition=Disposition.FATAL, reason=f"close {code}: {reason}".rstrip())
+    if _TOKEN_USED_UP in reason:
+        return ErrorClass(disposition=Disposition.FATAL, reason="ephemeral token used up")
+    return ErrorClass(disposition=Disposition.RECOVERABLE, reason=f"connection lost (close {code})")
 
 
 def _text_of_items(items: Sequence[Item]) -> list[dict[str, Any]]:
@@ -248,8 +288,6 @@ class GeminiTranslator:
         self._user_item: str | None = None
         self._user_text = ""
         self._activity_open = False
-        self.resuming = False
-        """True when the last handshake resumes with a handle (no re-seeding)."""
 
     # -- contract ------------------------------------------------------------------------
 
@@ -288,12 +326,13 @@ class GeminiTranslator:
             setup["contextWindowCompression"] = self.context_window_compression
         return setup
 
-    def handshake(self, state: SessionState) -> list[Frame]:
-        """``setup``, then (unless resuming with a handle) the history as ``clientContent``."""
+    def handshake(self, state: SessionState) -> Handshake:
+        """``setup``, then (unless resuming with a handle) the whole history as
+        ``clientContent`` (never cut: a long conversation is the context window's concern)."""
         self._prefix = str(state.epoch)
-        self.resuming = bool(state.resumption_handle)
+        resumed = bool(state.resumption_handle)
         frames: list[Frame] = [_dumps({"setup": self.setup_message(state)})]
-        if not self.resuming:
+        if not resumed:
             turns = _text_of_items(state.history())
             if turns:
                 frames.append(
@@ -306,7 +345,7 @@ class GeminiTranslator:
                         }
                     )
                 )
-        return frames
+        return Handshake(frames=tuple(frames), resumed=resumed)
 
     # -- decode --------------------------------------------------------------------------
 
@@ -539,48 +578,39 @@ class GeminiTranslator:
     # -- classify ------------------------------------------------------------------------
 
     def classify(self, error: BaseException) -> ErrorClass:
-        """What a failure means (PROVIDERS §5.6).
+        """What a failure means, from the error's typed fields (PROVIDERS §5.6).
 
-        * 1011: recoverable with the handle, except an ephemeral token used up (fatal).
-        * 1008 "session not found": recoverable, starting fresh (no handle, re-seed).
-        * Other 1008, 1007: fatal (bad model, bad field, policy).
-        * 1000 we did not ask for, 1001, 1006, a dropped socket, a missed deadline:
-          recoverable.
-        * HTTP rejection of the upgrade: 429 and 5xx recoverable, other 4xx fatal.
-        * A malformed frame: ignored (the connection is still usable).
+        * a close code: :func:`classify_close` (1007 and most 1008 fatal; a 1008 for an
+          unknown handle recoverable with a fresh start; other closes recoverable);
+        * an HTTP refusal of the upgrade: 408, 429 and 5xx recoverable (after the server's
+          ``Retry-After``), any other status fatal;
+        * a dropped socket with no close code, a missed deadline, a malformed frame:
+          recoverable;
+        * anything else: recoverable if the connector said so, else fatal.
         """
-        message = str(error)
-        if "Token has been used too many times" in message:
-            return ErrorClass(disposition=Disposition.FATAL, reason="ephemeral token used up")
         if isinstance(error, ProtocolError):
-            return ErrorClass(disposition=Disposition.IGNORE, reason="malformed frame")
+            return ErrorClass(disposition=Disposition.RECOVERABLE, reason="malformed frame")
         if isinstance(error, ProviderTimeout):
             return ErrorClass(disposition=Disposition.RECOVERABLE, reason="deadline missed")
         if isinstance(error, ProviderError):
-            code = error.code
-            if code == "1008" and "session not found" in message.lower():
-                return ErrorClass(
-                    disposition=Disposition.RECOVERABLE,
-                    reason="resumption handle unknown",
-                    fresh_start=True,
-                )
-            if code in ("1007", "1008"):
-                return ErrorClass(disposition=Disposition.FATAL, reason=f"close {code}")
-            if code.startswith("http-"):
-                status = code.removeprefix("http-")
-                ok = status == "429" or status.startswith("5")
+            if error.close_code is not None:
+                return classify_close(error.close_code, str(error))
+            status = error.http_status
+            if status is not None:
+                ok = status in RETRYABLE_HTTP_STATUSES or status >= 500
                 return ErrorClass(
                     disposition=Disposition.RECOVERABLE if ok else Disposition.FATAL,
                     reason=f"HTTP {status}",
-                    retry_after_s=error.retry_after_s,
+                    retry_after_s=error.retry_after_s if ok else None,
                 )
+            what = error.provider_code or error.condition or "provider error"
             if isinstance(error, ConnectionLostError) or error.recoverable:
                 return ErrorClass(
                     disposition=Disposition.RECOVERABLE,
-                    reason=f"connection lost ({code or 'no code'})",
+                    reason=f"connection lost ({what})",
                     retry_after_s=error.retry_after_s,
                 )
-            return ErrorClass(disposition=Disposition.FATAL, reason=code or "provider error")
+            return ErrorClass(disposition=Disposition.FATAL, reason=what)
         if isinstance(error, AntiphonError):
             return ErrorClass(disposition=Disposition.FATAL, reason=type(error).__name__)
         return ErrorClass(disposition=Disposition.FATAL, reason=repr(error)[:200])

@@ -9,9 +9,8 @@ from ._connector import (
     NovaConnector,
     NovaCredentials,
     translate_exception,
-    wait_abandoned,
 )
-from ._errors import RECOVERABLE_VALIDATION_MESSAGES, classify_code, classify_error
+from ._errors import RECOVERABLE_VALIDATION_MESSAGES, classify_error
 from ._history import HistoryMessage, cut_utf8, history_messages
 from ._provider import NovaSonic
 from ._translator import (
@@ -33,11 +32,9 @@ __all__ = [
     "NovaOptions",
     "NovaSonic",
     "NovaTranslator",
-    "classify_code",
     "classify_error",
     "cut_utf8",
     "history_messages",
     "is_interrupted_marker",
     "translate_exception",
-    "wait_abandoned",
 ]

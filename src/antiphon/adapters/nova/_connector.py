@@ -11,16 +11,24 @@ The SDK has hazards this module guards (PROVIDERS.md §1.9):
 * a send on a dead stream can block forever, so every send runs under ``send_timeout_s`` and a
   failed send marks the connection dead: no send is ever awaited on it again;
 * ``input_stream.close()`` can hang and cannot be cancelled, so :meth:`NovaConnection.aclose`
-  runs it in a detached task and abandons it after ``close_timeout_s``;
+  runs it in a detached task and abandons it after ``close_timeout_s``; the connector holds
+  what it abandoned, and :meth:`NovaConnector.aclose` waits for it (bounded);
+* awscrt's request-body task fails unretrieved when a stream ends with input queued, which
+  asyncio reports with tracebacks: the connector installs a filter for exactly those reports
+  on its first connect, and :meth:`NovaConnector.aclose` removes it (:mod:`._leftovers`);
 * ``receive()`` returns ``None`` for an RST_STREAM, a GOAWAY, a TCP reset and a graceful end
   alike, so ``None`` before our own ``sessionEnd`` is an abnormal close
-  (:class:`~antiphon.errors.ConnectionLostError`, code ``"eof"``, recoverable).
+  (:class:`~antiphon.errors.ConnectionLostError`, condition ``"eof"``, recoverable).
 
-SDK exceptions are translated once, here, into :class:`~antiphon.errors.ProviderError` with
-``code`` set to the SDK class name; ``recoverable`` follows :func:`classify_code`.
+SDK exceptions are translated once, here (:func:`translate_exception`), into
+:class:`~antiphon.errors.ProviderError` with typed fields: ``provider_code`` is the service's
+error name (the modeled exception's class name, or an unmodeled error's ``:error-code``),
+``http_status`` and ``retry_after_s`` come from the SDK's response metadata when it has them,
+and ``condition`` names a failure of the stream itself; ``recoverable`` (and the throttling
+wait) follow :func:`~._errors.classify_error`.
 
 The SDK is asyncio-only: on any other event loop (trio) ``connect`` fails with a clear
-:class:`~antiphon.errors.ProviderError` (code ``"unsupported_async_library"``).
+:class:`~antiphon.errors.ProviderError` (condition ``"unsupported_event_loop"``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,22 +44,18 @@ import msgspec
 
 from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Disposition, Frame, Limits
-from ._errors import classify_code
+from ._errors import classify_error
+from ._leftovers import Leftovers, acquire_error_filter, release_error_filter
 
 __all__ = [
     "NovaConnection",
     "NovaConnector",
     "NovaCredentials",
     "translate_exception",
-    "wait_abandoned",
 ]
 
 _PROVIDER = "nova"
 _DEFAULT_REGION = "us-east-1"
-
-# Abandoned connect and close attempts are kept referenced until they end, so they are never
-# garbage collected while pending (which asyncio reports as an error).
-_ABANDONED: set[asyncio.Future[Any]] = set()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,33 +76,46 @@ def _require_asyncio() -> None:
             "the Nova connector needs asyncio: aws-sdk-bedrock-runtime and awscrt are "
             "asyncio-only, and no asyncio event loop is running (trio?)",
             provider=_PROVIDER,
-            code="unsupported_async_library",
+            condition="unsupported_event_loop",
         ) from None
 
 
-def _make_transport(ca_file: str | None) -> Any:
-    """An ``AWSCRTHTTPClient``; with ``ca_file``, one that trusts only that CA.
+def _make_transport(ca_file: str | None, leftovers: Leftovers) -> Any:
+    """An ``AWSCRTHTTPClient`` for one stream; with ``ca_file``, one that trusts only that CA.
 
-    The subclass overrides ``__deepcopy__`` because the SDK deep-copies its config on first
-    use and the stock copy builds a fresh client that drops the custom TLS context.
+    Each stream's request body is written by an awscrt task that can outlive the stream
+    (:mod:`._leftovers`); the transport hands that task to ``leftovers`` as soon as it runs,
+    so the connector knows exactly which body writers are its own. (The hook overrides the
+    transport's body generator, which that task iterates; should an SDK release rename it,
+    nothing is held and the connector's error filter still covers the reports.)
+
+    ``__deepcopy__`` returns the transport itself because the SDK deep-copies its config on
+    first use and the stock copy builds a fresh client that drops the TLS context and the
+    hook; the transport serves one stream only, so sharing it is safe.
     """
     from awscrt import io as crt_io
     from smithy_http.aio.crt import AWSCRTHTTPClient
 
-    if ca_file is None:
-        return AWSCRTHTTPClient()
-
-    class _CATransport(AWSCRTHTTPClient):
-        def __init__(self, ca_path: str) -> None:
+    class _Transport(AWSCRTHTTPClient):
+        def __init__(self) -> None:
             super().__init__()
-            options = crt_io.TlsContextOptions()
-            options.override_default_trust_store_from_path(None, ca_path)
-            self._tls_ctx = crt_io.ClientTlsContext(options)
+            if ca_file is not None:
+                options = crt_io.TlsContextOptions()
+                options.override_default_trust_store_from_path(None, ca_file)
+                self._tls_ctx = crt_io.ClientTlsContext(options)
 
-        def __deepcopy__(self, memo: Any) -> _CATransport:
+        async def _create_body_generator(self, body: Any) -> AsyncGenerator[bytes, None]:
+            writer = asyncio.current_task()  # awscrt's body-writer task iterates this
+            if writer is not None:
+                leftovers.keep(writer)
+            async with contextlib.aclosing(super()._create_body_generator(body)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+        def __deepcopy__(self, memo: Any) -> _Transport:
             return self
 
-    return _CATransport(ca_file)
+    return _Transport()
 
 
 def _session_end(frame: Frame) -> bool:
@@ -123,65 +140,58 @@ def translate_exception(exc: BaseException) -> ProviderError:
     """Translate an SDK / smithy / awscrt exception into an antiphon ``ProviderError``."""
     if isinstance(exc, ProviderError):
         return exc
-    from aws_sdk_bedrock_runtime.models import ServiceError
+    from smithy_aws_core.config.exceptions import ConfigError
     from smithy_aws_event_stream.exceptions import EventError, UnmodeledEventError
+    from smithy_core.exceptions import CallError, ClientTimeoutError, ModeledError
 
-    code = type(exc).__name__
     message = str(exc)
+    provider_code = condition = ""
+    http_status: int | None = None
+    retry_after_s: float | None = None
     cls: type[ProviderError] = ProviderError
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, CallError):
         message = exc.message or message
+        http_status = exc.response_metadata.http_status_code
+        retry_after_s = exc.retry_after
+    if isinstance(exc, ModeledError):  # the service's own errors (ServiceError)
+        provider_code = type(exc).__name__
+    elif isinstance(exc, ClientTimeoutError):
+        condition, cls = "timeout", ProviderTimeout
     elif isinstance(exc, UnmodeledEventError):
-        message = f"{exc.code}: {exc.message}"
+        provider_code, message = exc.code, f"{exc.code}: {exc.message}"
     elif isinstance(exc, EventError):
-        pass
+        # The byte stream itself is broken (bad prelude, checksum, header): not the service's
+        # error, and a new stream is the way on.
+        condition, message = "event_stream", f"{type(exc).__name__}: {message}"
     elif isinstance(exc, KeyError):
         # smithy looks an unknown :exception-type up in the schema without a guard.
-        code, message = "unknown_exception_type", f"unmodeled exception type {message}"
+        condition, message = "unknown_exception_type", f"unmodeled exception type {message}"
     elif isinstance(exc, OSError):
-        code, cls = "transport", ConnectionLostError
+        condition, cls = "transport", ConnectionLostError
         message = f"{message} ({exc.__cause__!r})" if exc.__cause__ else message
+    elif isinstance(exc, ConfigError):
+        condition = "config"  # e.g. no region or no credentials could be resolved
     elif "TLS" in message.upper() and "NEGOTIATION" in message.upper():
-        code = "tls"
-    verdict = classify_code(code, message)
-    return cls(
-        message or code,
+        condition = "tls"
+    else:
+        condition, message = "sdk", f"{type(exc).__name__}: {message}"
+    error = cls(
+        message or provider_code or condition,
         provider=_PROVIDER,
-        code=code,
-        recoverable=verdict.disposition is Disposition.RECOVERABLE,
-        retry_after_s=verdict.retry_after_s,
+        provider_code=provider_code,
+        http_status=http_status,
+        condition=condition,
+        retry_after_s=retry_after_s,
     )
+    verdict = classify_error(error)
+    error.recoverable = verdict.disposition is Disposition.RECOVERABLE
+    error.retry_after_s = verdict.retry_after_s
+    return error
 
 
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    _ABANDONED.discard(task)
-    if not task.cancelled():
-        task.exception()
-
-
-def _keep(task: asyncio.Future[Any]) -> None:
-    """Hold a reference to ``task`` until it ends, and retrieve its outcome then."""
-    _ABANDONED.add(task)
-    task.add_done_callback(_retrieve)
-
-
-def _close_if_opened(task: asyncio.Future[Any]) -> None:
-    """A connect attempt we gave up on finished: close what it opened."""
-    if not task.cancelled() and task.exception() is None:
-        _keep(asyncio.ensure_future(task.result().aclose()))
-
-
-async def wait_abandoned(timeout_s: float) -> int:
-    """Wait up to ``timeout_s`` for abandoned connect/close attempts to end (process shutdown,
-    tests). Returns how many are still pending."""
-    pending = set(_ABANDONED)
-    if pending:
-        await asyncio.wait(pending, timeout=timeout_s)
-    return sum(not t.done() for t in pending)
-
-
-async def _detached(awaitable: Awaitable[Any], timeout_s: float) -> bool:
-    """Run ``awaitable`` in its own task; wait at most ``timeout_s``; abandon it if it hangs.
+async def _detached(awaitable: Awaitable[Any], timeout_s: float, leftovers: Leftovers) -> bool:
+    """Run ``awaitable`` in its own task; wait at most ``timeout_s``; abandon it to
+    ``leftovers`` if it hangs.
 
     Returns True when it finished in time. Its exception, if any, is retrieved and dropped:
     this is only used on teardown paths.
@@ -191,7 +201,7 @@ async def _detached(awaitable: Awaitable[Any], timeout_s: float) -> bool:
         return await awaitable
 
     task = asyncio.ensure_future(run())
-    _keep(task)
+    leftovers.keep(task)
     done, _ = await asyncio.wait({task}, timeout=timeout_s)
     return bool(done)
 
@@ -199,10 +209,11 @@ async def _detached(awaitable: Awaitable[Any], timeout_s: float) -> bool:
 class NovaConnection:
     """One open Nova bidirectional stream (one epoch). Build it with :class:`NovaConnector`."""
 
-    def __init__(self, client: Any, stream: Any, limits: Limits) -> None:
+    def __init__(self, client: Any, stream: Any, limits: Limits, leftovers: Leftovers) -> None:
         self._client = client
         self._stream = stream
         self._limits = limits
+        self._leftovers = leftovers  # the connector's: what this connection abandons
         self._receiver: Any = None
         self._send_lock = asyncio.Lock()  # the SDK chains signatures: sends must not interleave
         self._alive = True  # False after any send/receive failure: never await a send again
@@ -232,7 +243,10 @@ class NovaConnection:
 
         if not self.alive:
             raise ConnectionLostError(
-                "Nova stream is no longer usable", provider=_PROVIDER, code="dead", recoverable=True
+                "Nova stream is no longer usable",
+                provider=_PROVIDER,
+                condition="dead",
+                recoverable=True,
             )
         raw = frame.encode() if isinstance(frame, str) else frame
         chunk = InvokeModelWithBidirectionalStreamInputChunk(
@@ -247,7 +261,7 @@ class NovaConnection:
                 raise ProviderTimeout(
                     f"Nova send missed its {self._limits.send_timeout_s} s deadline",
                     provider=_PROVIDER,
-                    code="send_timeout",
+                    condition="send_timeout",
                     recoverable=True,
                 ) from exc
             except Exception as exc:
@@ -266,8 +280,8 @@ class NovaConnection:
         translator keeps it as an ``UnknownProviderEvent``.
 
         Raises:
-            antiphon.errors.ConnectionLostError: the stream ended (``"eof"`` before our
-                ``sessionEnd``: recoverable; ``"closed"`` after it).
+            antiphon.errors.ConnectionLostError: the stream ended (condition ``"eof"`` before
+                our ``sessionEnd``: recoverable; ``"closed"`` after it).
             antiphon.errors.ProviderError: the service sent an exception event.
         """
         from aws_sdk_bedrock_runtime.models import (
@@ -298,13 +312,13 @@ class NovaConnection:
                 raise ConnectionLostError(
                     "Nova stream ended after our sessionEnd",
                     provider=_PROVIDER,
-                    code="closed",
+                    condition="closed",
                     recoverable=False,
                 )
             raise ConnectionLostError(
                 "Nova stream ended before our sessionEnd (RST_STREAM, GOAWAY, reset or end)",
                 provider=_PROVIDER,
-                code="eof",
+                condition="eof",
                 recoverable=True,
             )
         if isinstance(event, InvokeModelWithBidirectionalStreamOutputChunk):
@@ -329,9 +343,9 @@ class NovaConnection:
         self._closed = True
         timeout = self._limits.close_timeout_s
         if self._alive:
-            await _detached(self._stream.input_stream.close(), timeout)
+            await _detached(self._stream.input_stream.close(), timeout, self._leftovers)
         self._alive = False
-        await _detached(self._client.close(), timeout)
+        await _detached(self._client.close(), timeout, self._leftovers)
 
 
 class NovaConnector:
@@ -371,6 +385,40 @@ class NovaConnector:
         self._credentials = credentials
         self._config_file_path = config_file_path
         self._credentials_file_path = credentials_file_path
+        self._leftovers = Leftovers()
+        self._filtered_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def leftover_tasks(self) -> int:
+        """SDK tasks of this connector that have not ended: connect and close attempts it gave
+        up waiting for, and its streams' request-body writers."""
+        return len(self._leftovers)
+
+    async def aclose(self) -> None:
+        """Release what this connector's streams left behind; bounded, idempotent.
+
+        Waits up to ``close_timeout_s`` for its leftover SDK tasks, and removes its
+        body-writer error filter once they have all ended: tasks still running when the wait
+        ends keep the filter until the last of them ends (they are held, never cancelled:
+        awscrt cannot take it). The connector can connect again afterwards.
+        """
+        loop, self._filtered_loop = self._filtered_loop, None
+        if loop is not None:
+            # Registered before the wait, so a caller's deadline cutting it short leaks nothing.
+            self._leftovers.when_drained(lambda: release_error_filter(loop))
+        if self._leftovers:
+            await self._leftovers.drain(self.limits.close_timeout_s)
+
+    def _filter_errors(self) -> None:
+        """Install the body-writer error filter on this loop, once until :meth:`aclose`."""
+        if self._filtered_loop is None:
+            self._filtered_loop = asyncio.get_running_loop()
+            acquire_error_filter(self._filtered_loop)
+
+    def _close_if_opened(self, task: asyncio.Future[NovaConnection]) -> None:
+        """A connect attempt we gave up on finished: close what it opened."""
+        if not task.cancelled() and task.exception() is None:
+            self._leftovers.keep(asyncio.ensure_future(task.result().aclose()))
 
     async def _config(self, transport: Any) -> Any:
         from aws_sdk_bedrock_runtime.config import AsyncBedrockRuntimeConfig
@@ -406,27 +454,28 @@ class NovaConnector:
         """Open a stream, send ``handshake``, and wait for the response headers.
 
         Raises:
-            antiphon.errors.ProviderError: refused (with the SDK class name as ``code``) or the
-                event loop is not asyncio.
+            antiphon.errors.ProviderError: refused (the SDK class name as ``provider_code``)
+                or the event loop is not asyncio.
             antiphon.errors.ProviderTimeout: not open within ``connect_timeout_s``.
         """
         _require_asyncio()
+        self._filter_errors()
         # The attempt runs in its own task that is abandoned, not cancelled, on timeout:
         # cancelling awscrt's connect future makes its later setup callback raise into the
         # void. An attempt that succeeds after we gave up closes its own stream.
         opening = asyncio.ensure_future(self._open(handshake))
-        _keep(opening)
+        self._leftovers.keep(opening)
         try:
             done, _ = await asyncio.wait({opening}, timeout=self.limits.connect_timeout_s)
         except asyncio.CancelledError:
-            opening.add_done_callback(_close_if_opened)
+            opening.add_done_callback(self._close_if_opened)
             raise
         if not done:
-            opening.add_done_callback(_close_if_opened)
+            opening.add_done_callback(self._close_if_opened)
             raise ProviderTimeout(
                 f"Nova stream not open within {self.limits.connect_timeout_s} s",
                 provider=_PROVIDER,
-                code="connect_timeout",
+                condition="connect_timeout",
                 recoverable=True,
             )
         try:
@@ -442,17 +491,17 @@ class NovaConnector:
 
         client: Any = None
         try:
-            config = await self._config(_make_transport(self.ca_file))
+            config = await self._config(_make_transport(self.ca_file, self._leftovers))
             client = AsyncBedrockRuntimeClient(config=config)
             stream = await client.invoke_model_with_bidirectional_stream(
                 InvokeModelWithBidirectionalStreamOperationInput(model_id=self.model)
             )
-            connection = NovaConnection(client, stream, self.limits)
+            connection = NovaConnection(client, stream, self.limits, self._leftovers)
             await self._start(connection, handshake)
             return connection
         except BaseException:
             if client is not None:
-                await _detached(client.close(), self.limits.close_timeout_s)
+                await _detached(client.close(), self.limits.close_timeout_s, self._leftovers)
             raise
 
     @staticmethod

@@ -27,9 +27,13 @@ class NovaSonic:
         options: Full settings; overrides ``model``/``voice``/``endpointing_sensitivity``.
         config_file_path / credentials_file_path: Shared AWS files to read (tests point them
             at missing files).
+
+    Nova keeps no state between streams and issues no resumption handles, so
+    ``handle_max_age_s`` is None.
     """
 
     name = "nova"
+    handle_max_age_s: float | None = None
 
     def __init__(
         self,

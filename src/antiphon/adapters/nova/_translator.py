@@ -39,12 +39,13 @@ has been built.
 USER TEXT block (Nova 2). ``DeliverToolResult`` -> a TOOL block with ``toolResult`` whose
 ``content`` is a JSON string (non-JSON output is wrapped as ``{"result": ...}``); a result for
 a call this stream never made is dropped (``[]``): the new stream has the call and its output in
-its primed history already. ``CloseSession`` / ``RotateConnection`` -> the clean close sequence
-``contentEnd`` (audio), ``promptEnd``, ``sessionEnd``, once. ``KeepAlive`` -> a short block of
-silent audio frames (``keepalive_frames`` frames of zeros). ``UpdateInstructions`` /
-``UpdateTools`` / ``UpdateOptions`` -> ``[]``: Nova fixes them at ``promptStart``, so they take
-effect on the next stream (the runtime may rotate). ``Interrupt`` -> ``[]``: Nova has no client
-cancel; barge-in is detected by the service from the audio.
+its primed history already. ``CloseSession`` -> the clean close sequence ``contentEnd``
+(audio), ``promptEnd``, ``sessionEnd``, once. ``KeepAlive`` -> a short run of silent audio
+frames (``keepalive_frames`` frames of zeros): input, which is what resets Nova's idle limit.
+``UpdateInstructions`` / ``UpdateTools`` / ``UpdateOptions`` -> ``[]``: Nova fixes them at
+``promptStart``, so they take effect on the next stream (the runtime may rotate).
+``Interrupt`` -> ``[]``: Nova has no client cancel; barge-in is detected by the service from
+the audio.
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ from ...protocol import (
     GenerationTextDelta,
     InputTranscriptFinal,
     KeepAlive,
-    RotateConnection,
     SendText,
     SessionState,
     ToolCallRequested,
@@ -80,7 +80,7 @@ from ...protocol import (
     Usage,
     UserAudioCommitted,
 )
-from .._contract import Capabilities, ConnectRequest, ErrorClass, Frame, Limits
+from .._contract import Capabilities, ConnectRequest, ErrorClass, Frame, Handshake, Limits
 from ._errors import classify_error
 from ._history import cut_utf8, history_messages
 
@@ -291,7 +291,6 @@ class NovaTranslator:
     def __init__(self, options: NovaOptions | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.options = options or NovaOptions()
         self.limits = limits
-        self.history_truncated = False
         self._epoch = 0
         self._seed = ""
         self._names = 0
@@ -337,8 +336,11 @@ class NovaTranslator:
         """True once the handshake is built: Nova sends no acknowledgement of it."""
         return self._handshake_done
 
-    def handshake(self, state: SessionState) -> list[Frame]:
-        """``sessionStart`` .. the audio block's ``contentStart``, primed from ``state``."""
+    def handshake(self, state: SessionState) -> Handshake:
+        """``sessionStart`` .. the audio block's ``contentStart``, primed from ``state``.
+
+        The history is cut to the limits (newest kept); ``history_truncated`` says when it was.
+        """
         self._epoch = state.epoch
         self._seed = state.session_id or "session"
         self._names = 0
@@ -356,8 +358,6 @@ class NovaTranslator:
         everything = history_messages(
             state.items, max_messages=None, max_message_bytes=None, max_total_bytes=None
         )
-        # The runtime reports a reconnect as not fully restored when history had to be cut.
-        self.history_truncated = primed != everything
         for msg in primed:
             frames += self._text_block(msg.role, msg.text, interactive=False)
         self._audio = self._name("audio")
@@ -383,7 +383,8 @@ class NovaTranslator:
         )
         self._audio_open = True
         self._handshake_done = True
-        return frames
+        # The runtime reports a reconnect as not fully restored when history had to be cut.
+        return Handshake(frames=tuple(frames), history_truncated=primed != everything)
 
     def _session_start(self) -> bytes:
         opts = self.options
@@ -466,7 +467,7 @@ class NovaTranslator:
             return self._text_block("USER", text, interactive=True) if text else []
         if isinstance(command, DeliverToolResult):
             return self._tool_result(command)
-        if isinstance(command, (CloseSession, RotateConnection)):
+        if isinstance(command, CloseSession):
             return self._close()
         return []
 

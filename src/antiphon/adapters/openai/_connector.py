@@ -9,9 +9,10 @@ asyncio only: ``websockets.asyncio`` runs on the asyncio event loop, so :meth:`c
 raises a clear error when called under trio.
 
 Foreign exceptions are translated here, once: a refused upgrade becomes ``ProviderError``
-(401/403 fatal, 429 and 5xx recoverable), a missed deadline ``ProviderTimeout``, and any end
-of the socket we did not ask for — even a clean 1000/1001 — ``ConnectionLostError`` with the
-close code. The API key is never logged (websockets' debug log of request headers is
+with ``http_status`` (and ``retry_after_s`` from ``Retry-After``; 408, 429 and 5xx are
+recoverable), a missed deadline ``ProviderTimeout`` with a ``condition``, and any end of the
+socket we did not ask for — even a clean 1000/1001 — ``ConnectionLostError`` with its
+``close_code``. The API key is never logged (websockets' debug log of request headers is
 redacted) and never shown in a ``repr``.
 """
 
@@ -29,7 +30,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Frame, Limits
-from ._translator import close_code_recoverable
+from .._http import parse_retry_after
+from ._translator import close_code_recoverable, http_status_recoverable
 
 __all__ = ["OpenAIConnection", "OpenAIConnector"]
 
@@ -87,14 +89,14 @@ class OpenAIConnection:
             return ConnectionLostError(
                 f"{self._provider}: connection closed by the client",
                 provider=self._provider,
-                code=str(code),
+                close_code=code,
                 recoverable=False,
             )
         return ConnectionLostError(
             f"{self._provider}: connection closed by the server (code {code}"
             + (f", reason {reason!r})" if reason else ")"),
             provider=self._provider,
-            code=str(code),
+            close_code=code,
             recoverable=close_code_recoverable(code),
         )
 
@@ -112,7 +114,7 @@ class OpenAIConnection:
             raise ProviderTimeout(
                 f"{self._provider}: send missed its {self._limits.send_timeout_s} s deadline",
                 provider=self._provider,
-                code="send_timeout",
+                condition="send_timeout",
                 recoverable=True,
             ) from exc
         except ConnectionClosed as exc:
@@ -205,7 +207,7 @@ class OpenAIConnector:
         """Dial, then send ``handshake`` frames in order (each within the send deadline).
 
         Raises:
-            ProviderError: the server refused the upgrade (401/403 fatal; 429 and 5xx
+            ProviderError: the server refused the upgrade (``http_status``; 408, 429 and 5xx
                 recoverable) or could not be reached (recoverable); asyncio is not running.
             ProviderTimeout: connecting missed ``limits.connect_timeout_s``.
         """
@@ -227,7 +229,7 @@ class OpenAIConnector:
             raise ProviderTimeout(
                 f"{self.provider}: connect missed its {timeout} s deadline",
                 provider=self.provider,
-                code="connect_timeout",
+                condition="connect_timeout",
                 recoverable=True,
             ) from exc
         except InvalidStatus as exc:
@@ -236,7 +238,7 @@ class OpenAIConnector:
             raise ProviderError(
                 f"{self.provider}: could not connect: {exc}",
                 provider=self.provider,
-                code="connect_failed",
+                condition="connect_failed",
                 recoverable=True,
             ) from exc
         connection = OpenAIConnection(ws, provider=self.provider, limits=self.limits)
@@ -249,23 +251,18 @@ class OpenAIConnector:
             raise
         return connection
 
+    async def aclose(self) -> None:
+        """Nothing to release: every websocket belongs to its connection, closed with it."""
+
     def _refused(self, exc: InvalidStatus) -> ProviderError:
         status = exc.response.status_code
-        retry_after: float | None = None
-        header = exc.response.headers.get("Retry-After")
-        if header is not None:
-            try:
-                retry_after = float(header)
-            except ValueError:
-                retry_after = None
-        recoverable = status == 429 or status >= 500
         return ProviderError(
             f"{self.provider}: server refused the websocket upgrade with HTTP {status}"
             + (" (check the API key)" if status in (401, 403) else ""),
             provider=self.provider,
-            code=str(status),
-            recoverable=recoverable,
-            retry_after_s=retry_after,
+            http_status=status,
+            recoverable=http_status_recoverable(status),
+            retry_after_s=parse_retry_after(exc.response.headers.get("Retry-After")),
         )
 
     def _require_asyncio(self) -> None:
@@ -276,6 +273,6 @@ class OpenAIConnector:
                 f"{self.provider}: the websockets connector runs on asyncio only;"
                 " run the session on the asyncio backend",
                 provider=self.provider,
-                code="unsupported_event_loop",
+                condition="unsupported_event_loop",
                 recoverable=False,
             ) from exc

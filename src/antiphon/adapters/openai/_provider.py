@@ -80,6 +80,12 @@ class OpenAIRealtime:
         """Provider name: ``"openai"`` or ``"xai"``."""
         return self.variant
 
+    @property
+    def handle_max_age_s(self) -> float | None:
+        """None: every connection is primed from the session state; no resumption handle
+        (xAI's ``conversation_id``) is used, its window being unverified."""
+        return None
+
     def replace(self, **changes: Any) -> OpenAIRealtime:
         """A copy with ``changes`` applied (presets are values)."""
         return dataclasses.replace(self, **changes)
@@ -109,7 +115,7 @@ class OpenAIRealtime:
                 f"{self.name}: no API key: set the {self.api_key_env} environment variable"
                 " (or pass api_key=...)",
                 provider=self.name,
-                code="missing_api_key",
+                condition="missing_api_key",
                 recoverable=False,
             )
         return OpenAIConnector(

@@ -25,9 +25,14 @@ Decisions:
 * History re-seeding skips user items with no text (speech whose transcript never came):
   OpenAI rejects empty ``input_text`` and there is nothing to say. Assistant items with no
   text are skipped for the same reason.
-* Benign races (``response_cancel_not_active``, ``input_audio_buffer_commit_empty``,
-  ``conversation_already_has_active_response``) decode to a recoverable
-  ``ProviderErrorEvent`` and :meth:`~OpenAITranslator.classify` calls them ``IGNORE``.
+* Error events decode to a ``ProviderErrorEvent`` that is recoverable unless its code is in
+  :data:`FATAL_PROVIDER_CODES`; benign races (``response_cancel_not_active``,
+  ``input_audio_buffer_commit_empty``, ``conversation_already_has_active_response``) are just
+  recoverable events and keep the connection.
+* :meth:`~OpenAITranslator.classify` reads the error's typed fields, each against its own
+  table: HTTP statuses (:func:`http_status_recoverable`), close codes
+  (:func:`close_code_recoverable`) and the provider's error codes
+  (:data:`FATAL_PROVIDER_CODES`, :data:`RECOVERABLE_PROVIDER_CODES`).
 * Server-side resumption (xAI ``conversation_id``) is not used: its window is unverified, so
   every connection is primed from the session state (``capabilities.server_resume`` False).
 
@@ -68,7 +73,6 @@ from ...protocol import (
     KeepAlive,
     ProviderErrorEvent,
     ProviderSessionInfo,
-    RotateConnection,
     SendAudio,
     SendText,
     SessionState,
@@ -85,31 +89,32 @@ from ...protocol import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from .._contract import Capabilities, ConnectRequest, Disposition, ErrorClass, Frame, Limits
+from .._contract import (
+    Capabilities,
+    ConnectRequest,
+    Disposition,
+    ErrorClass,
+    Frame,
+    Handshake,
+    Limits,
+)
 from . import _wire as w
 
 __all__ = [
-    "BENIGN_ERROR_CODES",
-    "FATAL_ERROR_CODES",
-    "RECOVERABLE_ERROR_CODES",
+    "FATAL_CLOSE_CODES",
+    "FATAL_PROVIDER_CODES",
+    "RECOVERABLE_PROVIDER_CODES",
+    "RETRYABLE_HTTP_STATUSES",
     "OpenAITranslator",
     "Variant",
     "close_code_recoverable",
+    "http_status_recoverable",
     "server_vad",
 ]
 
 Variant = Literal["openai", "xai"]
 
-BENIGN_ERROR_CODES: Final = frozenset(
-    {
-        "response_cancel_not_active",  # cancel raced the response's own end
-        "input_audio_buffer_commit_empty",  # commit raced server VAD's own commit
-        "conversation_already_has_active_response",  # response.create raced a VAD response
-    }
-)
-"""Error codes of harmless races: the connection carries on unchanged."""
-
-FATAL_ERROR_CODES: Final = frozenset(
+FATAL_PROVIDER_CODES: Final = frozenset(
     {
         "invalid_api_key",
         "insufficient_quota",
@@ -117,31 +122,39 @@ FATAL_ERROR_CODES: Final = frozenset(
         "invalid_model",
         "authentication_error",
         "permission_denied",
-        "401",  # HTTP refusals of the websocket upgrade
-        "403",
-        "1008",  # policy violation close: the server refuses this client
     }
 )
-"""Codes no reconnect can fix: configuration or account problems."""
+"""The provider's error codes that no reconnect can fix: configuration or account problems."""
 
-RECOVERABLE_ERROR_CODES: Final = frozenset(
+RECOVERABLE_PROVIDER_CODES: Final = frozenset(
     {"session_expired", "server_error", "rate_limit_exceeded", "rate_limit_error"}
 )
-"""Codes that a new connection primed from the session state gets past."""
+"""The provider's error codes that a new connection primed from the session state gets past."""
 
-_RATE_LIMIT_CODES: Final = frozenset({"rate_limit_exceeded", "rate_limit_error", "429"})
+FATAL_CLOSE_CODES: Final = frozenset({1008})
+"""Websocket close codes that refuse this client (policy violation); the 4000-4999
+application range refuses it too (bad key, no quota)."""
+
+RETRYABLE_HTTP_STATUSES: Final = frozenset({408, 429})
+"""HTTP statuses of a refused upgrade that a later attempt may pass, besides any 5xx."""
 
 
 def close_code_recoverable(code: int | None) -> bool:
     """Whether a websocket close with ``code`` may be followed by a reconnect.
 
-    1008 (policy violation) and the 4000-4999 application range are how these servers refuse
-    a client (bad key, no quota); everything else — 1000/1001 included, since a close we did
-    not ask for is never the end of the session — is worth a reconnect.
+    Everything but :data:`FATAL_CLOSE_CODES` and the 4000-4999 application range — 1000/1001
+    included, since a close we did not ask for is never the end of the session — is worth a
+    reconnect; so is an end without a code.
     """
     if code is None:
         return True
-    return not (code == 1008 or 4000 <= code <= 4999)
+    return not (code in FATAL_CLOSE_CODES or 4000 <= code <= 4999)
+
+
+def http_status_recoverable(status: int) -> bool:
+    """Whether a websocket upgrade refused with HTTP ``status`` is worth another attempt:
+    408, 429 and 5xx are; any other (401 bad key, 403, 404 unknown model) is not."""
+    return status in RETRYABLE_HTTP_STATUSES or status >= 500
 
 
 _ENCODER: Final = msgspec.json.Encoder()
@@ -245,20 +258,24 @@ class OpenAITranslator:
         """Dial parameters: none beyond the preset's URL and model (no server-side resume)."""
         return ConnectRequest()
 
-    def handshake(self, state: SessionState) -> list[Frame]:
+    def handshake(self, state: SessionState) -> Handshake:
         """One ``session.update``, then one ``conversation.item.create`` per history item.
 
-        The history is ``state.history()``: tool calls and their delivered outputs are
-        re-seeded as ``function_call`` / ``function_call_output`` items, while outputs still
-        waiting for delivery are left to the runtime's ``DeliverToolResult`` (each is sent
-        exactly once). No ``response.create`` is sent here: the runtime asks for the reply.
+        The history is ``state.history()``, cut to the newest ``limits.max_history_messages``
+        items when that is set (``history_truncated`` then says so): tool calls and their
+        delivered outputs are re-seeded as ``function_call`` / ``function_call_output`` items,
+        while outputs still waiting for delivery are left to the runtime's
+        ``DeliverToolResult`` (each is sent exactly once). No ``response.create`` is sent
+        here: the runtime asks for the reply.
         """
         frames: list[Frame] = [
             self._session_update(self._full_session(state.options, state.instructions, state.tools))
         ]
-        for item in self._history(state.history()):
+        history = state.history()
+        kept = self._capped(history)
+        for item in self._history(kept):
             frames.append(_dumps({"type": "conversation.item.create", "item": item}))
-        return frames
+        return Handshake(frames=tuple(frames), history_truncated=len(kept) < len(history))
 
     # --- contract: decode -----------------------------------------------------------------
 
@@ -330,7 +347,7 @@ class OpenAITranslator:
             ProviderErrorEvent(
                 code=code,
                 message=err.message or "",
-                recoverable=code not in FATAL_ERROR_CODES,
+                recoverable=code not in FATAL_PROVIDER_CODES,
             )
         ]
 
@@ -468,7 +485,7 @@ class OpenAITranslator:
                 ProviderErrorEvent(
                     code=code,
                     message=error.message or "",
-                    recoverable=code not in FATAL_ERROR_CODES,
+                    recoverable=code not in FATAL_PROVIDER_CODES,
                 )
             )
         return events
@@ -526,9 +543,7 @@ class OpenAITranslator:
                         self._full_session(merged, state.instructions, state.tools)
                     )
                 ]
-            case (
-                KeepAlive() | RotateConnection() | CloseSession() | SendAudio() | SubmitToolResult()
-            ):
+            case KeepAlive() | CloseSession() | SendAudio() | SubmitToolResult():
                 return []
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
@@ -557,55 +572,49 @@ class OpenAITranslator:
     # --- contract: classify ---------------------------------------------------------------
 
     def classify(self, error: BaseException) -> ErrorClass:
-        """What a failure means: see the module's error code tables.
+        """What a failure means, from the error's typed fields (see the module docstring).
 
-        Benign races are ``IGNORE``; auth, quota and policy refusals ``FATAL``; dropped
-        sockets, any close we did not ask for, ``session_expired``, server errors, rate
-        limits and timeouts ``RECOVERABLE`` (a new connection re-seeded from the state).
-        Anything else is ``RECOVERABLE`` too: the runtime's restart budget bounds it.
+        A provider code in :data:`FATAL_PROVIDER_CODES`, a refusing close code and a 4xx
+        refusal of the upgrade (but 408 and 429) are ``FATAL``: configuration or account
+        problems. Dropped sockets, any other close we did not ask for, ``session_expired``,
+        server errors, rate limits (with the server's ``Retry-After``) and timeouts are
+        ``RECOVERABLE``: a new connection re-seeded from the state. An exception from outside
+        the error tree is ``RECOVERABLE`` too: the runtime's restart budget bounds it.
         """
         fresh = not self.capabilities.server_resume
+
+        def again(reason: str, retry_after_s: float | None = None) -> ErrorClass:
+            return ErrorClass(
+                disposition=Disposition.RECOVERABLE,
+                reason=reason,
+                retry_after_s=retry_after_s,
+                fresh_start=fresh,
+            )
+
+        def fatal(reason: str) -> ErrorClass:
+            return ErrorClass(disposition=Disposition.FATAL, reason=reason)
+
+        if not isinstance(error, ProviderError):
+            return again(f"{type(error).__name__}: {error}")
         if isinstance(error, ProviderTimeout):
-            return ErrorClass(
-                disposition=Disposition.RECOVERABLE, reason=f"timeout: {error}", fresh_start=fresh
-            )
+            return again(f"timeout: {error}")
+        code = error.provider_code
+        if code in FATAL_PROVIDER_CODES:
+            return fatal(f"{code}: {error}")
         if isinstance(error, ConnectionLostError):
-            code_int = int(error.code) if error.code.isdigit() else None
-            if close_code_recoverable(code_int) and error.code not in FATAL_ERROR_CODES:
-                return ErrorClass(
-                    disposition=Disposition.RECOVERABLE,
-                    reason=f"connection lost (close {error.code or 'none'})",
-                    fresh_start=fresh,
-                )
-            return ErrorClass(
-                disposition=Disposition.FATAL, reason=f"connection refused (close {error.code})"
-            )
-        if isinstance(error, ProviderError):
-            code = error.code
-            if code in BENIGN_ERROR_CODES:
-                return ErrorClass(disposition=Disposition.IGNORE, reason=code)
-            if code in FATAL_ERROR_CODES:
-                return ErrorClass(disposition=Disposition.FATAL, reason=f"{code}: {error}")
-            if code in _RATE_LIMIT_CODES:
-                return ErrorClass(
-                    disposition=Disposition.RECOVERABLE,
-                    reason=f"rate limited: {error}",
-                    retry_after_s=error.retry_after_s,
-                    fresh_start=fresh,
-                )
-            if code in RECOVERABLE_ERROR_CODES or error.recoverable:
-                return ErrorClass(
-                    disposition=Disposition.RECOVERABLE,
-                    reason=f"{code or 'provider error'}: {error}",
-                    retry_after_s=error.retry_after_s,
-                    fresh_start=fresh,
-                )
-            return ErrorClass(disposition=Disposition.FATAL, reason=f"{code}: {error}")
-        return ErrorClass(
-            disposition=Disposition.RECOVERABLE,
-            reason=f"{type(error).__name__}: {error}",
-            fresh_start=fresh,
-        )
+            close = error.close_code
+            if close_code_recoverable(close):
+                return again(f"connection lost (close {close or 'none'})")
+            return fatal(f"connection refused (close {close})")
+        status = error.http_status
+        if status is not None:
+            if http_status_recoverable(status):
+                return again(f"HTTP {status}: {error}", error.retry_after_s)
+            return fatal(f"HTTP {status}: {error}")
+        what = code or error.condition or "provider error"
+        if code in RECOVERABLE_PROVIDER_CODES or error.recoverable:
+            return again(f"{what}: {error}", error.retry_after_s)
+        return fatal(f"{what}: {error}")
 
     # --- session and history shapes -------------------------------------------------------
 
@@ -700,13 +709,17 @@ class OpenAITranslator:
             session = {"type": "realtime", **session}
         return _dumps({"type": "session.update", "session": session})
 
-    def _history(self, items: tuple[Item, ...]) -> list[dict[str, Any]]:
+    def _capped(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
+        """The newest ``limits.max_history_messages`` items (all of them without a cap)."""
         cap = self.limits.max_history_messages
-        if cap is not None and len(items) > cap:
-            items = items[len(items) - cap :]
-            # An output whose call was cut off would be rejected: drop it too.
-            calls = {i.id for i in items if isinstance(i, FunctionCall)}
-            items = tuple(i for i in items if not isinstance(i, FunctionOutput) or i.id in calls)
+        if cap is None or len(items) <= cap:
+            return items
+        items = items[len(items) - cap :]
+        # An output whose call was cut off would be rejected: drop it too.
+        calls = {i.id for i in items if isinstance(i, FunctionCall)}
+        return tuple(i for i in items if not isinstance(i, FunctionOutput) or i.id in calls)
+
+    def _history(self, items: tuple[Item, ...]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         text_type = "text" if self.beta else "output_text"
         for item in items:

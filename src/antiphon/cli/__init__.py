@@ -1,8 +1,10 @@
 """The ``antiphon`` command line.
 
-Top-level commands register themselves through ``_COMMANDS``: each entry adds its subparser
-(and sets ``func``, the handler returning the exit code). To add a command (``demo``,
-``run``), write ``_add_<name>_command(subparsers)`` and append it to ``_COMMANDS``.
+The package: :mod:`.journal` (``antiphon journal ...``), :mod:`.run` (``antiphon run``) and
+:mod:`.demo` (``antiphon demo``). Top-level commands register themselves through
+``_COMMANDS``: each entry adds its subparser (and sets ``func``, the handler returning the
+exit code). To add a command, write its module's ``add_<name>_command(subparsers)`` and append
+it to ``_COMMANDS``. Nothing in the library imports this package.
 
 Exit codes: 0 success; 1 the command ran and found a problem (e.g. a corrupt journal);
 2 usage errors (bad arguments, missing path, not a journal). User mistakes are reported as
@@ -16,7 +18,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from antiphon.errors import AntiphonError, JournalCorrupt
+from ..errors import AntiphonError, JournalCorrupt
+from .demo import add_demo_command
+from .journal import add_journal_commands
+from .run import add_run_command
 
 __all__ = ["main"]
 
@@ -25,23 +30,12 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 
-def _add_journal_commands(subparsers: Any) -> None:
-    from antiphon._cli_journal import add_journal_commands
-
-    add_journal_commands(subparsers)
-
-
-def _add_demo_commands(subparsers: Any) -> None:
-    from antiphon._cli_demo import add_demo_commands
-
-    add_demo_commands(subparsers)
-
-
-_COMMANDS: list[Callable[[Any], None]] = [_add_demo_commands, _add_journal_commands]
+_COMMANDS: list[Callable[[Any], None]] = [add_demo_command, add_run_command, add_journal_commands]
 """Registration functions of the top-level commands, in help order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``antiphon`` argument parser, with every command registered."""
     parser = argparse.ArgumentParser(
         prog="antiphon", description="antiphon: realtime speech-to-speech sessions."
     )
@@ -75,7 +69,3 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

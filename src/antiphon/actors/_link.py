@@ -1,0 +1,140 @@
+"""A link: one epoch's provider connection, its translator, transport-send and -recv, and a
+watchdog, run as one task group.
+
+The connection manager opens a link per epoch. The receiver runs from the start (so the
+handshake's answer is seen); the sender starts only when the manager activates the link, and
+can be stopped on its own so its cursor is final before the next link takes over. A failure
+of any part is kept in :attr:`Link.failure` and ends the link; closing it (gracefully: with the
+provider's close sequence first) never hangs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from ..adapters import Connection, Translator
+from ..protocol import CloseSession, SessionState
+from ._clock import Clock
+from .transport_recv import TransportRecv
+from .transport_send import TransportSend
+
+
+class Link:
+    """One epoch: a connection, its translator, and its transport-send/recv pair."""
+
+    def __init__(
+        self,
+        *,
+        epoch: int,
+        translator: Translator,
+        connection: Connection,
+        receiver: TransportRecv,
+        close_timeout_s: float,
+        opened_at: float,
+        opened_wall_s: float,
+        state: Callable[[], SessionState],
+    ) -> None:
+        self.epoch = epoch
+        self.translator = translator
+        self.connection = connection
+        self.receiver = receiver
+        self.sender: TransportSend | None = None
+        self.opened_at = opened_at
+        self.opened_wall_s = opened_wall_s
+        self.resumed = False  # the provider restored its own state (a resumption handle)
+        self.history_truncated = False  # the handshake left part of the history out
+        self._state = state
+        self.failure: Exception | None = None
+        self.done = anyio.Event()
+        self.closing = False
+        self.last_error_code = ""
+        self._close_timeout = close_timeout_s
+        self._tg: TaskGroup | None = None
+        self._sender_scope: anyio.CancelScope | None = None
+        self._sender_done = anyio.Event()
+        self._closed = False
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._guard, self.receiver.run)
+                task_status.started()
+        finally:
+            self.done.set()
+            with anyio.CancelScope(shield=True):
+                if self.failure is not None:
+                    # A stream ended by a provider error may still take input: end the
+                    # session properly so the provider frees it (Nova asks for this).
+                    await self._send_close_sequence()
+                await self._close_connection()
+
+    async def _send_close_sequence(self) -> None:
+        with anyio.move_on_after(self._close_timeout), suppress(Exception):
+            for frame in self.translator.encode(CloseSession(), self._state()):
+                await self.connection.send(frame)
+
+    async def _guard(self, run: Callable[[], object]) -> None:
+        try:
+            await run()  # type: ignore[misc]
+        except Exception as exc:
+            if self.failure is None and not self.closing:
+                self.failure = exc
+            assert self._tg is not None
+            self._tg.cancel_scope.cancel()
+
+    def start_sending(self, sender: TransportSend) -> None:
+        assert self._tg is not None
+        self.sender = sender
+        self._tg.start_soon(self._run_sender, sender)
+
+    async def _run_sender(self, sender: TransportSend) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self._sender_scope = scope
+                await self._guard(sender.run)
+        finally:
+            self._sender_done.set()
+
+    def start_watchdog(self, check: Callable[[], float | None], clock: Clock) -> None:
+        """Run ``check`` periodically; it returns seconds until the next check, or raises."""
+        assert self._tg is not None
+
+        async def watchdog() -> None:
+            while True:
+                delay = check()
+                await clock.sleep(delay if delay is not None else 1.0)
+
+        self._tg.start_soon(self._guard, watchdog)
+
+    async def stop_sending(self) -> None:
+        """Stop transport-send and wait for it, so its cursor is final."""
+        if self.sender is None:
+            return
+        if self._sender_scope is not None:
+            self._sender_scope.cancel()
+        await self._sender_done.wait()
+
+    async def close(self, *, graceful: bool) -> None:
+        """Close this link; ``graceful`` first sends the provider's close sequence."""
+        self.closing = True
+        await self.stop_sending()
+        if graceful and not self.done.is_set():
+            await self._send_close_sequence()
+        await self._close_connection()
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+        await self.done.wait()
+
+    async def _close_connection(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.closing = True
+        # A close that fails has still closed: there is nothing to recover.
+        with anyio.move_on_after(self._close_timeout, shield=True), suppress(Exception):
+            await self.connection.aclose()
