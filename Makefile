@@ -22,6 +22,8 @@ $(STAMP): $(PY) pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	@scripts/ensure-chromium || echo "chromium is missing: the viewer's browser test will skip"
+	@scripts/ensure-redis
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -11,7 +11,10 @@ import sys
 
 SCENARIOS: dict[str, str] = {
     "journal": "benches.journal",
+    "load": "benches.load",
+    "livekit": "benches.livekit",
     "pipeline": "benches.pipeline",
+    "replay": "benches.replay",
     "sessions": "benches.sessions",
 }
 

@@ -21,6 +21,13 @@ Method (also printed with the figures):
 * bytes_per_event: segment bytes (framing + header + event, no audio) / events.
 * Every measurement runs in a fresh ``python`` subprocess, three times; the median run is
   reported. Journals live in a temporary directory on the default temp filesystem.
+* ``--backend redis`` adds the Redis journal beside the file figures of the same run: a private
+  ``redis-server`` on 127.0.0.1 per durability option, AOF on, data in a temporary directory,
+  over TCP loopback. Options: ``everysec`` (``appendfsync everysec``, nothing waited),
+  ``always`` (``appendfsync always``), ``wait_effects`` / ``wait_all`` (everysec plus one
+  replica; ``RedisDurability(replicas=1)`` waits on appends of tool events / on every
+  append). Append and latency runs use the same batches (``REDIS_EVENTS`` events, audio spans
+  precomputed); replay reads a ``REDIS_REPLAY_EVENTS``-event journal back from Redis.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ METHOD = __doc__.split("Method (also printed with the figures):", 1)[1].strip() 
 APPEND_EVENTS = {"none": 200_000, "batch": 200_000, "always": 3_000}
 LATENCY_EVENTS = {"none": 100_000, "batch": 100_000, "always": 2_000}
 REPLAY_EVENTS = 100_000
+REDIS_EVENTS = {"everysec": 20_000, "always": 5_000, "wait_effects": 20_000, "wait_all": 5_000}
+REDIS_REPLAY_EVENTS = 50_000
 SEED = 20_260_101
 
 
@@ -233,8 +242,146 @@ def _run_replay(n: int) -> dict[str, Any]:
     }
 
 
+def _redis_durability(option: str) -> Any:
+    from antiphon.journal import RedisDurability
+
+    if option == "wait_effects":
+        return RedisDurability(replicas=1, on="effects", timeout_s=5)
+    if option == "wait_all":
+        return RedisDurability(replicas=1, on="all", timeout_s=5)
+    return RedisDurability()
+
+
+def _run_redis(url: str, option: str, n: int) -> dict[str, Any]:
+    """Append ``n`` events to a Redis journal (throughput, then per-append latency), then
+    replay a ``REDIS_REPLAY_EVENTS`` journal."""
+    import uuid
+
+    from antiphon.journal import RedisJournal
+
+    batches = _batches(session_events(n), None)
+    clock = time.perf_counter_ns
+    prefix = f"bench:{uuid.uuid4().hex}"
+    journal = RedisJournal(
+        url, prefix=prefix, durability=_redis_durability(option), snapshot_every=1 << 62
+    )
+    result: dict[str, Any] = {}
+    for run in ("throughput", "latency"):
+        writer = journal.writer(run)
+        seq = 0
+        samples = []
+        t0 = time.perf_counter()
+        for events in batches:
+            t = clock()
+            seq = writer.append(events, expected_seq=seq, epoch=1, mono_ns=t, wall_ns=t).next_seq
+            if run == "latency":
+                samples.append(clock() - t)
+        elapsed = time.perf_counter() - t0
+        writer.close()
+        if run == "throughput":
+            result["events_per_s"] = seq / elapsed
+        else:
+            samples.sort()
+            result["p50_us"] = samples[len(samples) // 2] / 1000
+            result["p99_us"] = samples[min(len(samples) - 1, int(len(samples) * 0.99))] / 1000
+    events = session_events(REDIS_REPLAY_EVENTS)
+    writer = journal.writer("replay")
+    seq = 0
+    for batch in _batches(events, 64):
+        seq = writer.append(batch, expected_seq=seq, epoch=1, mono_ns=seq, wall_ns=seq).next_seq
+    writer.close()
+    t0 = time.perf_counter()
+    state = journal.replay("replay")
+    result["replay_events_per_s"] = len(events) / (time.perf_counter() - t0)
+    assert state.epoch == 1
+    journal.close()
+    return result
+
+
+class _RedisServer:
+    """A private redis-server for the bench (optionally a replica of another)."""
+
+    def __init__(self, directory: str, *extra: str) -> None:
+        import shutil
+        import socket
+
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise SystemExit("--backend redis needs redis-server (scripts/ensure-redis)")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", directory]
+        args += ["--save", "", "--appendonly", "yes", *extra]
+        self.process = subprocess.Popen(
+            [executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 15
+        while not self._ready(socket):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(f"redis-server {args} did not start")
+            time.sleep(0.02)
+
+    def _ready(self, socket: Any) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"INFO replication\r\n")
+                info = conn.recv(4096)
+        except OSError:
+            return False
+        # A replica counts as ready once it is in sync with its primary.
+        return b"role:master" in info or b"master_link_status:up" in info
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def run_redis() -> dict[str, Any]:
+    out: dict[str, dict[str, float]] = {
+        "append_events_per_s": {},
+        "append_p50_us": {},
+        "append_p99_us": {},
+        "replay_events_per_s": {},
+    }
+    for option, n in REDIS_EVENTS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            fsync = "always" if option == "always" else "everysec"
+            os.mkdir(os.path.join(tmp, "primary"))
+            primary = _RedisServer(os.path.join(tmp, "primary"), "--appendfsync", fsync)
+            replica = None
+            try:
+                if option.startswith("wait"):
+                    os.mkdir(os.path.join(tmp, "replica"))
+                    replica = _RedisServer(
+                        os.path.join(tmp, "replica"),
+                        *("--appendfsync", fsync, "--replicaof", "127.0.0.1", str(primary.port)),
+                    )
+                r = _median_of("events_per_s", "redis", primary.url, option, n)
+            finally:
+                if replica is not None:
+                    replica.stop()
+                primary.stop()
+        out["append_events_per_s"][option] = round(r["events_per_s"])
+        out["append_p50_us"][option] = round(r["p50_us"], 2)
+        out["append_p99_us"][option] = round(r["p99_us"], 2)
+        out["replay_events_per_s"][option] = round(r["replay_events_per_s"])
+    version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return {
+        **out,
+        "events": {"append": REDIS_EVENTS, "replay": REDIS_REPLAY_EVENTS},
+        "redis_server": next((v[2:] for v in version if v.startswith("v=")), "?"),
+    }
+
+
 def _child(argv: list[str]) -> int:
     kind = argv[0]
+    if kind == "redis":
+        print(json.dumps(_run_redis(argv[1], argv[2], int(argv[3]))))
+        return 0
     if kind == "append":
         result = _run_append(argv[1], int(argv[2]), int(argv[3]) or None, argv[4] == "1")
     elif kind == "latency":
@@ -302,7 +449,15 @@ def run() -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--child":
         return _child(argv[1:])
+    backend = "file"
+    if "--backend" in argv:
+        i = argv.index("--backend")
+        backend = argv[i + 1] if i + 1 < len(argv) else ""
+        if backend not in ("file", "redis"):
+            raise SystemExit("--backend is file or redis")
     result = run()
+    if backend == "redis":
+        result["redis"] = run_redis()
     if "--json" in argv:
         print(json.dumps(result, indent=2))
         return 0

@@ -14,7 +14,9 @@ PACKAGES = [
     "antiphon.journal",
     "antiphon.actors",
     "antiphon.adapters",
+    "antiphon.livekit",
     "antiphon.testing",
+    "antiphon.viewer",
 ]
 
 

@@ -4,7 +4,8 @@ protocol/ and codecs/ are pure: they import no IO or concurrency library, never 
 clock, and nothing from the other layers. adapters/ imports protocol/ and codecs/ only, and
 its translators are as pure as protocol/ (only connectors touch SDKs and sockets). journal/
 imports protocol/. events.py (the app's events) is as pure as protocol/, which it maps from.
-actors/ imports everything below it. Nothing imports the command line
+actors/ imports everything below it; livekit/ sits above actors/ and is the only part that
+imports the ``livekit`` SDK. Nothing imports the command line
 (cli/). Across the whole package, imports form no cycle, and no module is loaded by a string.
 """
 
@@ -33,8 +34,26 @@ ALLOWED = {
     "journal": {"journal", "protocol", "errors"},
     "events": {"events", "protocol", "errors"},
     "actors": {"actors", "adapters", "protocol", "codecs", "journal", "events", "errors"},
+    # The LiveKit integration: a user of the public session API, above the actors.
+    "livekit": {
+        "livekit",
+        "actors",
+        "events",
+        "adapters",
+        "protocol",
+        "codecs",
+        "journal",
+        "errors",
+    },
+    # MCP servers as tool sources: they build the actors' Tools.
+    "mcp": {"mcp", "actors", "protocol", "errors"},
+    # The call viewer reads journals only (and writes WAV with the codecs).
+    "viewer": {"viewer", "journal", "protocol", "codecs", "errors"},
+    # OpenTelemetry: journalled events -> spans; follows a live session from above.
+    "telemetry": {"telemetry", "actors", "journal", "protocol", "errors"},
 }
 CLI = "antiphon.cli"
+VIEWER = "antiphon.viewer"
 # Modules of adapters/ that may do IO besides connectors and presets: the SDK workarounds a
 # connector uses (Nova's abandoned tasks and error filter).
 ADAPTER_IO_MODULES = {"_connector.py", "_provider.py", "__init__.py", "_leftovers.py"}
@@ -108,6 +127,17 @@ def test_translators_are_pure() -> None:
     assert bad == []
 
 
+def test_only_the_livekit_package_imports_livekit() -> None:
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.is_relative_to(SRC / "livekit"):
+            continue
+        for module, line in _imports(path):
+            if _is(module, {"livekit"}):
+                bad.append(f"{path.relative_to(SRC)}:{line} imports {module}")
+    assert bad == []
+
+
 def test_nothing_imports_the_command_line() -> None:
     bad = []
     for path in sorted(SRC.rglob("*.py")):
@@ -115,6 +145,17 @@ def test_nothing_imports_the_command_line() -> None:
             continue
         for module, line in _imports(path):
             if _is(module, {CLI}):
+                bad.append(f"{path.relative_to(SRC)}:{line} imports {module}")
+    assert bad == []
+
+
+def test_only_the_command_line_imports_the_viewer() -> None:
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.is_relative_to(SRC / "cli") or path.is_relative_to(SRC / "viewer"):
+            continue
+        for module, line in _imports(path):
+            if _is(module, {VIEWER}):
                 bad.append(f"{path.relative_to(SRC)}:{line} imports {module}")
     assert bad == []
 

@@ -10,7 +10,9 @@
     │   └── InvalidAudio           (also a CodecError) send_audio's audio or its format
     ├── ProtocolError              a provider frame we cannot decode (malformed JSON, wrong shape)
     ├── JournalError
+    │   ├── JournalBusy            a writer holds the stream (check --repair refuses to run)
     │   ├── JournalConflict        append(expected_seq=...) did not match the stream's next seq
+    │   │   └── LeaseLost          the writer's lease expired or was claimed: it is fenced off
     │   ├── JournalCorrupt         a damaged record in the middle of a journal (offset given)
     │   └── NotAJournal            the path holds no journal
     ├── ToolError                  a tool definition or its arguments are unusable, or the
@@ -44,9 +46,11 @@ __all__ = [
     "InvalidArgument",
     "InvalidArgumentType",
     "InvalidAudio",
+    "JournalBusy",
     "JournalConflict",
     "JournalCorrupt",
     "JournalError",
+    "LeaseLost",
     "NotAJournal",
     "ProtocolError",
     "ProviderError",
@@ -108,6 +112,10 @@ class JournalError(AntiphonError):
     """Base class of journal errors."""
 
 
+class JournalBusy(JournalError):
+    """A writer holds the stream, so an operation that needs it idle (a repair) refused."""
+
+
 class JournalConflict(JournalError):
     """``append`` was called with an ``expected_seq`` that is not the stream's next seq."""
 
@@ -118,6 +126,19 @@ class JournalConflict(JournalError):
         self.session_id = session_id
         self.expected_seq = expected_seq
         self.actual_seq = actual_seq
+
+
+class LeaseLost(JournalConflict):
+    """The writer's lease on the stream expired or another writer claimed the stream: a backend
+    with fencing (the Redis journal) refuses every further write of that writer, whatever its
+    ``expected_seq``. Its owner must stop; whoever holds the lease now continues the session."""
+
+    def __init__(self, session_id: str, expected_seq: int, actual_seq: int) -> None:
+        super().__init__(session_id, expected_seq, actual_seq)
+        self.args = (
+            f"journal {session_id!r}: this writer's lease expired or was claimed by another"
+            f" writer (stream at seq {actual_seq}); it may not write any more",
+        )
 
 
 class JournalCorrupt(JournalError):

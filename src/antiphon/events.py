@@ -9,9 +9,11 @@ One name, one meaning: where the app's event *is* the journalled fact, the app g
 protocol struct itself (:class:`~antiphon.protocol.UserSpeechStarted`,
 :class:`~antiphon.protocol.UserSpeechStopped`, :class:`~antiphon.protocol.ToolCallRequested`
 — the model asked for a call —, :class:`~antiphon.protocol.ToolCallFinished` — the call's one
-output is recorded). The app-only events below carry what the app needs in another shape
-(audio inline rather than as a journal span, a reply's whole transcript). Match on them with
-``match`` and ``typing.assert_never`` to handle every case.
+output is recorded —, :class:`~antiphon.protocol.ToolApprovalRequested` — a call waits for
+``Session.approve``/``deny`` — and its ``ToolApprovalGranted``/``ToolApprovalDenied``).
+The app-only events below carry what the app needs in another shape (audio inline rather
+than as a journal span, a reply's whole transcript). Match on them with ``match`` and
+``typing.assert_never`` to handle every case.
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ from .protocol import (
     GenerationStarted,
     GenerationTextDelta,
     InputTranscriptDelta,
+    InputTranscriptFailed,
     InputTranscriptFinal,
     ProviderErrorEvent,
+    RateLimitsUpdated,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolCallFinished,
+    ToolCallProgress,
     ToolCallRequested,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -48,10 +56,15 @@ class AssistantAudio(_AppEvent, frozen=True, kw_only=True):
 
 
 class AssistantText(_AppEvent, frozen=True, kw_only=True):
-    """A piece of the assistant's transcript (or text output)."""
+    """A piece of the assistant's transcript (or text output).
+
+    ``phase`` tells a spoken preamble (``"commentary"``, e.g. "let me check that") from the
+    answer (``"final_answer"``) where the provider labels them (newer OpenAI models); ""
+    where it does not."""
 
     generation_id: str
     text: str
+    phase: str = ""
 
 
 class ReplyStarted(_AppEvent, frozen=True, kw_only=True):
@@ -61,19 +74,29 @@ class ReplyStarted(_AppEvent, frozen=True, kw_only=True):
 
 
 class ReplyEnded(_AppEvent, frozen=True, kw_only=True):
-    """A reply ended: completed, interrupted, handed over to a tool call, or failed."""
+    """A reply ended: completed, interrupted, handed over to a tool call, or failed.
+
+    ``phase`` is the provider's phase of the reply's last text (``"commentary"`` for a
+    preamble before a tool call, ``"final_answer"`` for an answer; "" when unlabelled);
+    ``answer`` is the part of ``text`` that is not commentary."""
 
     generation_id: str
     reason: GenerationEndReason
     text: str = ""  # the whole transcript of the reply
+    phase: str = ""
+    answer: str = ""
 
 
 class UserTranscript(_AppEvent, frozen=True, kw_only=True):
-    """The provider's transcript of the user's speech; ``final`` once it will not change."""
+    """The provider's transcript of the user's speech; ``final`` once it will not change.
+
+    ``error`` is set (and ``text`` empty, ``final`` True) when the provider could not
+    transcribe the turn: ``"<code>: <message>"``. The model still heard it."""
 
     item_id: str
     text: str
     final: bool
+    error: str = ""
 
 
 class ProviderNotice(_AppEvent, frozen=True, kw_only=True):
@@ -104,6 +127,21 @@ class Reconnected(_AppEvent, frozen=True, kw_only=True):
     gap_ms: float
 
 
+class AudioOverrun(_AppEvent, frozen=True, kw_only=True):
+    """User audio overflowed the resend window (``limits.resend_window_s``) before the
+    provider took it: the oldest frames were evicted. Of those, the ones not yet sent are
+    lost; the others can no longer be re-sent after a reconnect. Sent at the first eviction,
+    then after every further second of audio evicted.
+
+    Attributes:
+        frames_evicted: Frames evicted so far in the session.
+        ms_evicted: The same, in milliseconds of audio.
+    """
+
+    frames_evicted: int
+    ms_evicted: int
+
+
 class SessionEnded(_AppEvent, frozen=True, kw_only=True):
     """The last event of a session: ``reason`` is ``closed`` or ``failed`` (with ``error``)."""
 
@@ -121,7 +159,13 @@ SessionEvent = (
     | UserTranscript
     | ToolCallRequested
     | ToolCallFinished
+    | ToolApprovalRequested
+    | ToolApprovalGranted
+    | ToolApprovalDenied
+    | ToolCallProgress
     | ProviderNotice
+    | RateLimitsUpdated
+    | AudioOverrun
     | Reconnected
     | SessionEnded
 )
@@ -135,7 +179,7 @@ class AppEventMapper:
     """
 
     def __init__(self) -> None:
-        self._reply_text: dict[str, list[str]] = {}
+        self._reply_text: dict[str, list[tuple[str, str]]] = {}  # id -> [(phase, text)]
 
     def app_events(self, event: Event) -> list[SessionEvent]:
         """The app events for one recorded ``event`` (as it came in: audio still inline)."""
@@ -149,23 +193,52 @@ class AppEventMapper:
                     )
                 ]
             case GenerationTextDelta():
-                self._reply_text.setdefault(event.generation_id, []).append(event.text)
-                return [AssistantText(generation_id=event.generation_id, text=event.text)]
+                pieces = self._reply_text.setdefault(event.generation_id, [])
+                pieces.append((event.phase, event.text))
+                return [
+                    AssistantText(
+                        generation_id=event.generation_id, text=event.text, phase=event.phase
+                    )
+                ]
             case GenerationStarted():
                 return [ReplyStarted(generation_id=event.generation_id)]
             case GenerationEnded():
-                text = "".join(self._reply_text.pop(event.generation_id, ()))
+                said = self._reply_text.pop(event.generation_id, [])
                 return [
-                    ReplyEnded(generation_id=event.generation_id, reason=event.reason, text=text)
+                    ReplyEnded(
+                        generation_id=event.generation_id,
+                        reason=event.reason,
+                        text="".join(text for _, text in said),
+                        phase=said[-1][0] if said else "",
+                        answer="".join(text for phase, text in said if phase != "commentary"),
+                    )
                 ]
             case (
-                UserSpeechStarted() | UserSpeechStopped() | ToolCallRequested() | ToolCallFinished()
+                UserSpeechStarted()
+                | UserSpeechStopped()
+                | ToolCallRequested()
+                | ToolCallFinished()
+                | ToolApprovalRequested()
+                | ToolApprovalGranted()
+                | ToolApprovalDenied()
+                | ToolCallProgress()
+                | RateLimitsUpdated()
             ):
                 return [event]
             case InputTranscriptDelta():
                 return [UserTranscript(item_id=event.item_id, text=event.text, final=False)]
             case InputTranscriptFinal():
                 return [UserTranscript(item_id=event.item_id, text=event.text, final=True)]
+            case InputTranscriptFailed():
+                error = ": ".join(p for p in (event.code, event.message) if p)
+                return [
+                    UserTranscript(
+                        item_id=event.item_id,
+                        text="",
+                        final=True,
+                        error=error or "transcription failed",
+                    )
+                ]
             case ProviderErrorEvent():
                 return [
                     ProviderNotice(
@@ -180,13 +253,19 @@ __all__ = [
     "AppEventMapper",
     "AssistantAudio",
     "AssistantText",
+    "AudioOverrun",
     "ProviderNotice",
+    "RateLimitsUpdated",
     "Reconnected",
     "ReplyEnded",
     "ReplyStarted",
     "SessionEnded",
     "SessionEvent",
+    "ToolApprovalDenied",
+    "ToolApprovalGranted",
+    "ToolApprovalRequested",
     "ToolCallFinished",
+    "ToolCallProgress",
     "ToolCallRequested",
     "UserSpeechStarted",
     "UserSpeechStopped",

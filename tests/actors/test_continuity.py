@@ -163,8 +163,9 @@ async def test_drop_while_a_tool_call_is_pending() -> None:
             await session.aclose()
     assert calls == ["Paris"]
     outputs = [o for c in provider.records for o in c.tool_outputs]
-    assert outputs == [("call_1", "sunny")], "exactly one output, on the new connection"
-    assert provider.records[1].tool_outputs == [("call_1", "sunny")]
+    (call_id,) = {e.call_id for e in rec.of(ToolCallFinished)}
+    assert outputs == [(call_id, "sunny")], "exactly one output, on the new connection"
+    assert provider.records[1].tool_outputs == [(call_id, "sunny")]
     # The call (without its output) was part of the history the new connection got.
     assert [h["kind"] for h in provider.records[1].history] == ["user", "call"]
     (ended,) = rec.of(ToolCallFinished)
@@ -211,7 +212,7 @@ async def test_stalled_provider_is_replaced() -> None:
 
 
 async def test_proactive_rotation_is_make_before_break_at_a_turn_boundary() -> None:
-    provider = ScriptedProvider(commit_every=5, rotate_after_s=0.15)
+    provider = ScriptedProvider(commit_every=5, rotate_after_s=0.15, min_rotation_interval_s=0.05)
     frames = user_frames(30)
     rec = Recorder()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
@@ -235,7 +236,13 @@ async def test_proactive_rotation_is_make_before_break_at_a_turn_boundary() -> N
 
 async def test_rotation_before_the_provider_announced_expiry() -> None:
     # The provider announces its session ends in 3 s; we rotate 2.9 s before that.
-    provider = ScriptedProvider(commit_every=5, session_seconds=3.0, rotate_before_expiry_s=2.9)
+    provider = ScriptedProvider(
+        commit_every=5,
+        session_seconds=3.0,
+        rotate_before_expiry_s=2.9,
+        min_connection_lifetime_s=1.0,
+        min_rotation_interval_s=0.1,
+    )
     frames = user_frames(10)
     rec = Recorder()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
@@ -294,7 +301,7 @@ async def test_crash_then_resume_session(tmp_path: Path) -> None:
     assert runs == ["8pm"], "a non-idempotent call is never re-run"
     last = provider.records[-1]
     (output,) = last.tool_outputs
-    assert output[0] == "call_1"
+    assert output[0] == before_crash.pending_tools[0].call_id
     assert '"outcome":"unknown"' in output[1]
     reconnected = rec.of(Reconnected)[0]
     assert reconnected.cause == "resume"

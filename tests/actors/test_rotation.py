@@ -187,6 +187,33 @@ CASES = [
         checks=[(2.0, False, None)],
     ),
     Case(
+        "an expiry already past is ignored, not a rotation storm",
+        expires_in_s=-3600.0,
+        checks=[(0.0, False, None), (1000.0, False, None)],
+    ),
+    Case(
+        "an implausibly short lifetime is ignored",
+        limits=Limits(min_connection_lifetime_s=30.0),
+        expires_in_s=5.0,
+        checks=[(0.0, False, None), (10.0, True, None)],
+    ),
+    Case(
+        "a later announcement of an expiry already past is ignored too",
+        events=[(5.0, [ProviderSessionInfo(expires_at_s=WALL0 - 1.0)], True)],
+        checks=[(6.0, False, None), (500.0, True, None)],
+    ),
+    Case(
+        "a floor between rotations, whatever the limits say",
+        limits=Limits(rotate_after_s=0.1, rotate_deadline_s=0.2, min_rotation_interval_s=2.0),
+        checks=[(0.5, False, None), (1.9, True, None), (2.0, True, hard("rotation:deadline"))],
+    ),
+    Case(
+        "the provider's goAway is not held back by the floor",
+        limits=Limits(min_rotation_interval_s=2.0),
+        events=[(0.5, [GoAwayReceived(time_left_ms=1000)], True)],
+        checks=[(0.5, False, soft("go_away"))],
+    ),
+    Case(
         "a failed make-before-break attempt is retried later, even past the deadline",
         limits=Limits(rotate_after_s=10.0, rotate_deadline_s=12.0),
         failed_at=10.0,
@@ -234,6 +261,18 @@ def test_next_deadline_is_the_next_time_the_answer_can_change() -> None:
     assert planner.due(T0 + 361.0, busy=True) is None
     assert planner.next_deadline(T0 + 361.0) == T0 + 420.0
     assert planner.next_deadline(T0 + 421.0) is None
+
+
+def test_an_ignored_expiry_is_returned_for_reporting() -> None:
+    planner = RotationPlanner(Limits(), server_resume=False)
+    assert planner.connection_opened(T0, wall_s=WALL0, expires_at_s=WALL0) is False
+    ignored = planner.on_events(
+        [ProviderSessionInfo(expires_at_s=WALL0 + 1.0)], T0 + 1.0, active=True
+    )
+    assert ignored == [WALL0 + 1.0]
+    assert (
+        planner.on_events([ProviderSessionInfo(expires_at_s=WALL0 + 3600.0)], T0, active=True) == []
+    )
 
 
 def test_nothing_planned_has_no_deadline() -> None:

@@ -204,3 +204,64 @@ async def test_cancellation_is_not_a_failure() -> None:
             scope.cancel()
     assert sup.restarts() == {"a": 0, "b": 0, "c": 0}
     assert clock.sleeps == []
+
+
+def make_with_hooks(
+    *, healthy: list[bool] | None = None, min_backoff: float | None = None, **kw: Any
+) -> tuple[Supervisor, Child, ManualClock]:
+    log: list[str] = []
+    clock = ManualClock()
+    child = Child("t", log)
+    answers = iter(healthy or [])
+    spec = ChildSpec(
+        name="t",
+        run=child.run,
+        healthy=(lambda: next(answers)) if healthy is not None else None,
+        min_backoff=(lambda: min_backoff) if min_backoff is not None else None,
+    )
+    return Supervisor("test", [spec], clock=clock, **kw), child, clock
+
+
+async def test_a_failure_after_healthy_work_does_not_count_and_restarts_the_backoff() -> None:
+    backoff = Backoff(base_s=0.5, factor=2.0, max_s=8.0, jitter=0.0)
+    # Four failures to get going, then one after healthy work, then two more failures: with
+    # a budget of 5, counting every failure would escalate; the healthy one starts over.
+    answers = [False, False, False, False, True, False, False]
+    sup, child, clock = make_with_hooks(
+        healthy=answers, backoff=backoff, intensity=Intensity(max_restarts=5, within_s=100)
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        for _ in answers:
+            child.crash.set()
+            await settle()
+        assert sup.restarts()["t"] == len(answers)
+        tg.cancel_scope.cancel()
+    # 0.5, 1, 2, 4 while failing; immediately after the healthy run; then 0.5, 1 again.
+    assert clock.sleeps == [0.5, 1.0, 2.0, 4.0, 0.0, 0.5, 1.0]
+
+
+async def test_failures_to_get_going_still_escalate() -> None:
+    sup, child, _ = make_with_hooks(
+        healthy=[False] * 3, intensity=Intensity(max_restarts=2, within_s=100)
+    )
+    with pytest.RaisesGroup(SupervisorEscalation):
+        async with anyio.create_task_group() as tg:
+            await tg.start(sup.run)
+            for _ in range(3):
+                child.crash.set()
+                await settle()
+
+
+async def test_the_backoff_waits_at_least_what_the_child_asks() -> None:
+    backoff = Backoff(base_s=0.1, factor=2.0, max_s=5.0, jitter=0.0)
+    sup, child, clock = make_with_hooks(
+        min_backoff=1.0, backoff=backoff, intensity=Intensity(max_restarts=10, within_s=100)
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        for _ in range(5):
+            child.crash.set()
+            await settle()
+        tg.cancel_scope.cancel()
+    assert clock.sleeps == [1.0, 1.0, 1.0, 1.0, 1.6]

@@ -54,8 +54,11 @@ def test_schema_from_hints_and_docstring() -> None:
         "properties": {
             "city": {"type": "string", "description": "Where."},
             "people": {"type": "integer", "description": "How many guests."},
-            "when": {"enum": ["lunch", "dinner"]},
-            "notes": {"type": "array", "items": {"type": "string"}},
+            "when": {"enum": ["dinner", "lunch"], "default": "dinner"},
+            "notes": {
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}],
+                "default": None,
+            },
         },
         "required": ["city", "people"],
     }
@@ -80,9 +83,9 @@ def test_a_type_without_a_json_schema_is_refused() -> None:
     [
         ("not json", "not valid JSON"),
         ("[1, 2]", "must be a JSON object"),
-        ("{}", "missing required argument 'city'"),
-        ('{"city": "Paris", "people": "many"}', "argument 'people'"),
-        ('{"city": "Paris", "people": 2, "pets": 1}', "unknown argument"),
+        ("{}", "missing required field `city`"),
+        ('{"city": "Paris", "people": "many"}', r"Expected `int`, got `str` - at `\$.people`"),
+        ('{"city": "Paris", "people": 2, "pets": 1}', "unknown field `pets`"),
     ],
 )
 def test_bad_arguments_are_clear_errors(arguments: str, message: str) -> None:

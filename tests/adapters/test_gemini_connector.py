@@ -117,8 +117,13 @@ async def test_setup_and_seeding_reach_the_server_as_the_translator_built_them()
         first = translator.decode(await conn.receive())
         assert translator.ready
         assert [type(e).__name__ for e in first] == ["ProviderSessionInfo"]
+        # The seeding leaves the turn open (turnComplete false): the live turn that follows
+        # starts the answer, as with Google's own client.
+        for frame in translator.encode(SendText(text="And now?"), state):
+            await conn.send(frame)
         await events_until(translator, conn, lambda e: isinstance(e, GenerationEnded))
         record = emu.records[0]
+        assert record.frames[1]["clientContent"]["turnComplete"] is False
         ours = [json.loads(f) for f in translator.handshake(state).frames]
         sent_setup = normalise(record.setup)
         expected = normalise(ours[0]["setup"])
@@ -135,9 +140,19 @@ async def test_setup_and_seeding_reach_the_server_as_the_translator_built_them()
 
 
 async def test_schema_the_sdk_cannot_hold_goes_as_json_schema() -> None:
+    # A recursive type keeps its $ref (it has no finite inline form), which the SDK's Schema
+    # cannot hold; a type list, which it cannot hold either, the translator makes `nullable`.
+    node = {
+        "type": "object",
+        "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+    }
     tool = ToolSpec(
         name="f",
-        parameters={"type": "object", "properties": {"a": {"type": ["integer", "null"]}}},
+        parameters={
+            "type": "object",
+            "properties": {"root": {"$ref": "#/$defs/Node"}},
+            "$defs": {"Node": node},
+        },
     )
     async with GeminiEmulator() as emu, opened(emu, SessionState(tools=(tool,))):
         record = await emu.wait_connections(1)

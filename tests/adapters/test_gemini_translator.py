@@ -429,7 +429,7 @@ def test_handshake_without_handle_reseeds_history_as_turns() -> None:
                 },
                 {"role": "model", "parts": [{"text": "It is sunny."}]},
             ],
-            "turnComplete": True,
+            "turnComplete": False,  # the live turn that follows starts the answer
         }
     }
 

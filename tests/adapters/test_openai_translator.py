@@ -34,6 +34,7 @@ from antiphon.protocol import (
     GenerationStarted,
     GenerationTextDelta,
     InputTranscriptDelta,
+    InputTranscriptFailed,
     InputTranscriptFinal,
     Interrupt,
     KeepAlive,
@@ -41,6 +42,7 @@ from antiphon.protocol import (
     PendingToolCall,
     ProviderErrorEvent,
     ProviderSessionInfo,
+    ResumptionHandleUpdated,
     SendAudio,
     SendText,
     SessionState,
@@ -95,7 +97,11 @@ def test_xai_session_and_conversation_and_ping() -> None:
         ProviderSessionInfo(provider_session_id="abc")
     ]
     conv = _frame(type="conversation.created", conversation={"id": "c-1"}, previous_item_id=None)
-    assert t.decode(conv) == [ProviderSessionInfo(conversation_id="c-1")]
+    # The conversation id is xAI's resumption handle.
+    assert t.decode(conv) == [
+        ProviderSessionInfo(conversation_id="c-1"),
+        ResumptionHandleUpdated(handle="c-1"),
+    ]
     assert t.decode(_frame(type="ping", timestamp=1, previous_item_id=None)) == []
     assert t.decode(_frame(type="session.updated", session={"instructions": "x"})) == []
     assert t.ready
@@ -141,7 +147,7 @@ def test_input_transcripts_openai_and_xai() -> None:
     ]
 
 
-def test_transcription_failed_is_a_recoverable_error_event() -> None:
+def test_transcription_failed_finalises_the_item_and_is_a_recoverable_error_event() -> None:
     t = _openai()
     frame = _frame(
         type="conversation.item.input_audio_transcription.failed",
@@ -149,7 +155,12 @@ def test_transcription_failed_is_a_recoverable_error_event() -> None:
         error={"type": "transcription_error", "code": "audio_unintelligible", "message": "no"},
     )
     assert t.decode(frame) == [
-        ProviderErrorEvent(code="audio_unintelligible", message="no", recoverable=True)
+        InputTranscriptFailed(item_id="u", code="audio_unintelligible", message="no"),
+        ProviderErrorEvent(
+            code="audio_unintelligible",
+            message="input transcription failed for item u: no",
+            recoverable=True,
+        ),
     ]
 
 
@@ -324,7 +335,7 @@ def test_truncated_and_ignored_and_unknown() -> None:
     assert t.decode(
         _frame(type="conversation.item.truncated", item_id="a", content_index=0, audio_end_ms=1500)
     ) == [AssistantTruncated(item_id="a", audio_end_ms=1500)]
-    for ignored in ("conversation.item.added", "rate_limits.updated", "response.output_item.done"):
+    for ignored in ("conversation.item.added", "response.output_item.done"):
         assert t.decode(_frame(type=ignored, whatever=[1, 2])) == []
     raw = _frame(type="response.brand_new_thing", x=1)
     assert t.decode(raw) == [

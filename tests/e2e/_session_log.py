@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, TypeVar
 
 import anyio
 
 import antiphon
 from antiphon.emulators._model import DEFAULT_SCRIPT
+from antiphon.journal import FileJournal, JournalBackend, read_capture
+from antiphon.journal._file import JOURNAL_MARKER
+from antiphon.journal._replay import replay_capture
+from antiphon.journal._verify import verify_session
 from antiphon.protocol import GenerationEndReason
+from antiphon.testing._replay import translator_for
 
 E = TypeVar("E")
 
@@ -44,6 +50,38 @@ def cut_frames(pcm: bytes, frame_bytes: int) -> list[bytes]:
     return out
 
 
+# The journals of the sessions opened by the harnesses during one test: the e2e conftest
+# verifies each after the test (every e2e journal must keep antiphon's promises).
+OPENED: list[tuple[JournalBackend, str]] = []
+
+
+def check_journal(journal: JournalBackend, session_id: str) -> None:
+    """Fail unless the call kept its promises (``antiphon journal verify``) and, when it was
+    captured in full, replays through the current code without a divergence."""
+    report = verify_session(journal, session_id)
+    assert report.ok, f"journal of {session_id} breaks promises: " + "; ".join(
+        f"[{v.rule}] seq {v.seq}: {v.message}" for v in report.violations
+    )
+    if any(f.payload is not None for f in read_capture(journal, session_id)):
+        replayed = replay_capture(journal, session_id, translator_for)
+        d = replayed.divergence
+        assert d is None, (
+            f"journal of {session_id} replays differently at epoch {d.epoch} frame {d.frame}:"
+            f"\n  recorded: {d.recorded}\n  produced: {d.produced}"
+        )
+
+
+def check_journal_dirs(root: Path) -> int:
+    """Check every file journal under ``root`` (a demo's, a test's); returns how many."""
+    checked = 0
+    for marker in root.rglob(JOURNAL_MARKER):
+        journal = FileJournal(marker.parent, create=False)
+        for session_id in journal.sessions():
+            check_journal(journal, session_id)
+            checked += 1
+    return checked
+
+
 @dataclass(kw_only=True)
 class SessionLog:
     """A session, every event it emitted (read by :meth:`read`), and the audio sent to it."""
@@ -55,6 +93,9 @@ class SessionLog:
     events: list[antiphon.SessionEvent] = field(default_factory=list)
     sent_pcm: bytearray = field(default_factory=bytearray)
     _changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def __post_init__(self) -> None:
+        OPENED.append((self.session.journal, self.session.session_id))
 
     async def read(self) -> None:
         async for event in self.session.events():

@@ -446,7 +446,9 @@ async def test_proactive_rotation_is_make_before_break() -> None:
     head = pcm[: head_end * FRAME_BYTES]
     mid = pcm[head_end * FRAME_BYTES : mid_end * FRAME_BYTES]
     tail = pcm[mid_end * FRAME_BYTES :]
-    async with open_harness(limits={"rotate_after_s": 1.0}, instructions="Be brief.") as h:
+    async with open_harness(
+        limits={"rotate_after_s": 1.0, "min_rotation_interval_s": 0.1}, instructions="Be brief."
+    ) as h:
         opened = anyio.current_time()
         await h.send(head)
         first = await h.wait_for(antiphon.ReplyEnded)

@@ -39,6 +39,7 @@ from antiphon.emulators._model import (
     silence,
     utterance_audio,
 )
+from antiphon.emulators.openai import OpenAIRecord
 from antiphon.protocol import (
     AssistantMessage,
     FunctionCall,
@@ -96,6 +97,28 @@ def check_resends(h: Harness) -> AudioReport:
 def history_seeds(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The items a connection was primed with (``conversation.item.create`` frames)."""
     return [f["item"] for f in frames if f.get("type") == "conversation.item.create"]
+
+
+def replayed(rec: OpenAIRecord) -> list[dict[str, Any]]:
+    """The items xAI replayed when the connection resumed its conversation (the
+    ``conversation.item.added`` frames before ``session.updated``) and the client kept (did
+    not delete); [] when it did not resume."""
+    if not rec.resumed:
+        return []
+    deleted = {f["item_id"] for f in frames_of_type(rec, "conversation.item.delete")}
+    out: list[dict[str, Any]] = []
+    for frame in rec.sent:
+        if frame.get("type") == "session.updated":
+            break
+        if frame.get("type") == "conversation.item.added" and frame["item"]["id"] not in deleted:
+            out.append(frame["item"])
+    return out
+
+
+def primed(rec: OpenAIRecord) -> list[dict[str, Any]]:
+    """The conversation a connection started from: what the server resumed (xAI), then what
+    the client created on it (history seeds, deliveries)."""
+    return replayed(rec) + history_seeds(rec.frames)
 
 
 # --------------------------------------------------------------------------------- happy path
@@ -335,10 +358,14 @@ async def test_truncate_is_recorded_in_history() -> None:
 
 
 def check_reseeded(h: Harness, connection: int) -> list[dict[str, Any]]:
-    """Connection ``connection`` was primed with the history (one item.create per item)."""
+    """Connection ``connection`` started with the history: OpenAI re-seeded (one item.create
+    per item), xAI resumed (the server replayed the conversation; nothing seeded twice)."""
     rec = h.emu.records[connection]
     assert rec.frames[0]["type"] == "session.update"
-    seeds = history_seeds(rec.frames)
+    if h.emu.variant == "xai":
+        assert rec.resumed, "xAI resumed the conversation"
+        assert h.session.state.conversation_id == rec.conversation_id
+    seeds = primed(rec)
     assert seeds, "the new connection got the conversation history"
     return seeds
 
@@ -347,7 +374,8 @@ def seed_summary(seeds: list[dict[str, Any]]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for item in seeds:
         if item["type"] == "message":
-            out.append((item["role"], item["content"][0].get("text", "")))
+            content = item["content"][0]
+            out.append((item["role"], content.get("text") or content.get("transcript") or ""))
         elif item["type"] == "function_call":
             out.append(("function_call", item["name"]))
         else:
@@ -441,8 +469,7 @@ async def test_drop_while_tool_call_pending(
     call_id = ended[0].call_id
     # The output reached the emulator exactly once, on the new connection.
     per_connection = [
-        [i for i in history_seeds(c.frames) if i["type"] == "function_call_output"]
-        for c in h.emu.records
+        [i for i in primed(c) if i["type"] == "function_call_output"] for c in h.emu.records
     ]
     assert per_connection[0] == []
     assert [(o["call_id"], o["output"]) for o in per_connection[1]] == [(call_id, output)]
@@ -450,8 +477,10 @@ async def test_drop_while_tool_call_pending(
     assert [
         (i["call_id"], i["output"]) for i in new.items if i["type"] == "function_call_output"
     ] == [(call_id, output)]
-    # The new connection was re-seeded with the call before its output was delivered.
-    seeds = history_seeds(new.frames)
+    # The new connection was re-seeded with the call (xAI: resumed with it) before its output
+    # was delivered.
+    assert new.resumed is (variant == "xai")
+    seeds = primed(new)
     kinds = [i["type"] for i in seeds]
     assert kinds[:2] == ["message", "function_call"]
     call = seeds[1]
@@ -523,7 +552,8 @@ async def stall_with_reply_due(h: Harness) -> tuple[antiphon.Reconnected, float]
 async def test_stall_is_replaced_after_the_stall_timeout(variant: Variant) -> None:
     async with open_harness(variant, limits={"stall_timeout_s": STALL_TIMEOUT_S}) as h:
         reconnected, replaced_after = await stall_with_reply_due(h)
-        await h.wait_until(lambda: len(history_seeds(h.emu.records[1].frames)) >= 3)
+        # The reply is asked again on the new connection, after its priming.
+        await h.wait_until(lambda: bool(frames_of_type(h.emu.records[1], "response.create")))
     assert "stall" in reconnected.cause or "sent nothing" in reconnected.cause
     assert reconnected.state_restored is True
     assert STALL_TIMEOUT_S <= replaced_after < STALL_TIMEOUT_S + 0.5
@@ -539,6 +569,11 @@ async def test_stall_is_replaced_after_the_stall_timeout(variant: Variant) -> No
         ("assistant", reply_text(0)),
         ("user", user_text(3)),
     ]
+    if variant == "xai":
+        # The server kept the reply it generated while stalled, which the user never heard:
+        # the resumed connection deleted it before asking for the reply again.
+        (deleted,) = frames_of_type(h.emu.records[1], "conversation.item.delete")
+        assert all(i["id"] != deleted["item_id"] for i in h.emu.records[1].items)
     check_resends(h)
 
 
@@ -618,8 +653,15 @@ class OverlapWatch:
 # OpenAI: the emulator's sessions last 2 s (expires_at in whole seconds, so 1-2 s from the
 # connection's start); a 1 s margin, capped at half the lifetime, rotates 0.5-1 s in.
 ROTATION = {
-    "openai": ({"rotate_before_expiry_s": 1.0}, "rotation:expiry"),
-    "xai": ({"rotate_after_s": 0.5}, "rotation:age"),
+    "openai": (
+        {
+            "rotate_before_expiry_s": 1.0,
+            "min_connection_lifetime_s": 0.5,
+            "min_rotation_interval_s": 0.1,
+        },
+        "rotation:expiry",
+    ),
+    "xai": ({"rotate_after_s": 0.5, "min_rotation_interval_s": 0.1}, "rotation:age"),
 }
 
 
@@ -656,7 +698,7 @@ async def test_rotation_before_expiry(variant: Variant) -> None:
     first_done = h.events.index(completed(h)[0])
     later = [r for r in rotations if h.events.index(r) > first_done]
     assert later, "a rotation happened after the first reply"
-    seeds = seed_summary(history_seeds(conns[later[0].epoch - 1].frames))
+    seeds = seed_summary(primed(conns[later[0].epoch - 1]))
     assert seeds[:2] == [("user", user_text(0)), ("assistant", reply_text(0))]
     assert [e.text for e in completed(h)] == [reply_text(0), reply_text(3)]
     finals = [e.text for e in h.of(antiphon.UserTranscript) if e.final]
@@ -672,7 +714,16 @@ async def test_rotation_before_expiry(variant: Variant) -> None:
         (60.0, {}, 1.0, 2),
         # The rotation scenario's settings: 2-3 s left per connection, 2.5 s margin. A new
         # connection opened within the same wall-clock second has the same expires_at.
-        (3.0, {"rotate_before_expiry_s": 2.5}, 1.5, 3),
+        (
+            3.0,
+            {
+                "rotate_before_expiry_s": 2.5,
+                "min_connection_lifetime_s": 0.5,
+                "min_rotation_interval_s": 0.1,
+            },
+            1.5,
+            3,
+        ),
     ],
 )
 async def test_short_session_cap_does_not_cause_a_rotation_storm(

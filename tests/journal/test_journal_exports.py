@@ -7,7 +7,8 @@ from pathlib import Path
 
 import antiphon.journal as journal
 
-ALLOWED_IMPORTS = ("antiphon.protocol", "antiphon.errors", "msgspec", "google_crc32c")
+# redis: the RedisJournal's optional client, imported when one is made (the ``redis`` extra).
+ALLOWED_IMPORTS = ("antiphon.protocol", "antiphon.errors", "msgspec", "google_crc32c", "redis")
 
 
 def test_all_is_complete_and_importable() -> None:
@@ -39,3 +40,12 @@ def test_journal_imports_only_protocol_errors_and_stdlib() -> None:
                     or top == "__future__"
                 )
                 assert ok, f"{source.name} imports {name}"
+
+
+def test_redis_is_imported_only_when_a_redis_journal_is_made() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, antiphon.journal; print('redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

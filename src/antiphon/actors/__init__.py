@@ -5,7 +5,8 @@ One module per actor — :mod:`.audio_in`, :mod:`.transport_send`, :mod:`.transp
 (:mod:`.recorder`), the connection manager that runs one link per epoch (:mod:`.connection`,
 with :mod:`._link`, the pure rotation planner :mod:`._rotation`, tool-result delivery
 :mod:`._delivery` and the reconnect report :mod:`._reconnect`), the supervisor
-(:mod:`._supervisor`) and the public session (:mod:`.session`). The app's events are defined,
+(:mod:`._supervisor`), the public session (:mod:`.session`) and the fleet's hook for sessions
+whose worker died (:mod:`.fleet`). The app's events are defined,
 purely, in :mod:`antiphon.events`.
 """
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 from ._actor import Actor, ActorStats, Envelope
 from ._clock import Clock, ManualClock, SystemClock
 from ._supervisor import Backoff, ChildSpec, Intensity, RestartType, Strategy, Supervisor
-from ._tools import Tool, tool
+from ._tools import Progress, Tool, tool
+from .fleet import watch_expired
 from .session import Session, SessionStatistics, open_session, resume_session
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Envelope",
     "Intensity",
     "ManualClock",
+    "Progress",
     "RestartType",
     "Session",
     "SessionStatistics",
@@ -36,4 +39,5 @@ __all__ = [
     "open_session",
     "resume_session",
     "tool",
+    "watch_expired",
 ]

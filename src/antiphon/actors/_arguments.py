@@ -34,10 +34,16 @@ from ..errors import (
     ToolError,
 )
 from ..journal import Journal
+from ..journal._capture import CAPTURE_MODES, CaptureMode, check_capture_mode
 from ..protocol import SendAudio, SessionState, ToolOutcome, UpdateOptions
 from ._clock import Clock
 from ._supervisor import Backoff, Intensity
 from ._tools import Tool, as_tool
+
+# The longest chunk one send_audio call takes. Capture buffers are 10-100 ms; converting a
+# much longer chunk would hold the event loop (tens of ms per minute of audio), and a chunk
+# near the resend window (30 s by default) would overflow it before the provider takes it.
+MAX_CHUNK_S = 10.0
 
 # Buffer item codes (struct syntax, as in memoryview.format) that are PCM16 bytes as they
 # stand: raw bytes, or little-endian int16 samples (an int16 numpy array, array.array("h")).
@@ -91,8 +97,9 @@ def check_audio(pcm: object, sample_rate: object, channels: object) -> SendAudio
     Raises:
         InvalidArgumentType: ``pcm`` is not a PCM16 buffer, or the rate or channel count is
             not an int.
-        InvalidAudio: the rate is not supported, the channel count is out of range, or the
-            byte count is not a whole number of frames.
+        InvalidAudio: the rate is not supported, the channel count is out of range, the
+            byte count is not a whole number of frames, or the chunk is longer than
+            ``MAX_CHUNK_S``.
     """
     rate = _int(sample_rate, "sample_rate")
     count = _int(channels, "channels")
@@ -106,6 +113,13 @@ def check_audio(pcm: object, sample_rate: object, channels: object) -> SendAudio
         check_pcm16(data, count)
     except CodecError as exc:
         raise InvalidAudio(str(exc), argument=argument) from None
+    seconds = len(data) / (2 * count * rate)
+    if seconds > MAX_CHUNK_S:
+        raise InvalidAudio(
+            f"a chunk of {seconds:.1f} s is more than one send_audio call takes "
+            f"({MAX_CHUNK_S:g} s): send audio as it is captured, in chunks of 10-100 ms",
+            argument="pcm",
+        )
     return SendAudio(pcm=data, sample_rate=rate, channels=count)
 
 
@@ -418,3 +432,21 @@ def check_seed(value: object) -> int:
         InvalidArgumentType: not an int.
     """
     return _int(value, "seed")
+
+
+def check_capture(value: object) -> CaptureMode | None:
+    """Check a session's wire capture mode: None (the journal's), "off", "metadata", "full".
+
+    Raises:
+        InvalidArgumentType: not a str.
+        InvalidArgument: not one of the modes.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        _fail_type("capture", 'one of "off", "metadata", "full"', value)
+    if value not in CAPTURE_MODES:
+        raise InvalidArgument(
+            f'capture must be one of "off", "metadata", "full"; got {value!r}', argument="capture"
+        )
+    return check_capture_mode(value)

@@ -47,6 +47,8 @@ class Link:
         self.opened_wall_s = opened_wall_s
         self.resumed = False  # the provider restored its own state (a resumption handle)
         self.history_truncated = False  # the handshake left part of the history out
+        self.activated = False  # it carried the session (audio and commands) at some point
+        self.carried_turn = False  # a turn completed on it (the provider took or answered one)
         self._state = state
         self.failure: Exception | None = None
         self.done = anyio.Event()
@@ -74,9 +76,12 @@ class Link:
                 await self._close_connection()
 
     async def _send_close_sequence(self) -> None:
+        capture = self.receiver.capture
         with anyio.move_on_after(self._close_timeout), suppress(Exception):
             for frame in self.translator.encode(CloseSession(), self._state()):
                 await self.connection.send(frame)
+                if capture is not None:
+                    capture.sent(self.epoch, frame)
 
     async def _guard(self, run: Callable[[], object]) -> None:
         try:

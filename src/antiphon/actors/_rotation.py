@@ -98,35 +98,53 @@ class RotationPlanner:
 
     def connection_opened(
         self, now: float, *, wall_s: float, expires_at_s: float | None = None
-    ) -> None:
+    ) -> bool:
         """A new connection became the active one at ``now`` (monotonic) / ``wall_s`` (unix):
-        plan its rotations from scratch."""
+        plan its rotations from scratch.
+
+        Returns:
+            False when ``expires_at_s`` was implausible and ignored (see :meth:`expires_at`).
+        """
         self._reason = ""
         self._opened_at = now
         self._opened_wall_s = wall_s
         age, deadline = self._limits.rotate_after_s, self._limits.rotate_deadline_s
-        self._soft_at = now + age if age is not None else math.inf
-        self._hard_at = now + deadline if deadline is not None else math.inf
-        self.expires_at(expires_at_s)
+        self._soft_at = self._not_before_floor(now + age if age is not None else math.inf)
+        self._hard_at = self._not_before_floor(now + deadline if deadline is not None else math.inf)
+        return self.expires_at(expires_at_s)
 
-    def expires_at(self, expires_at_s: float | None) -> None:
+    def _not_before_floor(self, t: float) -> float:
+        """Planned rotations start no sooner than ``limits.min_rotation_interval_s`` after the
+        connection opened (requests and ``goAway`` are the app's and provider's own call)."""
+        return max(t, self._opened_at + self._limits.min_rotation_interval_s)
+
+    def expires_at(self, expires_at_s: float | None) -> bool:
         """The provider announced that the active connection ends at ``expires_at_s`` (unix).
 
         Rotate ``limits.rotate_before_expiry_s`` before it at a turn boundary, but never more
         than half the connection's lifetime before it: a provider whose sessions are shorter
         than the margin must not make every new connection rotate at once (a rotation
         storm). Whatever the turn state, be gone a little before the provider cuts us off.
+
+        Returns:
+            False when the announced lifetime is shorter than
+            ``limits.min_connection_lifetime_s`` (an expiry in the past, a clock far off): it
+            is ignored, and the caller reports it. An ignored expiry cannot start a rotation
+            storm; ``limits.min_rotation_interval_s`` is a floor between rotations anyway.
         """
         if expires_at_s is None:
-            return
-        lifetime = max(0.0, expires_at_s - self._opened_wall_s)
+            return True
+        lifetime = expires_at_s - self._opened_wall_s
+        if lifetime < self._limits.min_connection_lifetime_s:
+            return False
         margin = min(self._limits.rotate_before_expiry_s, lifetime / 2)
-        soft = self._opened_at + lifetime - margin
+        soft = self._not_before_floor(self._opened_at + lifetime - margin)
         if soft < self._soft_at:
             self._soft_at = soft
             self._reason = self._reason or "rotation:expiry"
         hard = self._opened_at + lifetime - min(EXPIRY_HARD_MARGIN_S, margin / 2)
-        self._hard_at = min(self._hard_at, hard)
+        self._hard_at = min(self._hard_at, self._not_before_floor(hard))
+        return True
 
     def request(self, reason: str, now: float, *, hard_after_s: float) -> None:
         """Rotate at the next turn boundary, and at the latest ``hard_after_s`` from ``now``."""
@@ -134,9 +152,14 @@ class RotationPlanner:
         self._soft_at = min(self._soft_at, now)
         self._hard_at = min(self._hard_at, now + hard_after_s)
 
-    def on_events(self, events: Sequence[Event], now: float, *, active: bool) -> None:
-        """Take recorded ``events``; ``active``: they came from the active connection (or from
-        no connection), so what they say about *the* connection applies."""
+    def on_events(self, events: Sequence[Event], now: float, *, active: bool) -> list[float]:
+        """Take recorded ``events``; ``active``: they came from the active connection, so what
+        they say about *the* connection applies.
+
+        Returns:
+            The announced expiries that were implausible and ignored (to be reported).
+        """
+        ignored: list[float] = []
         for event in events:
             if isinstance(event, _ACTIVITY):
                 self.handle_current = False
@@ -151,9 +174,11 @@ class RotationPlanner:
                     budget = event.time_left_ms / 1000.0
                     self.request("go_away", now, hard_after_s=budget * (1 - GO_AWAY_MARGIN))
                 case ProviderSessionInfo() if active:
-                    self.expires_at(event.expires_at_s)
+                    if not self.expires_at(event.expires_at_s) and event.expires_at_s is not None:
+                        ignored.append(event.expires_at_s)
                 case _:
                     pass
+        return ignored
 
     def attempt_failed(self, now: float) -> None:
         """Opening the next connection failed: keep the old one, try again later."""

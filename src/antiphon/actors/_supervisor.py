@@ -60,12 +60,17 @@ class ChildSpec:
         restart: When it comes back.
         min_backoff: Called when this child failed: the least delay before its restart that
             the child knows of (a provider's "retry after"); the backoff waits at least this.
+        healthy: Called when this child failed: True when it had been working before it
+            failed (a connection that carried a turn, then dropped). Such a failure is not
+            counted toward the restart intensity and starts the backoff over: the intensity
+            bounds children that cannot get going, not ones that work and are cut now and then.
     """
 
     name: str
     run: ChildRun
     restart: RestartType = RestartType.PERMANENT
     min_backoff: Callable[[], float] | None = None
+    healthy: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,7 +192,10 @@ class Supervisor:
         now = self.clock.now()
         window = self.intensity.within_s
         self._restart_times = [t for t in self._restart_times if now - t < window]
-        self._restart_times.append(now)
+        if error is not None and child.spec.healthy is not None and child.spec.healthy():
+            self._restart_times.clear()  # it worked, then failed: start over
+        else:
+            self._restart_times.append(now)
         if len(self._restart_times) > self.intensity.max_restarts:
             cause = error or RuntimeError(f"{child.spec.name} exited")
             raise SupervisorEscalation(child.spec.name, len(self._restart_times), cause) from cause

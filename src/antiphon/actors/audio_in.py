@@ -112,6 +112,8 @@ class AudioIn(Actor[SendAudio]):
         frame_ms: Provider frame duration.
         resend_window_s: Audio kept for re-sending since the last safe point.
         record: Called with coalesced ``UserAudio`` events for the journal (sync).
+        on_overrun: Called with the total of frames evicted so far when the resend window
+            overflows: at its first eviction, then after every further second evicted.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class AudioIn(Actor[SendAudio]):
         frame_ms: int,
         resend_window_s: float,
         record: Callable[[UserAudio], None],
+        on_overrun: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__("audio-in", mailbox_size=MAILBOX_SIZE)
         self.out_rate = out_rate
@@ -129,6 +132,9 @@ class AudioIn(Actor[SendAudio]):
         capacity = math.ceil(resend_window_s * 1000 / frame_ms)
         self.log = AudioLog(self.frame_bytes, capacity)
         self._record = record
+        self._on_overrun = on_overrun
+        self._evicted_reported = 0
+        self._frames_per_s = max(1, 1000 // frame_ms)
         self._converter: AudioConverter | None = None
         self._format: tuple[int, int] = (0, 0)
         self._pending: list[bytes] = []
@@ -160,7 +166,10 @@ class AudioIn(Actor[SendAudio]):
                 chunks before they get here).
         """
         if (sample_rate, channels) != self._format or self._converter is None:
-            self._flush_converter(pad=False)
+            # The old format's tail becomes one whole frame, zero-padded (under one frame of
+            # silence): every frame in the log has the provider's exact size, which the
+            # safe-point mapping (ms -> frame index) relies on.
+            self._flush_converter(pad=True)
             self._converter = AudioConverter(
                 in_rate=sample_rate,
                 in_channels=channels,
@@ -174,6 +183,13 @@ class AudioIn(Actor[SendAudio]):
     def _append(self, frame: bytes) -> None:
         index = self.log.append(frame)
         self.frames_in += 1
+        evicted = self.log.evicted
+        if evicted != self._evicted_reported and (
+            self._evicted_reported == 0 or evicted - self._evicted_reported >= self._frames_per_s
+        ):
+            self._evicted_reported = evicted
+            if self._on_overrun is not None:
+                self._on_overrun(evicted)
         if not self._pending:
             self._pending_first = index
         self._pending.append(frame)

@@ -31,7 +31,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from msgspec.structs import replace
 
-from ..adapters import Disposition, ErrorClass, Provider, Translator
+from ..adapters import Disposition, ErrorClass, Handshake, Provider, Translator
 from ..errors import ConnectionLostError, ProviderTimeout, cause_code
 from ..protocol import (
     Command,
@@ -66,7 +66,7 @@ from ._reconnect import ReconnectReport
 from ._rotation import REQUESTED_ROTATION_DEADLINE_S, RotationDue, RotationPlanner
 from .audio_in import AudioIn
 from .recorder import Recorder
-from .transport_recv import TransportRecv
+from .transport_recv import MALFORMED_FRAME, TransportRecv
 from .transport_send import TransportSend
 
 # Events that can make a rotation due (or its check time change): wake the manager for them.
@@ -139,6 +139,8 @@ class ConnectionManager:
         self._awaiting_since: float | None = None  # a reply is due since then
         self._bad_handle = ""
         self._retry_after_s: float | None = None
+        self._failed_after_healthy = False
+        self._skipped_options: set[str] = set()
         self._closing = False
         recorder.subscribe(self._on_events)
 
@@ -147,6 +149,7 @@ class ConnectionManager:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         error: Exception | None = None
         self._retry_after_s = None
+        self._failed_after_healthy = False
         async with anyio.create_task_group() as tg:
             self._tg = tg
             try:
@@ -204,14 +207,13 @@ class ConnectionManager:
         assert self._tg is not None
         self.epoch += 1
         epoch = self.epoch
-        translator = self._provider.new_translator()
         state = self._recorder.state
         if self._report.fresh_start or not self._handle_usable(state):
             state = replace(state, resumption_handle="")
         # The handshake sees the epoch it primes, so translators can name things per epoch.
         state = replace(state, epoch=epoch)
+        translator, handshake, state = self._prime(state)
         request = translator.connect_request(state)
-        handshake = translator.handshake(state)
         timeout = self._limits.connect_timeout_s
         try:
             with anyio.fail_after(timeout + self._limits.close_timeout_s):
@@ -223,12 +225,17 @@ class ConnectionManager:
                 condition="connect_timeout",
                 recoverable=True,
             ) from exc
+        capture = self._recorder.capture
+        if capture is not None:
+            for frame in handshake.frames:  # the connector sent them while connecting
+                capture.sent(epoch, frame)
         receiver = TransportRecv(
             epoch=epoch,
             connection=connection,
             translator=translator,
             deliver=self._recorder.record,
             now=self._clock.now,
+            capture=capture,
         )
         link = Link(
             epoch=epoch,
@@ -258,6 +265,46 @@ class ConnectionManager:
         self._stats.connects += 1
         return link
 
+    def _prime(self, state: SessionState) -> tuple[Translator, Handshake, SessionState]:
+        """A translator for the next connection and its handshake for ``state``.
+
+        An option the provider cannot take (recorded by an older version, or edited into a
+        journal) must not make every connection fail: when the handshake raises, options are
+        left out one at a time until it succeeds; what was left out is reported once and
+        skipped from then on. Without any option it failing is the translator's own error.
+        """
+        options = {k: v for k, v in state.options.items() if k not in self._skipped_options}
+        state = replace(state, options=options)
+        translator = self._provider.new_translator()
+        try:
+            return translator, translator.handshake(state), state
+        except Exception as exc:
+            error = exc
+        for left_out in [[key] for key in options] + [list(options)]:
+            if not left_out:
+                continue
+            trial = replace(state, options={k: v for k, v in options.items() if k not in left_out})
+            translator = self._provider.new_translator()
+            try:
+                handshake = translator.handshake(trial)
+            except Exception:
+                continue
+            self._skipped_options.update(left_out)
+            self._recorder.record(
+                [
+                    ProviderErrorEvent(
+                        code="option_skipped",
+                        message=(
+                            f"{self._provider.name} cannot take option(s) "
+                            f"{', '.join(sorted(left_out))}: {error}"
+                        )[:500],
+                        recoverable=True,
+                    )
+                ]
+            )
+            return translator, handshake, trial
+        raise error
+
     def _handle_usable(self, state: SessionState) -> bool:
         """A resumption handle is used unless the provider rejected it or it is older than
         the preset's ``handle_max_age_s``."""
@@ -273,6 +320,7 @@ class ConnectionManager:
         report = self._report
         now = self._clock.now()
         self.active = link
+        link.activated = True
         self._recorder.epoch = link.epoch
         state = self._recorder.state
         events: list[Event] = []
@@ -285,7 +333,9 @@ class ConnectionManager:
                 epoch=link.epoch,
                 provider_session_id=state.provider_session_id,
                 expires_at_s=state.expires_at_s,
-                resumed=link.resumed,
+                # The handshake asked to resume; a provider that answers in its first frames
+                # (xAI, ``ProviderResumed``) may have started afresh instead.
+                resumed=link.resumed and state.provider_resumed is not False,
             )
         )
         self._recorder.record(events, epoch=link.epoch)
@@ -304,12 +354,15 @@ class ConnectionManager:
             high_water=self._high_water,
             state=lambda: self._recorder.state,
             on_sent=self._on_sent,
+            on_unencodable=self._on_unencodable,
+            capture=self._recorder.capture,
         )
         link.start_sending(sender)
         link.start_watchdog(lambda: self._check_stall(link), self._clock)
-        self._planner.connection_opened(
+        if not self._planner.connection_opened(
             link.opened_at, wall_s=link.opened_wall_s, expires_at_s=state.expires_at_s
-        )
+        ):
+            self._report_ignored_expiry(link, state.expires_at_s)
         self._awaiting_since = None
         self._stats.epoch = link.epoch
         if link.history_truncated:
@@ -336,6 +389,9 @@ class ConnectionManager:
         )
         self._stats.failures += 1
         self._absorb(link)
+        self._failed_after_healthy = link.activated and (
+            link.carried_turn or self._clock.now() - link.opened_at >= self._limits.healthy_after_s
+        )
         verdict = self._classify(link.translator, exc)
         cause = link.last_error_code or cause_code(exc)
         state = self._recorder.state
@@ -382,6 +438,11 @@ class ConnectionManager:
     def retry_after(self) -> float:
         """The least delay before the next attempt that the provider asked for (0: none)."""
         return self._retry_after_s or 0.0
+
+    def failed_after_healthy(self) -> bool:
+        """The last failure ended a connection that had worked: it carried a turn or stayed
+        up ``limits.healthy_after_s``. (A failure to connect never has.)"""
+        return self._failed_after_healthy
 
     def _absorb(self, link: Link) -> None:
         """Fold a finished link's counters into the session totals (once)."""
@@ -466,7 +527,9 @@ class ConnectionManager:
         link = self.active
         now = self._clock.now()
         active = link is not None and epoch == link.epoch
-        self._planner.on_events(events, now, active=active)
+        for expires_at_s in self._planner.on_events(events, now, active=active):
+            assert link is not None
+            self._report_ignored_expiry(link, expires_at_s)
         for event in events:
             if isinstance(event, _ROTATION_RELEVANT):
                 self._poke.set()
@@ -477,17 +540,52 @@ class ConnectionManager:
                     self._awaiting_since = now  # the provider answers a committed turn
                     if active and link is not None and link.sender is not None:
                         self._audio_in.log.mark_safe(link.sender.safe_index(event.audio_end_ms))
+                        link.carried_turn = True
                 case GenerationStarted() | GenerationTextDelta() | GenerationAudioDelta():
                     self._awaiting_since = None
                 case ToolCallRequested() | GenerationEnded():
                     self._awaiting_since = None
+                    if active and link is not None:
+                        link.carried_turn = True
                 case ToolCallFinished():
                     self._delivery.result_recorded(event, epoch=self.epoch)
-                case ProviderErrorEvent():
+                case ProviderErrorEvent(code=code) if code != MALFORMED_FRAME:
+                    # The provider's own word on what went wrong names the next loss's cause
+                    # (a frame we could not decode is ours to report, not a cause).
                     if active and link is not None and event.recoverable:
-                        link.last_error_code = event.code
+                        link.last_error_code = code
                 case _:
                     pass
+
+    def _on_unencodable(self, command: Command, error: Exception) -> None:
+        """The translator could not encode ``command``: it is dropped and the app told."""
+        self._recorder.record(
+            [
+                ProviderErrorEvent(
+                    code="command_not_sent",
+                    message=f"{type(command).__name__} could not be sent: {error}"[:500],
+                    recoverable=True,
+                )
+            ]
+        )
+
+    def _report_ignored_expiry(self, link: Link, expires_at_s: float | None) -> None:
+        """The provider announced an implausible lifetime for ``link``: tell the app (as a
+        provider notice, recorded without an epoch so it is nobody's reconnect cause)."""
+        lifetime = (expires_at_s or 0.0) - link.opened_wall_s
+        self._recorder.record(
+            [
+                ProviderErrorEvent(
+                    code="expiry_ignored",
+                    message=(
+                        f"{self._provider.name} announced that connection {link.epoch} expires "
+                        f"{lifetime:.1f} s after it opened, under the "
+                        f"{self._limits.min_connection_lifetime_s} s minimum: ignored"
+                    ),
+                    recoverable=True,
+                )
+            ]
+        )
 
     def _on_sent(self, command: Command, epoch: int, frames: int) -> None:
         """After a command went out (``frames`` frames; 0 when the provider needs none or
@@ -529,25 +627,54 @@ class ConnectionManager:
         )
 
     async def aclose(self) -> None:
-        """Close the active connection cleanly (send what the app already gave, the provider's
-        close sequence, then close), then release what the connector holds."""
+        """Close the active connection cleanly: first send what the app already gave (audio in
+        the log, queued commands) — waiting, within a bounded grace, for a reconnect under
+        way —, then the provider's close sequence; then release what the connector holds.
+        Audio that could not be sent in time is reported (``audio_not_sent``)."""
+        grace = self._limits.connect_timeout_s + self._limits.close_timeout_s
+        with anyio.move_on_after(grace):
+            # A bounded poll, once per session: an "idle" event could be stale the moment a
+            # flush appends frames, or a reconnect replaces the link, so the condition itself
+            # is checked.
+            while not self._all_sent():  # noqa: ASYNC110
+                await anyio.sleep(0.005)
         self._closing = True
         link = self.active
+        unsent = self._audio_in.log.end - self._sent_end()
         if link is not None:
-            # Send what the app already gave us (audio in the log, queued commands) first.
-            # A bounded poll, once per session: an "idle" event could be stale the moment a
-            # flush appends frames, so the condition itself is checked.
-            with anyio.move_on_after(self._limits.close_timeout_s):
-                while (  # noqa: ASYNC110
-                    link.sender is not None
-                    and not link.done.is_set()
-                    and (link.sender.cursor < self._audio_in.log.end or len(self._outbox))
-                ):
-                    await anyio.sleep(0.005)
             await link.stop_sending()
             self._absorb(link)
-            await link.close(graceful=True)
+            if not link.done.is_set():
+                await link.close(graceful=True)
+        if unsent > 0:
+            ms = unsent * self._limits.frame_ms
+            self._recorder.record(
+                [
+                    ProviderErrorEvent(
+                        code="audio_not_sent",
+                        message=f"{unsent} frames ({ms} ms) of user audio were not sent before "
+                        f"the session closed",
+                        recoverable=False,
+                    )
+                ]
+            )
         await self.release()
+
+    def _sent_end(self) -> int:
+        """Frames below this index were sent on some connection."""
+        link = self.active
+        cursor = link.sender.cursor if link is not None and link.sender is not None else 0
+        return max(self._high_water, cursor)
+
+    def _all_sent(self) -> bool:
+        """Everything the app gave went out on a live connection (or there is none to wait
+        for: the session never connected)."""
+        link = self.active
+        if link is None:
+            return True
+        if link.done.is_set() or link.sender is None:
+            return False  # a reconnect is under way: its link will send the rest
+        return self._sent_end() >= self._audio_in.log.end and not len(self._outbox)
 
     async def release(self) -> None:
         """Release what the connector holds (SDK tasks, filters); bounded, idempotent."""

@@ -18,6 +18,10 @@ the current batch is done, so app events and listeners always see batches in jou
 Events of a connection older than the current one (``epoch``) are dropped and counted: a
 stale task of a dead connection can never change the session.
 
+A journal that cannot take a batch (a full disk, a writer that was fenced off) is not a
+provider failure: nothing of the batch is acted on, the recorder refuses every later batch
+with the same error, and ``on_journal_failure`` ends the session once.
+
 The journal's batch durability is met without fsyncing on the event loop: the writer defers
 its fsyncs, and :meth:`Recorder.run_flusher` (a supervised task) runs them in a worker thread
 when due; it sleeps until something is appended.
@@ -34,8 +38,9 @@ import msgspec
 from anyio.abc import TaskStatus
 from msgspec.structs import replace
 
+from ..errors import JournalError
 from ..events import AppEventMapper, SessionEvent
-from ..journal import JournalWriter
+from ..journal import CaptureMode, JournalWriter, WireCapture
 from ..protocol import Event, ResumptionHandleUpdated, SessionState, fold
 from ._clock import Clock
 
@@ -64,11 +69,21 @@ class Recorder:
         state: The state to continue from (empty for a new session, replayed for a resume).
         writer: The session's journal writer.
         clock: Time source for the records' timestamps.
+        on_journal_failure: Called once with the error when the journal fails.
+        capture: The session's wire capture mode (None: the journal's ``capture``).
     """
 
     name = "recorder"
 
-    def __init__(self, *, state: SessionState, writer: JournalWriter, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        state: SessionState,
+        writer: JournalWriter,
+        clock: Clock,
+        on_journal_failure: Callable[[JournalError], None] | None = None,
+        capture: CaptureMode | None = None,
+    ) -> None:
         self.state = state
         self.epoch = state.epoch  # the current connection's epoch
         self._writer = writer
@@ -82,7 +97,21 @@ class Recorder:
         self._queue: collections.deque[tuple[Sequence[Event], int]] = collections.deque()
         self._recording = False
         self._appended = anyio.Event()
+        self._on_journal_failure = on_journal_failure
+        self.journal_error: JournalError | None = None
         self.stats = RecorderStats()
+        # The wire capture the links call once per frame; None when the journal's mode is
+        # "off", so a session without capture does no work per frame.
+        self.capture: WireCapture | None = None
+        mode = writer.capture if capture is None else capture
+        if mode != "off":
+            self.capture = WireCapture(
+                writer,
+                mode,
+                mono_ns=lambda: int(clock.now() * 1e9),
+                wall_ns=clock.wall_ns,
+                next_seq=lambda: self._expected_seq,
+            )
 
     @property
     def next_seq(self) -> int:
@@ -104,6 +133,8 @@ class Recorder:
             antiphon.errors.JournalError: the journal could not take the batch (nothing of it
                 was acted on; batches queued by listeners are discarded with it).
         """
+        if self.journal_error is not None:
+            raise JournalError(f"the journal failed earlier: {self.journal_error}")
         if not events:
             return
         self._queue.append((events, epoch))
@@ -124,14 +155,18 @@ class Recorder:
             return
         stamped = [self._stamp(e) for e in events]
         new_state = fold(stamped, self.state)
-        appended = self._writer.append(
-            stamped,
-            expected_seq=self._expected_seq,
-            epoch=epoch or self.state.epoch,
-            mono_ns=int(self._clock.now() * 1e9),
-            wall_ns=self._clock.wall_ns(),
-            state=new_state,
-        )
+        try:
+            appended = self._writer.append(
+                stamped,
+                expected_seq=self._expected_seq,
+                epoch=epoch or self.state.epoch,
+                mono_ns=int(self._clock.now() * 1e9),
+                wall_ns=self._clock.wall_ns(),
+                state=new_state,
+            )
+        except JournalError as exc:
+            self._journal_failed(exc)
+            raise
         self._expected_seq = appended.next_seq
         self._appended.set()
         self.state = new_state
@@ -148,6 +183,12 @@ class Recorder:
         if isinstance(event, ResumptionHandleUpdated) and not event.received_at_s:
             return replace(event, received_at_s=self._clock.wall_ns() / 1e9)
         return event
+
+    def _journal_failed(self, error: JournalError) -> None:
+        if self.journal_error is None:
+            self.journal_error = error
+            if self._on_journal_failure is not None:
+                self._on_journal_failure(error)
 
     def emit(self, event: SessionEvent) -> None:
         """Hand an app event to ``Session.events()``; dropped and counted when nobody reads."""
@@ -180,7 +221,12 @@ class Recorder:
             if delay > 0:
                 await anyio.sleep(delay)
                 continue
-            await anyio.to_thread.run_sync(writer.flush)
+            try:
+                await anyio.to_thread.run_sync(writer.flush)
+            except JournalError as exc:
+                # Not a reason to restart anything: the session ends once, with the error.
+                self._journal_failed(exc)
+                await anyio.sleep_forever()  # nothing more to flush; the session is ending
 
     def statistics(self) -> RecorderStats:
         return replace(self.stats, epoch=self.epoch)

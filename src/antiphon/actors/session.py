@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +23,9 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from ..adapters import Provider
-from ..errors import SessionClosedError
-from ..events import SessionEnded, SessionEvent
-from ..journal import FileJournal, Journal
+from ..errors import JournalError, SessionClosedError, ToolError
+from ..events import AudioOverrun, SessionEnded, SessionEvent
+from ..journal import CaptureMode, FileJournal, Journal
 from ..protocol import (
     CommitAudio,
     ConnectionLost,
@@ -39,6 +39,10 @@ from ..protocol import (
     SessionStarted,
     SessionState,
     SubmitToolResult,
+    ToolApproval,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolCallCancelRequested,
     ToolCallFinished,
     ToolCallRequested,
@@ -53,6 +57,7 @@ from ..protocol import (
 from ._arguments import (
     check_audio,
     check_backoff,
+    check_capture,
     check_cause,
     check_clock,
     check_flag,
@@ -70,7 +75,7 @@ from ._arguments import (
 from ._clock import Clock, SystemClock
 from ._outbox import Outbox
 from ._supervisor import Backoff, ChildSpec, Intensity, StatusProxy, Strategy, Supervisor
-from ._tools import Tool, encode_output, error_output
+from ._tools import Tool, ToolSource, encode_output, error_output, split_tool_sources
 from .audio_in import AudioIn
 from .connection import ConnectionManager, cut_generation
 from .recorder import Recorder
@@ -107,6 +112,7 @@ class Session:
         reconnect: Intensity,
         backoff: Backoff,
         seed: int,
+        capture: CaptureMode | None = None,
     ) -> None:
         self.provider = provider
         self.session_id = session_id
@@ -115,14 +121,29 @@ class Session:
         self._tools = {t.name: t for t in tools}
         self._writer = journal.writer(session_id)
         limits = provider.limits
-        self._recorder = Recorder(state=state, writer=self._writer, clock=clock)
+        self._recorder = Recorder(
+            state=state,
+            writer=self._writer,
+            clock=clock,
+            on_journal_failure=self._fail,
+            capture=capture,
+        )
         self._audio_in = AudioIn(
             out_rate=limits.input_sample_rate,
             frame_ms=limits.frame_ms,
             resend_window_s=limits.resend_window_s,
             record=lambda event: self._recorder.record([event]),
+            on_overrun=lambda evicted: self._recorder.emit(
+                AudioOverrun(frames_evicted=evicted, ms_evicted=evicted * limits.frame_ms)
+            ),
         )
-        self._executor = ToolExecutor(tools=self._tools, record=self._recorder.record)
+        self._executor = ToolExecutor(
+            tools=self._tools,
+            record=self._recorder.record,
+            state=lambda: self._recorder.state,
+            late_result=self._late_result,
+        )
+        self._late_results: list[str] = []  # results of long-running calls, for a turn's end
         self._outbox = Outbox(self._audio_in.log.wake)
         self._connection = ConnectionManager(
             provider=provider,
@@ -143,6 +164,7 @@ class Session:
                     name="transport",
                     run=self._connection.run,
                     min_backoff=self._connection.retry_after,
+                    healthy=self._connection.failed_after_healthy,
                 ),
             ],
             strategy=Strategy.REST_FOR_ONE,
@@ -190,9 +212,12 @@ class Session:
             return
         self._closed = True
         try:
-            self._audio_in.flush_record()
-            self._recorder.record([SessionClosed(reason=reason)])
-            self._writer.flush()
+            if self._recorder.journal_error is None:  # a failed journal takes nothing more
+                self._audio_in.flush_record()
+                self._recorder.record([SessionClosed(reason=reason)])
+                self._writer.flush()
+        except JournalError as exc:
+            reason, error = "failed", error or f"{type(exc).__name__}: {exc}"
         finally:
             self._recorder.emit(SessionEnded(reason=reason, error=error))
             self._recorder.close_app_events()
@@ -216,7 +241,8 @@ class Session:
                 await self._connection.release()
         if self._scope is not None:
             self._scope.cancel()
-        self._writer.close()
+        if self._recorder.journal_error is None:
+            self._writer.close()
 
     @property
     def state(self) -> SessionState:
@@ -335,6 +361,13 @@ class Session:
         self._recorder.record([ToolsUpdated(tools=specs)])
         self._outbox.put(UpdateTools(tools=specs))
 
+    def _add_tools(self, tools: Sequence[Tool]) -> None:
+        """Add the tools of opened tool sources, before the first connection."""
+        built = check_tools([*self._tools.values(), *tools])
+        self._tools = {t.name: t for t in built}
+        self._executor.update_tools(self._tools)
+        self._recorder.record([ToolsUpdated(tools=tuple(t.spec for t in built))])
+
     async def update_options(self, **options: Any) -> None:
         """Change provider-neutral options (merged into the current ones).
 
@@ -382,7 +415,8 @@ class Session:
 
         Raises:
             ToolError: no call ``call_id`` is waiting for the app's result: the model never
-                made it, it already has its result, or its tool is run by the session.
+                made it, it already has its result, or its tool is run by the session; or
+                the output cannot be sent (not JSON-encodable, or too large).
             InvalidArgumentType: ``call_id`` is not a ``str``, ``outcome`` not a
                 :class:`~antiphon.protocol.ToolOutcome`.
             InvalidArgument: ``call_id`` is empty, or the output is text UTF-8 cannot encode.
@@ -391,11 +425,71 @@ class Session:
         self._check_open()
         command = SubmitToolResult(
             call_id=check_text(call_id, "call_id", blank=False),
-            output=check_text(encode_output(output), "output"),
+            output=encode_output(
+                check_text(output, "output") if isinstance(output, str) else output
+            ),
             outcome=check_outcome(outcome),
         )
         state = self._recorder.state
         self._recorder.record([app_tool_result(state, command, self._tools)])
+
+    def approve(self, call_id: str) -> None:
+        """Approve a call of a tool made with ``requires_approval=True``: it runs (once).
+
+        The app sees the request as a ``ToolApprovalRequested`` event. The decision is
+        journalled (``ToolApprovalGranted``), so it holds across reconnects and a resume.
+
+        Raises:
+            ToolError: no call ``call_id`` is waiting for approval (never made, already
+                decided or answered, or its tool needs no approval).
+            InvalidArgumentType: ``call_id`` is not a ``str``.
+            SessionClosedError: the session has ended.
+        """
+        self._check_open()
+        call_id = self._awaiting_approval(call_id)
+        self._recorder.record([ToolApprovalGranted(call_id=call_id)])
+        self._executor.decide(call_id, granted=True)
+
+    def deny(self, call_id: str, reason: str = "denied by the user") -> None:
+        """Deny a call of a tool made with ``requires_approval=True``: it never runs, and the
+        model is told why (an error output, the call's one output).
+
+        Raises:
+            ToolError: no call ``call_id`` is waiting for approval (never made, already
+                decided or answered, or its tool needs no approval).
+            InvalidArgumentType: ``call_id`` or ``reason`` is not a ``str``.
+            InvalidArgument: ``reason`` holds a lone surrogate.
+            SessionClosedError: the session has ended.
+        """
+        self._check_open()
+        call_id = self._awaiting_approval(call_id)
+        reason = check_text(reason, "reason")
+        call = self._recorder.state.pending_tool(call_id)
+        assert call is not None  # checked by _awaiting_approval
+        self._recorder.record(
+            [
+                ToolApprovalDenied(call_id=call_id, reason=reason),
+                ToolCallFinished(
+                    call_id=call_id,
+                    name=call.name,
+                    output=error_output("denied", reason),
+                    outcome=ToolOutcome.ERROR,
+                ),
+            ]
+        )
+        self._executor.decide(call_id, granted=False)
+
+    def _awaiting_approval(self, call_id: object) -> str:
+        call_id = check_text(call_id, "call_id", blank=False)
+        call = self._recorder.state.pending_tool(call_id)
+        if call is None or call.status is ToolCallStatus.FINISHED:
+            raise ToolError(f"no tool call {call_id!r} is waiting for approval")
+        if call.approval is not ToolApproval.PENDING:
+            raise ToolError(
+                f"tool call {call_id!r} is not waiting for approval"
+                + (f" (already {call.approval.value})" if call.approval.value else "")
+            )
+        return call_id
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         """The session's events, in order, ending after ``SessionEnded``."""
@@ -442,6 +536,29 @@ class Session:
                 self._dispatch_call(event)
             elif isinstance(event, ToolCallCancelRequested):
                 self._executor.cancel(event.call_ids, event.reason or "cancelled by the provider")
+        if self._late_results and self._recorder.state.generation is None:
+            self._send_late_results()
+
+    def _late_result(self, call: ToolCallRequested, output: str, outcome: ToolOutcome) -> None:
+        """A long-running call is done: tell the model, at the end of the reply in progress
+        (a reply is never cut for it), and ask it to respond."""
+        if self._closed:
+            return
+        said = "result" if outcome is ToolOutcome.OK else f"outcome ({outcome.value})"
+        self._late_results.append(
+            f"The {said} of the earlier {call.name} call ({call.call_id}) is in: {output}"
+        )
+        if self._recorder.state.generation is None:
+            self._send_late_results()
+
+    def _send_late_results(self) -> None:
+        texts, self._late_results = self._late_results, []
+        for text in texts:
+            # Named after the seq it is recorded at, as send_text does: unique, also across
+            # resumes. Journalled as user text, so a reconnect re-primes it like any other.
+            item_id = f"text-{self._recorder.next_seq}"
+            self._recorder.record([UserTextSent(item_id=item_id, text=text)])
+            self._outbox.put(SendText(text=text, item_id=item_id, generate_reply=True))
 
     def _dispatch_call(self, call: ToolCallRequested, *, rerun: bool = False) -> None:
         """Hand a journalled call to the executor. ``rerun``: a call recovered after a crash
@@ -471,14 +588,29 @@ def _new_session_id() -> str:
 
 
 @asynccontextmanager
-async def _running(session: Session) -> AsyncIterator[Session]:
-    async with anyio.create_task_group() as tg:
-        await tg.start(session._run)
+async def _running(session: Session, sources: Sequence[ToolSource] = ()) -> AsyncIterator[Session]:
+    async with AsyncExitStack() as opened:
+        # Tool sources (MCP servers) open before the first connection, so it offers their
+        # tools; they close after the session has ended.
         try:
-            yield session
-        finally:
+            extra = [
+                t
+                for source in sources
+                for t in await opened.enter_async_context(source.open_tools())
+            ]
+            if extra:
+                session._add_tools(extra)
+        except BaseException as exc:  # the session ends, journalled as failed, and says why
+            session._fail(exc)
             await session.aclose()
-            tg.cancel_scope.cancel()
+            raise
+        async with anyio.create_task_group() as tg:
+            await tg.start(session._run)
+            try:
+                yield session
+            finally:
+                await session.aclose()
+                tg.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -494,6 +626,7 @@ async def open_session(
     reconnect: Intensity | None = None,
     backoff: Backoff | None = None,
     seed: int = 0,
+    capture: CaptureMode | None = None,
 ) -> AsyncIterator[Session]:
     """Open a voice session with ``provider``; an async context manager.
 
@@ -502,6 +635,8 @@ async def open_session(
         instructions: System instructions.
         tools: Plain sync/async callables (schema from hints and docstring) or :class:`Tool`;
             a ``Tool`` without a callable is run by the app (:meth:`Session.submit_tool_result`).
+            Tool sources (``antiphon.mcp.Server(...)``) are opened before the session
+            connects and closed after it ends; their tools join the others.
         journal: Where the session is journalled (default: a new temporary directory).
         session_id: Default: a random id.
         options: Provider-neutral options recorded with the session.
@@ -509,6 +644,8 @@ async def open_session(
         reconnect: Reconnect budget: at most N connection failures within T seconds.
         backoff: Delay between reconnect attempts.
         seed: Seed of the backoff jitter.
+        capture: What the journal keeps of the provider's wire frames for this session:
+            ``"off"``, ``"metadata"`` or ``"full"`` (default: the journal's ``capture``).
 
     Raises:
         antiphon.errors.InvalidArgumentType: an argument has the wrong type (e.g. a provider
@@ -523,7 +660,8 @@ async def open_session(
     # Every argument is checked before anything is created or journalled.
     provider = check_provider(provider)
     instructions = check_text(instructions, "instructions")
-    built = check_tools(tools)
+    sources, plain_tools = split_tool_sources(tools)
+    built = check_tools(plain_tools)
     journal = None if journal is None else check_journal(journal)
     session_id = None if session_id is None else check_session_id(session_id)
     options = check_options(
@@ -535,6 +673,7 @@ async def open_session(
     reconnect = check_reconnect(reconnect)
     backoff = check_backoff(backoff)
     seed = check_seed(seed)
+    capture = check_capture(capture)
     journal = journal or FileJournal(tempfile.mkdtemp(prefix="antiphon-"))
     sid = session_id or _new_session_id()
     session = Session(
@@ -547,6 +686,7 @@ async def open_session(
         reconnect=reconnect or Intensity(max_restarts=5, within_s=60.0),
         backoff=backoff or Backoff(),
         seed=seed,
+        capture=capture,
     )
     session._recorder.record(
         [
@@ -560,7 +700,7 @@ async def open_session(
             )
         ]
     )
-    async with _running(session) as running:
+    async with _running(session, sources) as running:
         yield running
 
 
@@ -575,6 +715,7 @@ async def resume_session(
     reconnect: Intensity | None = None,
     backoff: Backoff | None = None,
     seed: int = 0,
+    capture: CaptureMode | None = None,
 ) -> AsyncIterator[Session]:
     """Resume a session from its journal after a process crash, and reconnect.
 
@@ -588,6 +729,7 @@ async def resume_session(
 
     Args:
         tools: The same tools as the original session (callables are not journalled).
+        capture: Wire capture from now on (default: the journal's; see :func:`open_session`).
 
     Raises:
         antiphon.errors.InvalidArgumentType: an argument has the wrong type.
@@ -600,11 +742,13 @@ async def resume_session(
     journal = check_journal(journal)
     session_id = check_session_id(session_id)
     provider = check_provider(provider)
-    built = check_tools(tools)
+    sources, plain_tools = split_tool_sources(tools)
+    built = check_tools(plain_tools)
     clock = check_clock(clock)
     reconnect = check_reconnect(reconnect)
     backoff = check_backoff(backoff)
     seed = check_seed(seed)
+    capture = check_capture(capture)
     state = journal.replay(session_id)
     if not state.session_id:
         raise SessionClosedError(f"journal has no session {session_id!r}")
@@ -618,6 +762,7 @@ async def resume_session(
         reconnect=reconnect or Intensity(max_restarts=5, within_s=60.0),
         backoff=backoff or Backoff(),
         seed=seed,
+        capture=capture,
     )
     restored = state.generation is None
     session._recorder.record(
@@ -632,6 +777,13 @@ async def resume_session(
         session._recorder.record(unknown)
         restored = False
     for waiting in session._recorder.state.pending_tools:
+        if waiting.approval is ToolApproval.PENDING and waiting.status is ToolCallStatus.REQUESTED:
+            # This process's app has not seen the request: ask again (the call waits again).
+            session._recorder.emit(
+                ToolApprovalRequested(
+                    call_id=waiting.call_id, name=waiting.name, arguments=waiting.arguments
+                )
+            )
         tool = session._tools.get(waiting.name)
         if tool is not None and tool.app_executed and waiting.status is not ToolCallStatus.FINISHED:
             # This process's app has not seen the call: announce it again.
@@ -641,7 +793,7 @@ async def resume_session(
                 )
             )
     session._connection.resume(restored=restored)
-    async with _running(session) as running:
+    async with _running(session, sources) as running:
         for call in rerun:
             running._dispatch_call(call, rerun=True)
         yield running

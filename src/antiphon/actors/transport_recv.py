@@ -16,7 +16,11 @@ import anyio
 
 from ..adapters import Connection, Translator
 from ..errors import ProtocolError
+from ..journal import WireCapture
 from ..protocol import Event, ProviderErrorEvent
+
+MALFORMED_FRAME = "malformed_frame"
+"""The code of the provider error recorded for a frame the translator could not decode."""
 
 
 class TransportRecv:
@@ -25,6 +29,7 @@ class TransportRecv:
     Args:
         deliver: ``deliver(events, epoch)`` records events (the tracker's ``record``).
         now: Clock reading, for the stall watchdog's ``last_frame_at``.
+        capture: The session's wire capture (None: the journal captures nothing).
     """
 
     def __init__(
@@ -35,12 +40,14 @@ class TransportRecv:
         translator: Translator,
         deliver: Callable[[Sequence[Event], int], None],
         now: Callable[[], float],
+        capture: WireCapture | None = None,
     ) -> None:
         self.epoch = epoch
         self._conn = connection
         self._translator = translator
         self._deliver = deliver
         self._now = now
+        self.capture = capture  # the link captures its close sequence with it too
         self.ready = anyio.Event()  # set once the translator saw the handshake's answer
         self.last_frame_at = now()
         self.frames = 0
@@ -52,10 +59,13 @@ class TransportRecv:
         deliver = self._deliver
         epoch = self.epoch
         translator = self._translator
+        capture = self.capture
         if translator.ready:
             self.ready.set()
         while True:
             frame = await receive()
+            if capture is not None:
+                capture.received(epoch, frame)
             self.frames += 1
             self.last_frame_at = self._now()
             try:
@@ -63,7 +73,7 @@ class TransportRecv:
             except ProtocolError as exc:
                 self.malformed += 1
                 events = [
-                    ProviderErrorEvent(code="malformed_frame", message=str(exc), recoverable=True)
+                    ProviderErrorEvent(code=MALFORMED_FRAME, message=str(exc), recoverable=True)
                 ]
             if events:
                 deliver(events, epoch)

@@ -15,11 +15,12 @@ nothing to send for it returns [].
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ..adapters import Connection, Translator
+from ..adapters import Connection, Frame, Translator
+from ..journal import WireCapture
 from ..protocol import AudioFrame, Command, KeepAlive, SessionState
 from ._outbox import Outbox
 from .audio_in import AudioLog
@@ -72,7 +73,11 @@ class TransportSend:
         high_water: Frames below this were sent on an earlier connection: counted as re-sent.
         state: Returns the current session state (for ``encode``).
         on_sent: Called with (command, epoch, frame count) after a command went out.
+        on_unencodable: Called with (command, error) when the translator cannot encode a
+            command (e.g. an option value the provider does not take): the command is dropped
+            and the connection carries on — an encode failure is not a connection failure.
         now: Monotonic seconds, the clock of the keep-alive timer (default: the event loop's).
+        capture: The session's wire capture (None: the journal captures nothing).
     """
 
     def __init__(
@@ -88,11 +93,21 @@ class TransportSend:
         high_water: int,
         state: Callable[[], SessionState],
         on_sent: Callable[[Command, int, int], None],
+        on_unencodable: Callable[[Command, Exception], None],
         now: Callable[[], float] = anyio.current_time,
+        capture: WireCapture | None = None,
     ) -> None:
         self.epoch = epoch
         self._conn = connection
         self._translator = translator
+        self._capture = capture
+        # Without capture the loop calls the connection's send directly: no work per frame.
+        self._send: Callable[[Frame], Awaitable[None]] = (
+            connection.send if capture is None else self._send_captured
+        )
+        self._send_audio: Callable[[Frame], Awaitable[None]] = (
+            connection.send if capture is None else self._send_captured_audio
+        )
         self._log = log
         self._outbox = outbox
         self.start_index = start_index
@@ -101,6 +116,7 @@ class TransportSend:
         self.high_water = high_water
         self._state = state
         self._on_sent = on_sent
+        self._on_unencodable = on_unencodable
         self.frames_sent = 0
         self.frames_resent = 0
         self.frames_skipped = 0  # evicted from the log before they could be sent
@@ -124,14 +140,20 @@ class TransportSend:
         log = self._log
         outbox = self._outbox
         encode = self._translator.encode
-        send = self._conn.send
+        send = self._send
+        send_audio = self._send_audio
         now = self._now
         keepalive = self.keepalive
         keepalive.on_sent(now())  # the handshake just went out
         while True:
             command = outbox.peek()
             if command is not None:
-                frames = encode(command, self._state())
+                try:
+                    frames = encode(command, self._state())
+                except Exception as exc:  # a translator's refusal, not the connection's
+                    outbox.pop()
+                    self._on_unencodable(command, exc)
+                    continue
                 for frame in frames:
                     await send(frame)
                 if frames:
@@ -157,17 +179,28 @@ class TransportSend:
                     await self._keep_alive()
                 continue
             for frame in encode(AudioFrame(pcm=pcm, index=cursor), self._state()):
-                await send(frame)
+                await send_audio(frame)
             keepalive.on_sent(now())
             self.cursor = cursor + 1
             self.frames_sent += 1
             if cursor < self.high_water:
                 self.frames_resent += 1
 
+    async def _send_captured(self, frame: Frame) -> None:
+        await self._conn.send(frame)
+        assert self._capture is not None
+        self._capture.sent(self.epoch, frame)  # once it went out
+
+    async def _send_captured_audio(self, frame: Frame) -> None:
+        await self._conn.send(frame)
+        assert self._capture is not None
+        # The cursor moves on only after the frame's last wire frame went out.
+        self._capture.sent(self.epoch, frame, audio_index=self.cursor)
+
     async def _keep_alive(self) -> None:
         frames = self._translator.encode(KeepAlive(), self._state())
         for frame in frames:
-            await self._conn.send(frame)
+            await self._send(frame)
         # Counted as a send even when the translator had nothing to send, so a provider
         # without a keep-alive is asked once per interval, not in a loop.
         self.keepalive.on_sent(self._now())

@@ -82,6 +82,13 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         resend_window_s: Audio kept since the last safe point for a reconnect to re-send.
         stall_timeout_s: A connection that sends nothing for this long while a reply is
             awaited is treated as stalled and replaced.
+        min_connection_lifetime_s: An announced connection lifetime shorter than this (an
+            expiry already past, a clock far off) is reported and ignored, not obeyed.
+        min_rotation_interval_s: No planned rotation starts sooner than this after a
+            connection opened (a floor against rotation storms).
+        healthy_after_s: A connection that stayed up this long (or carried a turn) was
+            healthy: its later loss starts the reconnect backoff over and does not count
+            toward the session's reconnect budget.
     """
 
     input_sample_rate: int = 24_000
@@ -99,6 +106,9 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     close_timeout_s: float = 2.0
     resend_window_s: float = 30.0
     stall_timeout_s: float = 15.0
+    min_connection_lifetime_s: float = 30.0
+    min_rotation_interval_s: float = 2.0
+    healthy_after_s: float = 10.0
 
     @property
     def input_frame_bytes(self) -> int:
@@ -131,7 +141,11 @@ class Handshake(msgspec.Struct, frozen=True, kw_only=True):
         history_truncated: Part of the history was left out to fit the provider's limits; the
             runtime then reports the reconnect with ``state_restored=False``.
         resumed: The connection continues the provider's own server-side state (a
-            resumption handle was sent), so the history was not re-seeded.
+            resumption handle was sent), so the history was not re-seeded. A provider that
+            says only in its first frames whether it resumed (xAI) gets a translator that
+            emits :class:`~antiphon.protocol.ProviderResumed` before it turns ``ready``;
+            ``ConnectionOpened.resumed`` then follows that verdict, and a translator told
+            "not resumed" sends the held-back history ahead of its first encoded frame.
     """
 
     frames: tuple[Frame, ...]

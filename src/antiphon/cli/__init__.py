@@ -6,9 +6,11 @@ The package: :mod:`.journal` (``antiphon journal ...``), :mod:`.run` (``antiphon
 exit code). To add a command, write its module's ``add_<name>_command(subparsers)`` and append
 it to ``_COMMANDS``. Nothing in the library imports this package.
 
-Exit codes: 0 success; 1 the command ran and found a problem (e.g. a corrupt journal);
-2 usage errors (bad arguments, missing path, not a journal). User mistakes are reported as
-one ``antiphon: error: ...`` line, never a traceback.
+Exit codes: 0 success; 1 the command ran and failed or found a problem (a corrupt journal,
+an unreachable service, a journal with a live writer to repair); 2 usage errors (bad
+arguments, a missing or unusable input, not a journal). Both are reported as one
+``antiphon: error: ...`` line saying what is wrong and what to do, never a traceback
+(:mod:`._errors` decides which is which).
 """
 
 from __future__ import annotations
@@ -18,16 +20,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import AntiphonError, JournalCorrupt
+from ._errors import EXIT_PROBLEM, EXIT_USAGE, explain
 from .demo import add_demo_command
 from .journal import add_journal_commands
 from .run import add_run_command
 
-__all__ = ["main"]
+__all__ = ["EXIT_OK", "EXIT_PROBLEM", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
 
 
 _COMMANDS: list[Callable[[Any], None]] = [add_demo_command, add_run_command, add_journal_commands]
@@ -58,14 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return func(args)
-    except JournalCorrupt as exc:
-        print(f"antiphon: error: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
-    except AntiphonError as exc:
-        print(f"antiphon: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # ours are explained; anything else is a bug: re-raised
+        explained = explain(exc)
+        if explained is None:
+            raise
+        message, code = explained
+        print(f"antiphon: error: {message}", file=sys.stderr)
+        return code

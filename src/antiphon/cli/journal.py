@@ -1,4 +1,4 @@
-"""``antiphon journal ...``: read, summarize, check and export a session journal.
+"""``antiphon journal ...``: read, summarize, check, verify, replay and export a session journal.
 
 Reading commands (``show``, ``stats``, ``export-audio``) never modify the journal; a torn
 tail is simply not shown. ``check --repair`` is the one command that may truncate a torn tail.
@@ -31,16 +31,23 @@ from antiphon.protocol import (
     GenerationTextDelta,
     GoAwayReceived,
     InputTranscriptDelta,
+    InputTranscriptFailed,
     InputTranscriptFinal,
     InstructionsUpdated,
     OptionsUpdated,
     ProviderErrorEvent,
+    ProviderResumed,
     ProviderSessionInfo,
+    RateLimitsUpdated,
     ResumptionHandleUpdated,
     SessionClosed,
     SessionStarted,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolCallCancelRequested,
     ToolCallFinished,
+    ToolCallProgress,
     ToolCallRequested,
     ToolCallStarted,
     ToolResultDelivered,
@@ -53,6 +60,9 @@ from antiphon.protocol import (
     UserSpeechStopped,
     UserTextSent,
 )
+
+from ._journal_debug import add_debug_commands, call_recording
+from ._serve import add_serve_command
 
 __all__ = ["add_journal_commands", "summarize"]
 
@@ -81,7 +91,11 @@ def add_journal_commands(subparsers: Any) -> None:
 
     chk = sub.add_parser("check", help="integrity report; exit 1 on damage it cannot repair")
     chk.add_argument("path", metavar="PATH", help=path_help)
-    chk.add_argument("--repair", action="store_true", help="truncate a torn tail")
+    chk.add_argument(
+        "--repair",
+        action="store_true",
+        help="truncate a torn tail (refused while a writer holds the stream)",
+    )
     chk.add_argument("--json", action="store_true", help="print JSON")
     chk.set_defaults(func=cmd_check)
 
@@ -89,6 +103,10 @@ def add_journal_commands(subparsers: Any) -> None:
     export.add_argument("path", metavar="PATH", help=path_help)
     export.add_argument("--out", required=True, metavar="DIR", help="output directory")
     export.set_defaults(func=cmd_export_audio)
+
+    add_serve_command(sub)
+
+    add_debug_commands(sub, path_help)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -183,6 +201,23 @@ def summarize(event: Event) -> str:
             return _clip(f"{', '.join(event.call_ids)} {event.reason}")
         case ToolResultDelivered():
             return f"{event.call_id} (epoch {event.epoch})"
+        case ToolApprovalRequested():
+            return _clip(f"{event.name}({event.arguments}) [{event.call_id}]")
+        case ToolApprovalGranted():
+            return event.call_id
+        case ToolApprovalDenied():
+            return _clip(f"{event.call_id} {event.reason}")
+        case ToolCallProgress():
+            done = f" {event.fraction:.0%}" if event.fraction is not None else ""
+            return _clip(f"{event.call_id}{done} {event.message}")
+        case ProviderResumed():
+            return (
+                f"{'resumed' if event.resumed else 'not resumed'} {event.conversation_id}".strip()
+            )
+        case RateLimitsUpdated():
+            return ", ".join(f"{r.name} {r.remaining}/{r.limit}" for r in event.limits) or "none"
+        case InputTranscriptFailed():
+            return _clip(f"{event.item_id}: {event.code} {event.message}")
         case _:  # a new event type must get its summary here (mypy checks)
             assert_never(event)
 
@@ -370,6 +405,8 @@ def _report_lines(report: IntegrityReport) -> Iterator[str]:
     yield f"session     {report.session_id} ({report.path})"
     yield f"segments    {report.segments}, {report.bytes} bytes"
     yield f"records     {report.records} intact (seq {seqs})"
+    if report.live:
+        yield "writer      LIVE: a writer holds the stream; this is the part written so far"
     torn = report.torn_tail
     if torn is None:
         yield "tail        clean"
@@ -426,4 +463,19 @@ def cmd_export_audio(args: argparse.Namespace) -> int:
             raise JournalError(f"cannot write {out}: {exc}") from exc
         written += 1
         print(f"{stream:<9} {len(pcm) / 2 / rate:8.2f} s  {rate} Hz  -> {path}")
+    # The call as people listen to it: one stereo file, user left, assistant right, in time.
+    stereo, rate = call_recording(journal, session_id)
+    if stereo:
+        path = out / f"{session_id}-call.wav"
+        try:
+            _write_wav_stereo(path, stereo, rate)
+        except OSError as exc:
+            raise JournalError(f"cannot write {out}: {exc}") from exc
+        print(f"{'call':<9} {len(stereo) / 4 / rate:8.2f} s  {rate} Hz stereo  -> {path}")
     return 0
+
+
+def _write_wav_stereo(path: Path, pcm: bytes, sample_rate: int) -> None:
+    from antiphon.codecs import write_wav
+
+    write_wav(path, pcm, sample_rate, channels=2)

@@ -47,6 +47,7 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from antiphon.adapters._redact import protect_logs
 from antiphon.codecs import b64decode, b64encode
 from antiphon.errors import CodecError
 
@@ -639,6 +640,7 @@ class GeminiEmulator(Emulator[GeminiRecord]):
         leaf.configure_cert(server_ctx)
         self._tmp = Path(tempfile.mkdtemp(prefix="antiphon-gemini-"))
         self._ca.cert_pem.write_to_path(str(self._tmp / "ca.pem"))
+        protect_logs()  # websockets logs the request headers (the API key) at debug
         self._server = await serve(
             self._handler,
             self.host,

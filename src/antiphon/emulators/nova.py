@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..adapters._redact import protect_logs
 from ..errors import CodecError, ProtocolError
 from ._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from ._eventstream import MessageDecoder, encode_message
@@ -999,6 +1000,7 @@ class NovaEmulator(Emulator[NovaRecord]):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         leaf.configure_cert(ctx)
         ctx.set_alpn_protocols(["h2"])
+        protect_logs()  # hpack logs the request headers it decodes (credentials) at debug
         self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=ctx)
         port = self._server.sockets[0].getsockname()[1]
         host = f"[{self.host}]" if ":" in self.host else self.host

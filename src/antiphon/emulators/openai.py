@@ -9,7 +9,11 @@ calls with argument deltas, barge-in cancellation, truncation, session expiry. T
 ``variant="xai"`` flavour follows xAI's differences (minimal ``session.created``,
 ``conversation.created`` + ``ping``, ``previous_item_id`` on every event, no
 ``conversation.item.done``, manual turn detection until the client enables server VAD, no
-truncate).
+truncate) and resumes conversations as xAI does: a conversation whose session asked for it
+(``resumption: {"enabled": true}``) is kept in :attr:`OpenAIEmulator.conversations`, and a
+connection dialled with ``?conversation_id=<id>`` of a kept conversation continues it — the
+same id in ``conversation.created``, then every item it holds replayed as
+``conversation.item.added``. An unknown (or forgotten) id gets a new conversation.
 
 Everything a client sends is recorded in :attr:`OpenAIEmulator.records` (frames, decoded
 audio, the conversation items, every frame sent back) so a test can assert that nothing was
@@ -41,6 +45,7 @@ import contextlib
 import copy
 import json
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
@@ -50,6 +55,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from antiphon.adapters._redact import protect_logs
 from antiphon.emulators._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from antiphon.emulators._model import (
     DEFAULT_SCRIPT,
@@ -86,12 +92,16 @@ class OpenAIRecord(Record):
         items: The final conversation (given and produced items), in order.
         sent: Every frame the emulator wrote to the socket, parsed (a malformed one as
             ``{"_malformed": text}``), in order.
+        conversation_id: The conversation this connection spoke in.
+        resumed: xAI: the connection continued a kept conversation (its items replayed).
     """
 
     request_path: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    conversation_id: str = ""
+    resumed: bool = False
 
 
 class _Abort:
@@ -426,13 +436,35 @@ class _Conn:
     def start(self) -> None:
         self.send({"type": "session.created", "session": self.session})
         if self.xai:
+            query = urllib.parse.urlsplit(self.record.request_path).query
+            wanted = urllib.parse.parse_qs(query).get("conversation_id", [""])[0]
+            kept = self.emu.conversations.get(wanted)
+            if kept is not None:
+                self.conversation_id = wanted
+                self.record.items.extend(copy.deepcopy(kept))
+                self.record.resumed = True
+                for item in self.record.items:
+                    self._model_learns(item)
+            self.record.conversation_id = self.conversation_id
             self.send(
                 {
                     "type": "conversation.created",
                     "conversation": {"id": self.conversation_id, "object": "realtime.conversation"},
                 }
             )
+            previous: str | None = None
+            for item in self.record.items:  # a resumed conversation is replayed, item by item
+                self.send(
+                    {
+                        "type": "conversation.item.added",
+                        "previous_item_id": previous,
+                        "item": self._xai_item(item),
+                    }
+                )
+                previous = item["id"]
             self.send({"type": "ping", "timestamp": int(time.time() * 1000)})
+        else:
+            self.record.conversation_id = self.conversation_id
 
     # -- client frames
 
@@ -488,6 +520,17 @@ class _Conn:
         if not self.xai and update.get("instructions") == "":
             # Recorded behaviour: empty instructions leave the defaults in place.
             update = {k: v for k, v in update.items() if k != "instructions"}
+        unknown = sorted(set(update) - set(self.session)) if not self.xai else []
+        if unknown:
+            # OpenAI refuses a session field it does not know (e.g. xAI's ``resumption``),
+            # and applies nothing of the update.
+            self.error(
+                f"Unknown parameter: 'session.{unknown[0]}'.",
+                code="unknown_parameter",
+                param=f"session.{unknown[0]}",
+                event_id=event.get("event_id"),
+            )
+            return
         for direction in ("input", "output"):
             fmt = update.get("audio", {}).get(direction, {}).get("format")
             if isinstance(fmt, dict) and fmt.get("type", "audio/pcm") != "audio/pcm":
@@ -498,6 +541,10 @@ class _Conn:
                 )
                 return
         _deep_merge(self.session, update)
+        resumption = self.session.get("resumption")
+        if self.xai and isinstance(resumption, dict) and resumption.get("enabled"):
+            # Kept live: the conversation as it stands when this connection ends.
+            self.emu.conversations[self.conversation_id] = self.record.items
         self._apply_session()
         echo = self._xai_echo() if self.xai else self.session
         self.send({"type": "session.updated", "session": echo})
@@ -545,14 +592,17 @@ class _Conn:
             items.insert(index, item)
         else:
             items.append(item)
-        echo = copy.deepcopy(item)
-        if self.xai:
-            echo["object"] = "realtime.item"
-            if item["type"] in ("function_call", "function_call_output"):
-                echo["role"] = "tool"
+        echo = self._xai_item(item) if self.xai else copy.deepcopy(item)
         self.send({"type": "conversation.item.added", "previous_item_id": prev, "item": echo})
         if not self.xai:
             self.send({"type": "conversation.item.done", "previous_item_id": prev, "item": echo})
+
+    def _xai_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        echo = copy.deepcopy(item)
+        echo["object"] = "realtime.item"
+        if item["type"] in ("function_call", "function_call_output"):
+            echo["role"] = "tool"
+        return echo
 
     def item_create(self, event: dict[str, Any]) -> None:
         item = copy.deepcopy(event["item"])
@@ -565,37 +615,45 @@ class _Conn:
                 event_id=event.get("event_id"),
             )
             return
+        if kind not in ("message", "function_call", "function_call_output"):
+            raise ValueError(f"unsupported item type {kind!r}")
+        if kind == "function_call_output":
+            self.trigger(TriggerKind.TOOL_RESULT)
+        if kind != "function_call_output" or self.xai:
+            item.setdefault("status", "completed")
+        self._model_learns(item)
+        self._add_item(item, previous=event.get("previous_item_id"))
+
+    def _model_learns(self, item: dict[str, Any]) -> None:
+        """Tell the scripted model about an item it did not produce (created by the client,
+        or replayed from a resumed conversation)."""
+        kind = item["type"]
         if kind == "message":
             role = item["role"]
-            item.setdefault("status", "completed")
             if role == "user":
                 texts = [
-                    c.get("text", "")
+                    c.get("text") or c.get("transcript") or ""
                     for c in item.get("content", [])
-                    if c.get("type") == "input_text"
+                    if c.get("type") in ("input_text", "input_audio")
                 ]
-                if texts:
-                    self.model.on_text(" ".join(texts), respond=False)
+                if any(texts):
+                    self.model.on_text(" ".join(t for t in texts if t), respond=False)
             elif role == "assistant":
                 self.model.on_assistant_message()
         elif kind == "function_call":
-            item.setdefault("status", "completed")
             self.model.on_tool_call(item["call_id"], item["name"])
         elif kind == "function_call_output":
-            self.trigger(TriggerKind.TOOL_RESULT)
             self.model.on_tool_output(str(item["call_id"]), str(item["output"]), respond=False)
-            if self.xai:
-                item.setdefault("status", "completed")
-        else:
-            raise ValueError(f"unsupported item type {kind!r}")
-        self._add_item(item, previous=event.get("previous_item_id"))
 
     def item_delete(self, event: dict[str, Any]) -> None:
         item_id = event["item_id"]
-        for i, item in enumerate(self.record.items):
+        items = self.record.items
+        for i, item in enumerate(items):
             if item["id"] == item_id:
-                del self.record.items[i]
+                del items[i]
                 self.send({"type": "conversation.item.deleted", "item_id": item_id})
+                if items and items[-1]["type"] == "message" and items[-1]["role"] == "user":
+                    self._model_learns(items[-1])  # the user's turn is unanswered again
                 return
         self.error(
             f"Item with item_id '{item_id}' not found.",
@@ -1270,6 +1328,11 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
         host: Interface to listen on.
         port: Port; 0 picks a free one.
         chunk_ms: Length of each reply audio delta.
+
+    Attributes:
+        conversations: xAI: the conversations kept for resumption, by id (the items of each
+            as it stands). Clear it, or delete an entry, to play a server whose resumption
+            window has passed: a connection dialled with that id gets a new conversation.
     """
 
     fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
@@ -1295,6 +1358,7 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
         self.host = host
         self.chunk_ms = chunk_ms
         self._requested_port = port
+        self.conversations: dict[str, list[dict[str, Any]]] = {}
         self._server: Server | None = None
         self._live: dict[int, _Conn] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -1312,6 +1376,7 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
 
     async def start(self) -> None:
         """Start listening (``async with`` does this)."""
+        protect_logs()  # websockets logs the request headers (the API key) at debug
         self._server = await serve(
             self._handler,
             self.host,

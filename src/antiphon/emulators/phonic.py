@@ -55,6 +55,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from antiphon.adapters._redact import protect_logs
 from antiphon.codecs import mulaw_decode, mulaw_encode
 from antiphon.emulators._base import ClosedBy, Emulator, Fault, FaultKind, Record, TriggerKind
 from antiphon.emulators._model import (
@@ -711,6 +712,7 @@ class PhonicEmulator(Emulator[PhonicRecord]):
 
     async def start(self) -> None:
         """Start listening (``async with`` does this)."""
+        protect_logs()  # websockets logs the request headers (the API key) at debug
         self._server = await serve(
             self._handler,
             self.host,

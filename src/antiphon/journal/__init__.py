@@ -1,7 +1,9 @@
 """Append-only event journal: one stream per session, replayable into ``SessionState``.
 
 Backends: :class:`FileJournal` (the embedded default: segment files with length + CRC32C
-framing, audio sidecar files, snapshots) and :class:`MemoryJournal` (tests). Both implement
+framing, audio sidecar files, snapshots), :class:`RedisJournal` (a Redis server shared by a
+fleet of workers, with leases and fencing; the ``redis`` extra) and :class:`MemoryJournal`
+(tests). All implement
 :class:`JournalBackend`, whose docs state the contract every backend keeps (one writer per
 stream, appends conditional on the expected sequence, write ahead of effects, no inline
 audio); a backend written elsewhere subclasses it and runs
@@ -11,6 +13,7 @@ audio); a backend written elsewhere subclasses it and runs
 from __future__ import annotations
 
 from ._base import Appended, Journal, JournalBackend, JournalWriter, Lease
+from ._capture import CaptureMode, WireCapture, WireFrame, frame_payload, read_capture
 from ._check import (
     CorruptRecord,
     IntegrityReport,
@@ -23,9 +26,11 @@ from ._check import (
 from ._file import FileJournal
 from ._memory import MemoryJournal
 from ._record import Durability, Record
+from ._redis import RedisDurability, RedisJournal
 
 __all__ = [
     "Appended",
+    "CaptureMode",
     "CorruptRecord",
     "Durability",
     "FileJournal",
@@ -36,9 +41,15 @@ __all__ = [
     "Lease",
     "MemoryJournal",
     "Record",
+    "RedisDurability",
+    "RedisJournal",
     "SnapshotCheck",
     "TornTail",
+    "WireCapture",
+    "WireFrame",
     "check",
+    "frame_payload",
     "open_journal",
+    "read_capture",
     "verify",
 ]

@@ -54,6 +54,7 @@ from antiphon.protocol import (
     fold,
 )
 
+from ._capture import CaptureMode, check_capture_mode
 from ._record import (
     ENCODER,
     MAX_RECORD_BYTES,
@@ -68,8 +69,10 @@ from ._record import (
 
 __all__ = ["AUDIO_STREAMS", "Appended", "JournalBackend", "JournalWriter", "Lease"]
 
-AUDIO_STREAMS: Final = ("user", "assistant")
-"""The audio streams of a session: what was sent to the provider, and what it sent back."""
+AUDIO_STREAMS: Final = ("user", "assistant", "wire", "wire-audio")
+"""The byte streams of a session's audio store: the audio sent to the provider and the audio
+it sent back (PCM16), then the wire capture's frames and the audio payloads cut out of them
+(bytes, at a nominal rate of 1: see ``journal/_capture.py``)."""
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +138,11 @@ class JournalWriter:
         was opened, then the one after its last successful append (the first event of a
         stream has seq 0)."""
         return self._next_seq
+
+    @property
+    def capture(self) -> CaptureMode:
+        """What the session keeps of its wire frames: the journal's ``capture`` mode."""
+        return self._backend.capture
 
     @property
     def closed(self) -> bool:
@@ -362,17 +370,26 @@ class JournalBackend(abc.ABC):
     Unless stated otherwise a method may be called from any thread, and a method given the id
     of a session the backend does not hold raises :class:`~antiphon.errors.JournalError`.
 
+    Wire capture (``capture``) needs nothing of a backend beyond the audio-store methods: the
+    capture is two more byte streams of :data:`AUDIO_STREAMS`.
+
     Args:
         snapshot_every: Store a snapshot every this many events (when ``append`` gets a state).
+        capture: What a session journalled here keeps of its provider's wire frames:
+            ``"off"``, ``"metadata"`` (each frame's epoch, direction, time, size and kind; the
+            default) or ``"full"`` (the frames too, for ``antiphon journal replay``).
 
     Raises:
-        JournalError: ``snapshot_every`` is less than 1.
+        JournalError: ``snapshot_every`` is less than 1, or ``capture`` is not a mode.
     """
 
-    def __init__(self, *, snapshot_every: int = 1000) -> None:
+    capture: CaptureMode = "metadata"
+
+    def __init__(self, *, snapshot_every: int = 1000, capture: CaptureMode = "metadata") -> None:
         if snapshot_every < 1:
             raise JournalError(f"snapshot_every must be >= 1, got {snapshot_every}")
         self.snapshot_every = snapshot_every
+        self.capture = check_capture_mode(capture)
         self._writers: list[JournalWriter] = []
         self._writers_lock = threading.Lock()
 
@@ -386,7 +403,9 @@ class JournalBackend(abc.ABC):
             take_over: Open the stream even though another writer holds it, for resuming a
                 session whose writer is known to be dead while the backend still counts it
                 as the holder. The old writer is not stopped: if it does append again,
-                whichever of the two appends second is refused with ``JournalConflict``.
+                whichever of the two appends second is refused with ``JournalConflict`` (a
+                backend with fencing, the Redis journal, refuses the old writer at once:
+                :class:`~antiphon.errors.LeaseLost`).
 
         Raises:
             JournalError: another writer holds the stream (and ``take_over`` is false, or the

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from antiphon.errors import JournalCorrupt, JournalError, NotAJournal
+from antiphon.errors import JournalBusy, JournalCorrupt, JournalError, NotAJournal
 from antiphon.protocol import GenerationAudioDelta, SessionState, UserAudio, apply
 
 from ._file import (
@@ -22,9 +22,11 @@ from ._file import (
     SEG_HEADER,
     SESSION_MARKER,
     FileJournal,
+    hold_writer_lock,
     is_session_dir,
     list_segments,
     list_snapshots,
+    lock_holder_active,
     segment_header_state,
 )
 from ._record import Durability, decode_snapshot, decode_stored, iter_frames
@@ -70,6 +72,8 @@ class IntegrityReport(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         ok: No damage is left that truncation cannot repair (a torn tail alone is ok).
+        live: A writer held the stream while it was read: the report covers the records
+            written until then (a record being appended is not a torn tail).
     """
 
     session_id: str
@@ -79,6 +83,7 @@ class IntegrityReport(msgspec.Struct, frozen=True, kw_only=True):
     first_seq: int | None
     last_seq: int | None
     bytes: int
+    live: bool = False
     torn_tail: TornTail | None = None
     corrupt: tuple[CorruptRecord, ...] = ()
     snapshots: tuple[SnapshotCheck, ...] = ()
@@ -136,47 +141,89 @@ def open_journal(path: str | os.PathLike[str]) -> tuple[FileJournal, str]:
 def check(path: str | os.PathLike[str], *, repair: bool = False) -> IntegrityReport:
     """Check one session stream of a file journal (see the module docs).
 
+    A stream with a live writer is read as a consistent prefix: records first, then the
+    audio store sizes and snapshots they refer to (both only grow ahead of the records), so
+    what the writer adds meanwhile is never mistaken for damage. The report says it was live.
+
     Args:
         path: As for :func:`open_journal`.
         repair: Truncate a torn tail and remove invalid snapshots (what a writer opening the
-            stream would do). Damage in the middle is never repaired.
+            stream would do), holding the writer's lock meanwhile. Damage in the middle is
+            never repaired.
 
     Raises:
         NotAJournal: the path holds no journal.
         JournalError: the root holds several sessions.
+        JournalBusy: ``repair`` is set and a writer holds the stream.
     """
     session = _session_path(path)
+    if repair:
+        with hold_writer_lock(session) as held:
+            if not held:
+                raise JournalBusy(
+                    f"session {session.name!r} has a live writer: --repair would truncate what "
+                    "it is writing; stop the writer (a writer opening the stream repairs it too)"
+                )
+            return _check(session, repair=True, live=False)
+    live = lock_holder_active(session)
+    report = _check(session, repair=False, live=live)
+    if not live and lock_holder_active(session):  # a writer opened while we were reading
+        report = msgspec.structs.replace(report, live=True, torn_tail=None)
+    return report
+
+
+def _audio_sizes(session: Path) -> dict[str, int]:
+    sizes = {}
+    for stream in ("user", "assistant"):
+        try:
+            sizes[stream] = (session / f"audio-{stream}.pcm").stat().st_size
+        except FileNotFoundError:
+            sizes[stream] = 0
+    return sizes
+
+
+def _check(session: Path, *, repair: bool, live: bool) -> IntegrityReport:
     segs = list_segments(session)
     corrupt: list[CorruptRecord] = []
     torn: TornTail | None = None
     total_bytes = 0
     records = 0
     first_seq: int | None = None
-    expected = 0
+    # The seq the next segment must start at; None after damage (the records behind it
+    # cannot be counted, so the next segment is only required to start later).
+    expected: int | None = 0
+    lowest = 0
     state = SessionState()
     states: dict[int, SessionState] = {0: state}
     snap_seqs = {seq for seq, _ in list_snapshots(session)}
-    audio_len = {
-        s: (session / f"audio-{s}.pcm").stat().st_size
-        if (session / f"audio-{s}.pcm").exists()
-        else 0
-        for s in ("user", "assistant")
-    }
     folding = True  # the fold stops at the first damage: later snapshots cannot be compared
     for i, (first, seg) in enumerate(segs):
         last = i == len(segs) - 1
         name = str(seg)
-        data = seg.read_bytes()
+        try:
+            data = seg.read_bytes()
+        except OSError as exc:
+            corrupt.append(CorruptRecord(path=name, offset=0, reason=f"unreadable: {exc}"))
+            folding, expected = False, None
+            continue
+        # Audio is written before the records that point at it: sizes taken after reading
+        # the records cover every span in them, even while a writer appends.
+        audio_len = _audio_sizes(session)
         total_bytes += len(data)
         header = segment_header_state(data, first)
         if header == "torn" and last:
-            torn = TornTail(path=name, offset=0, bytes=len(data))
+            if not live:  # a live writer is creating this segment right now
+                torn = TornTail(path=name, offset=0, bytes=len(data))
             continue
         if header != "ok":
             corrupt.append(CorruptRecord(path=name, offset=0, reason="not a segment header"))
-            folding = False
+            folding, expected = False, None
             continue
-        if first != expected:
+        if expected is None:
+            if first < lowest:
+                reason = f"segment starts at seq {first}, before seq {lowest} seen earlier"
+                corrupt.append(CorruptRecord(path=name, offset=0, reason=reason))
+        elif first != expected:
             reason = f"segment starts at seq {first}, expected {expected}"
             corrupt.append(CorruptRecord(path=name, offset=0, reason=reason))
             folding = False
@@ -208,21 +255,24 @@ def check(path: str | os.PathLike[str], *, repair: bool = False) -> IntegrityRep
                         states[seq] = state
         except JournalCorrupt as exc:
             corrupt.append(CorruptRecord(path=name, offset=exc.offset, reason=_reason(exc)))
-            folding = False
-            expected = seq
+            folding, expected, lowest = False, None, seq + 1
             continue
         if reader.torn:
             if last:
-                torn = TornTail(path=name, offset=reader.end, bytes=reader.torn)
+                if not live:  # a live writer's append in flight, not a cut-short write
+                    torn = TornTail(path=name, offset=reader.end, bytes=reader.torn)
             else:
                 reason = "damaged record at the end of a segment that later segments follow"
                 corrupt.append(CorruptRecord(path=name, offset=reader.end, reason=reason))
-                folding = False
-        expected = seq
+                folding, expected, lowest = False, None, seq + 1
+                continue
+        expected = lowest = seq
 
-    end_seq = expected
+    end_seq = lowest
     snapshots: list[SnapshotCheck] = []
     for seq, snap in list_snapshots(session):
+        if live and seq > end_seq:
+            continue  # written after the records were read: beyond this view
         reason = ""
         try:
             stored_seq, snap_state = decode_snapshot(snap.read_bytes())
@@ -232,6 +282,12 @@ def check(path: str | os.PathLike[str], *, repair: bool = False) -> IntegrityRep
                 reason = f"covers seq {seq} but the stream ends at {end_seq}"
             elif seq in states and snap_state != states[seq]:
                 reason = "differs from the fold of the events it covers"
+        except FileNotFoundError:
+            if live:
+                continue  # the writer dropped an old snapshot meanwhile
+            reason = "vanished while being read"
+        except OSError as exc:
+            reason = f"unreadable: {exc}"
         except JournalCorrupt as exc:
             reason = _reason(exc)
         removed = False
@@ -257,6 +313,7 @@ def check(path: str | os.PathLike[str], *, repair: bool = False) -> IntegrityRep
         first_seq=first_seq,
         last_seq=None if first_seq is None else first_seq + records - 1,
         bytes=total_bytes,
+        live=live,
         torn_tail=torn,
         corrupt=tuple(corrupt),
         snapshots=tuple(snapshots),

@@ -21,7 +21,10 @@ Damage. When a writer opens a stream, a torn tail of the last segment (a short h
 length past the end, a checksum mismatch with nothing intact after it, zeros left by a crash)
 is truncated. A damaged record followed by intact ones is never skipped: reading stops there
 with :class:`~antiphon.errors.JournalCorrupt` carrying the file and byte offset, and opening a
-writer on it fails the same way. Readers never modify files.
+writer on it fails the same way, wherever the damage lies: a writer checks the framing and
+checksums of the earlier segments too (replay from a snapshot would never read them). A
+malformed audio ``.meta`` file is :class:`~antiphon.errors.JournalCorrupt` naming the file.
+Readers never modify files.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from antiphon.errors import JournalConflict, JournalCorrupt, JournalError, NotAJ
 from antiphon.protocol import AudioSpan
 
 from ._base import AUDIO_STREAMS, JournalBackend, Lease
+from ._capture import CaptureMode
 from ._record import FRAME, Durability, crc32c, iter_frames
 
 try:
@@ -117,6 +121,133 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
+MAX_AUDIO_RATE: Final = 384_000
+
+
+def read_audio_rate(meta: Path) -> int:
+    """The sample rate an audio store's ``.meta`` file records (0 when there is no file).
+
+    Raises:
+        JournalCorrupt: the file is unreadable or its ``sample_rate`` is not a plausible rate
+            (valid JSON of the wrong type included); the error names the file.
+    """
+    if not meta.exists():
+        return 0
+    try:
+        value = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise JournalCorrupt(
+            f"unreadable audio metadata ({exc})", path=str(meta), offset=0
+        ) from exc
+    rate = value.get("sample_rate", 0) if isinstance(value, dict) else None
+    # bool is an int to Python; 1e400 decodes to inf and "abc" to a str: none is a rate.
+    if type(rate) is not int or not 0 <= rate <= MAX_AUDIO_RATE:
+        raise JournalCorrupt(
+            f"audio metadata holds no usable sample_rate (got {value!r:.80})",
+            path=str(meta),
+            offset=0,
+        )
+    return rate
+
+
+def lock_holder_active(session_dir: Path) -> bool:
+    """Whether a writer (of any process, this one included) holds the stream's lock now.
+
+    Probes the ``flock`` without keeping it, so a writer opening meanwhile is never refused.
+    """
+    with _open_lock:
+        if str(session_dir.resolve()) in _open_streams:
+            return True
+    try:
+        fd = os.open(session_dir / "writer.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        if fcntl is not None:  # not a POSIX system: only this process's writers are known
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the descriptor also drops a lock the probe took
+    return False
+
+
+@contextlib.contextmanager
+def hold_writer_lock(session_dir: Path) -> Iterator[bool]:
+    """Hold the stream's writer lock for the block, as a writer would (for repairs).
+
+    Yields:
+        True when the lock is held; False when a writer holds it (nothing is held then).
+    """
+    key = str(session_dir.resolve())
+    with _open_lock:
+        busy = key in _open_streams
+        if not busy:
+            _open_streams[key] = None  # keeps writers of this process out meanwhile
+    if busy:
+        yield False
+        return
+    fd = -1
+    try:
+        fd = os.open(session_dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+        yield True
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with _open_lock:
+            if key in _open_streams and _open_streams[key] is None:
+                del _open_streams[key]
+
+
+def verify_sealed_segments(segs: Sequence[tuple[int, Path]], end_first: int) -> None:
+    """Check the segments before the last one: headers, checksums and seq continuity.
+
+    A writer appends only to the last segment, so damage in an earlier one is found by
+    nothing else on the way to a resume (replay starts at the newest snapshot). This reads
+    each earlier segment once and checks framing and checksums only; nothing is decoded.
+
+    Args:
+        segs: The sealed segments, in order.
+        end_first: The first seq of the segment that follows them (the writer's).
+
+    Raises:
+        JournalCorrupt: the first damage found, with its file and offset.
+    """
+    expected = 0
+    for first, path in segs:
+        name = str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise JournalCorrupt(f"unreadable segment: {exc}", path=name, offset=0) from exc
+        if segment_header_state(data, first) != "ok":
+            raise JournalCorrupt("not a journal segment header", path=name, offset=0)
+        if first != expected:
+            raise JournalCorrupt(
+                f"segment starts at seq {first}, expected {expected}", path=name, offset=0
+            )
+        reader = iter_frames(data, SEG_HEADER.size, path=name)
+        expected = first + sum(1 for _ in reader)
+        if reader.torn:
+            raise JournalCorrupt(
+                "segment ends in a damaged record but later segments follow",
+                path=name,
+                offset=reader.end,
+            )
+    if segs and end_first != expected:
+        raise JournalCorrupt(
+            f"segment starts at seq {end_first}, expected {expected}",
+            path=str(segs[-1][1].with_name(segment_name(end_first))),
+            offset=0,
+        )
+
+
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(value), encoding="utf-8")
@@ -189,6 +320,7 @@ class _OpenStream:
                 continue
             if header == "bad":
                 raise JournalCorrupt("not a journal segment header", path=str(path), offset=0)
+            verify_sealed_segments(segs[:-1], first)
             reader = iter_frames(data, SEG_HEADER.size, path=str(path))
             count = sum(1 for _ in reader)
             if reader.torn:
@@ -213,7 +345,7 @@ class _OpenStream:
                 os.truncate(pcm, size - 1)  # half a sample from a cut-short write
                 size -= 1
             self._audio_size[stream] = size
-            self.rates[stream] = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
+            self.rates[stream] = read_audio_rate(meta)
         return next_seq
 
     # --- writing ------------------------------------------------------------------------
@@ -381,6 +513,8 @@ class FileJournal(JournalBackend):
         segment_bytes: Start a new segment file once the current one reaches this size.
         create: When false, open an existing journal for reading and raise
             :class:`~antiphon.errors.NotAJournal` if ``directory`` is not one.
+        capture: Wire capture of the sessions journalled here: ``"off"``, ``"metadata"``
+            (the default) or ``"full"`` (see :class:`~antiphon.journal.JournalBackend`).
 
     Raises:
         NotAJournal: ``create`` is false and ``directory`` holds no journal.
@@ -395,8 +529,9 @@ class FileJournal(JournalBackend):
         snapshot_every: int = 1000,
         segment_bytes: int = 64 << 20,
         create: bool = True,
+        capture: CaptureMode = "metadata",
     ) -> None:
-        super().__init__(snapshot_every=snapshot_every)
+        super().__init__(snapshot_every=snapshot_every, capture=capture)
         if segment_bytes < 1:
             raise JournalError(f"segment_bytes must be >= 1, got {segment_bytes}")
         self.directory = Path(directory)
@@ -580,7 +715,7 @@ class FileJournal(JournalBackend):
 
     def audio_rate(self, session_id: str, stream: str) -> int:
         meta = self._audio_path(session_id, stream).with_suffix(".meta")
-        return int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
+        return read_audio_rate(meta)
 
     def read_audio(self, session_id: str, span: AudioSpan) -> bytes:
         path = self._audio_path(session_id, span.stream)
@@ -607,5 +742,5 @@ class FileJournal(JournalBackend):
             return b"", 0
         except OSError as exc:
             raise JournalError(f"cannot read {path}: {exc}") from exc
-        rate = int(read_json(meta).get("sample_rate", 0)) if meta.exists() else 0
+        rate = read_audio_rate(meta)
         return data[: len(data) & ~1], rate

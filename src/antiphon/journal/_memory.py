@@ -15,6 +15,7 @@ from antiphon.errors import JournalConflict, JournalCorrupt, JournalError
 from antiphon.protocol import AudioSpan
 
 from ._base import AUDIO_STREAMS, JournalBackend, Lease
+from ._capture import CaptureMode
 
 __all__ = ["MemoryJournal"]
 
@@ -35,8 +36,8 @@ class MemoryJournal(JournalBackend):
         snapshot_every: Store a snapshot every this many events (when ``append`` gets a state).
     """
 
-    def __init__(self, *, snapshot_every: int = 1000) -> None:
-        super().__init__(snapshot_every=snapshot_every)
+    def __init__(self, *, snapshot_every: int = 1000, capture: CaptureMode = "metadata") -> None:
+        super().__init__(snapshot_every=snapshot_every, capture=capture)
         self._streams: dict[str, _Stream] = {}
         # One lock for everything: makes each append's check-and-write atomic across threads.
         self._lock = threading.Lock()

@@ -110,6 +110,19 @@ class ProviderErrorEvent(EventBase, frozen=True, kw_only=True, tag="provider.err
     recoverable: bool = False
 
 
+class ProviderResumed(EventBase, frozen=True, kw_only=True, tag="provider.resumed"):
+    """Whether the provider took up its own server-side state on the connection being opened,
+    for providers that tell only in their first frames (xAI answers a resumption request
+    with the same ``conversation_id`` and replays the items it holds, or with a new one).
+
+    A translator emits it before it turns ``ready``; the runtime then reports
+    ``ConnectionOpened.resumed`` from it rather than from ``Handshake.resumed`` (which says
+    only that resumption was asked for."""
+
+    resumed: bool
+    conversation_id: str = ""
+
+
 class UnknownProviderEvent(EventBase, frozen=True, kw_only=True, tag="provider.unknown"):
     """A provider event this version does not understand, kept verbatim (never a crash)."""
 
@@ -167,6 +180,16 @@ class InputTranscriptFinal(EventBase, frozen=True, kw_only=True, tag="user.trans
     text: str
 
 
+class InputTranscriptFailed(EventBase, frozen=True, kw_only=True, tag="user.transcript_failed"):
+    """The provider could not transcribe the user's speech in ``item_id`` (Azure
+    ``DeploymentNotFound``, a transcription model error). The item stays in the conversation —
+    the model heard the audio — with no text, final, and ``code``/``message`` as the reason."""
+
+    item_id: str
+    code: str = ""
+    message: str = ""
+
+
 # --- generation ---------------------------------------------------------------------------
 
 
@@ -182,11 +205,16 @@ class GenerationStarted(EventBase, frozen=True, kw_only=True, tag="generation.st
 
 
 class GenerationTextDelta(EventBase, frozen=True, kw_only=True, tag="generation.text"):
-    """Assistant text: the transcript of its speech, or text output in text mode."""
+    """Assistant text: the transcript of its speech, or text output in text mode.
+
+    ``phase`` is the provider's label of the item the text belongs to, where it gives one
+    (OpenAI ``item.phase``: ``"commentary"`` for a spoken preamble such as "let me check
+    that", ``"final_answer"`` for the answer); "" when it gives none."""
 
     generation_id: str
     item_id: str = ""
     text: str
+    phase: str = ""
 
 
 class GenerationAudioDelta(EventBase, frozen=True, kw_only=True, tag="generation.audio"):
@@ -214,11 +242,62 @@ class AssistantTruncated(EventBase, frozen=True, kw_only=True, tag="generation.t
     text: str | None = None
 
 
+class TokenDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """Tokens of one side of a :class:`Usage`, by modality (zeros where the provider is silent)."""
+
+    text: int = 0
+    audio: int = 0
+    image: int = 0
+    video: int = 0
+
+    def __add__(self, other: TokenDetails) -> TokenDetails:
+        return TokenDetails(
+            text=self.text + other.text,
+            audio=self.audio + other.audio,
+            image=self.image + other.image,
+            video=self.video + other.video,
+        )
+
+
 class Usage(EventBase, frozen=True, kw_only=True, tag="usage"):
+    """Tokens of one provider turn.
+
+    Attributes:
+        input_tokens / output_tokens / total_tokens: The provider's totals.
+        cached_input_tokens: Part of ``input_tokens`` served from the provider's cache
+            (OpenAI ``input_token_details.cached_tokens``, Gemini ``cachedContentTokenCount``).
+        reasoning_tokens: Thinking tokens (Gemini ``thoughtsTokenCount``); Gemini counts them
+            in ``total_tokens`` but not in ``output_tokens``.
+        input_details / output_details / cached_details: The same counts by modality (OpenAI
+            ``*_token_details``, Gemini ``promptTokensDetails`` / ``responseTokensDetails`` /
+            ``cacheTokensDetails``).
+        ttft_ms: Time to the first token, where measured.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
     ttft_ms: float | None = None
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    input_details: TokenDetails = TokenDetails()
+    output_details: TokenDetails = TokenDetails()
+    cached_details: TokenDetails = TokenDetails()
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the provider's rate limits as it stands (OpenAI ``rate_limits.updated``)."""
+
+    name: str  # "requests", "tokens", ...
+    limit: int = 0
+    remaining: int = 0
+    reset_seconds: float = 0.0
+
+
+class RateLimitsUpdated(EventBase, frozen=True, kw_only=True, tag="provider.rate_limits"):
+    """The provider's rate limits after a response: how close the account is to them."""
+
+    limits: tuple[RateLimit, ...] = ()
 
 
 # --- tools --------------------------------------------------------------------------------
@@ -252,6 +331,37 @@ class ToolCallCancelRequested(EventBase, frozen=True, kw_only=True, tag="tool.ca
     reason: str = ""
 
 
+class ToolApprovalRequested(EventBase, frozen=True, kw_only=True, tag="tool.approval_requested"):
+    """A call of a tool that requires approval waits for ``Session.approve`` or ``deny``."""
+
+    call_id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ToolApprovalGranted(EventBase, frozen=True, kw_only=True, tag="tool.approval_granted"):
+    """The app approved the call: it runs (once)."""
+
+    call_id: str
+
+
+class ToolApprovalDenied(EventBase, frozen=True, kw_only=True, tag="tool.approval_denied"):
+    """The app denied the call, or approval timed out; its error output follows."""
+
+    call_id: str
+    reason: str = ""
+
+
+class ToolCallProgress(EventBase, frozen=True, kw_only=True, tag="tool.progress"):
+    """A running tool reported progress (for the app; the model is not told).
+
+    ``fraction`` is how much is done, in ``[0, 1]``, when the tool says."""
+
+    call_id: str
+    message: str = ""
+    fraction: float | None = None
+
+
 class ToolResultDelivered(EventBase, frozen=True, kw_only=True, tag="tool.delivered"):
     call_id: str
     epoch: int
@@ -270,6 +380,8 @@ Event = (
     | GoAwayReceived
     | ResumptionHandleUpdated
     | ProviderErrorEvent
+    | ProviderResumed
+    | RateLimitsUpdated
     | UnknownProviderEvent
     | UserAudio
     | UserAudioCommitted
@@ -278,6 +390,7 @@ Event = (
     | UserTextSent
     | InputTranscriptDelta
     | InputTranscriptFinal
+    | InputTranscriptFailed
     | GenerationStarted
     | GenerationTextDelta
     | GenerationAudioDelta
@@ -289,6 +402,10 @@ Event = (
     | ToolCallFinished
     | ToolCallCancelRequested
     | ToolResultDelivered
+    | ToolApprovalRequested
+    | ToolApprovalGranted
+    | ToolApprovalDenied
+    | ToolCallProgress
 )
 """Every journalled event."""
 

@@ -31,14 +31,22 @@ from ._events import (
     GenerationTextDelta,
     GoAwayReceived,
     InputTranscriptDelta,
+    InputTranscriptFailed,
     InputTranscriptFinal,
     InstructionsUpdated,
     OptionsUpdated,
     ProviderErrorEvent,
+    ProviderResumed,
     ProviderSessionInfo,
+    RateLimit,
+    RateLimitsUpdated,
     ResumptionHandleUpdated,
     SessionClosed,
     SessionStarted,
+    TokenDetails,
+    ToolApprovalDenied,
+    ToolApprovalGranted,
+    ToolApprovalRequested,
     ToolCallCancelRequested,
     ToolCallFinished,
     ToolCallRequested,
@@ -61,17 +69,22 @@ class ItemBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 
 
 class UserMessage(ItemBase, frozen=True, kw_only=True, tag="user"):
-    """A user turn: typed text, or speech whose transcript may still be arriving."""
+    """A user turn: typed text, or speech whose transcript may still be arriving.
+
+    ``error`` says why a spoken turn has no transcript (the provider's transcription failed:
+    ``"<code>: <message>"``); the turn is final then, and the model did hear it."""
 
     text: str = ""
     from_audio: bool = False
     final: bool = True
+    error: str = ""
 
 
 class AssistantMessage(ItemBase, frozen=True, kw_only=True, tag="assistant"):
     text: str = ""
     interrupted: bool = False
     heard_ms: int | None = None  # set when truncated after a barge-in
+    phase: str = ""  # provider's label: "commentary" (a preamble), "final_answer", or ""
 
 
 class FunctionCall(ItemBase, frozen=True, kw_only=True, tag="function_call"):
@@ -102,6 +115,15 @@ class ToolCallStatus(enum.StrEnum):
     FINISHED = "finished"  # output recorded, not yet delivered
 
 
+class ToolApproval(enum.StrEnum):
+    """Where a call of a tool that requires approval stands."""
+
+    NONE = ""  # not asked (the tool needs no approval, or the executor has not asked yet)
+    PENDING = "pending"
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
 class PendingToolCall(msgspec.Struct, frozen=True, kw_only=True):
     call_id: str
     name: str
@@ -110,6 +132,7 @@ class PendingToolCall(msgspec.Struct, frozen=True, kw_only=True):
     output: str = ""
     outcome: ToolOutcome = ToolOutcome.OK
     withdrawn: bool = False  # the provider cancelled it: its result is recorded, never sent
+    approval: ToolApproval = ToolApproval.NONE
 
 
 class OpenGeneration(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,6 +143,7 @@ class OpenGeneration(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int = 0
     segments: int = 0  # assistant messages already split off (text before a tool call)
     heard_ms: int | None = None  # truncated to this after a barge-in, before the reply ended
+    phase: str = ""  # the provider's phase of the current segment (see GenerationTextDelta)
 
     @property
     def message_id(self) -> str:
@@ -130,9 +154,16 @@ class OpenGeneration(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """The session's :class:`~antiphon.protocol.Usage` events, summed field by field."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    input_details: TokenDetails = TokenDetails()
+    output_details: TokenDetails = TokenDetails()
+    cached_details: TokenDetails = TokenDetails()
 
 
 class SessionState(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +175,10 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
         pending_tools: Tool calls that have not had their output delivered yet.
         resumption_handle: Newest resumable provider handle (Gemini), or "".
         epoch: Current connection epoch (0 before the first connection).
+        provider_resumed: What the provider said (``ProviderResumed``) about resuming its own
+            state on the connection being opened; None once that connection is open, or
+            when it said nothing.
+        rate_limits: The provider's newest rate limits (``RateLimitsUpdated``).
         user_audio_bytes / assistant_audio_bytes: Audio positions in the audio store.
     """
 
@@ -174,6 +209,8 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     interrupted_generations: int = 0
     last_error: str = ""
     unknown_events: int = 0
+    provider_resumed: bool | None = None
+    rate_limits: tuple[RateLimit, ...] = ()
 
     def pending_tool(self, call_id: str) -> PendingToolCall | None:
         for call in self.pending_tools:
@@ -275,13 +312,15 @@ def _opened(s: SessionState, e: ConnectionOpened) -> SessionState:
         go_away_ms=None,
         provider_session_id=e.provider_session_id or s.provider_session_id,
         expires_at_s=e.expires_at_s,
+        provider_resumed=None,
     )
 
 
 def _lost(s: SessionState, e: ConnectionLost) -> SessionState:
     if e.epoch != s.epoch:
-        return s
-    return _cut_generation(replace(s, connected=False))
+        # A connection that failed before it was opened: forget what it said about resuming.
+        return replace(s, provider_resumed=None) if s.provider_resumed is not None else s
+    return _cut_generation(replace(s, connected=False, provider_resumed=None))
 
 
 def _cut_generation(s: SessionState) -> SessionState:
@@ -291,7 +330,8 @@ def _cut_generation(s: SessionState) -> SessionState:
         return s
     items = s.items
     if gen.text:
-        items = (*items, AssistantMessage(id=gen.message_id, text=gen.text, interrupted=True))
+        cut = AssistantMessage(id=gen.message_id, text=gen.text, interrupted=True, phase=gen.phase)
+        items = (*items, cut)
     return replace(
         s, generation=None, items=items, interrupted_generations=s.interrupted_generations + 1
     )
@@ -319,6 +359,16 @@ def _handle(s: SessionState, e: ResumptionHandleUpdated) -> SessionState:
     if not (e.resumable and e.handle):
         return s
     return replace(s, resumption_handle=e.handle, resumption_handle_at_s=e.received_at_s)
+
+
+def _provider_resumed(s: SessionState, e: ProviderResumed) -> SessionState:
+    return replace(
+        s, provider_resumed=e.resumed, conversation_id=e.conversation_id or s.conversation_id
+    )
+
+
+def _rate_limits(s: SessionState, e: RateLimitsUpdated) -> SessionState:
+    return replace(s, rate_limits=e.limits)
 
 
 def _provider_error(s: SessionState, e: ProviderErrorEvent) -> SessionState:
@@ -357,6 +407,20 @@ def _transcript_final(s: SessionState, e: InputTranscriptFinal) -> SessionState:
     return _upsert_user(s, e.item_id, e.text, final=True)
 
 
+def _transcript_failed(s: SessionState, e: InputTranscriptFailed) -> SessionState:
+    error = f"{e.code}: {e.message}" if e.code and e.message else e.code or e.message
+    error = error or "transcription failed"
+    i = _find(s.items, e.item_id)
+    old = s.items[i] if i >= 0 else None
+    if isinstance(old, UserMessage):
+        if old.final and old.text:
+            return s  # a transcript already came: it stands
+        failed = replace(old, text="", final=True, error=error)
+        return replace(s, items=_set_item(s.items, i, failed))
+    msg = UserMessage(id=e.item_id, from_audio=True, final=True, error=error)
+    return replace(s, items=(*s.items, msg))
+
+
 def _ensure_generation(s: SessionState, generation_id: str, item_id: str) -> OpenGeneration:
     gen = s.generation
     if gen is not None and gen.generation_id == generation_id:
@@ -380,7 +444,14 @@ def _gen_text(s: SessionState, e: GenerationTextDelta) -> SessionState:
     if s.generation is None or s.generation.generation_id != e.generation_id:
         s = _gen_started(s, GenerationStarted(generation_id=e.generation_id))
     gen = _ensure_generation(s, e.generation_id, e.item_id)
-    return replace(s, generation=replace(gen, text=gen.text + e.text))
+    if e.phase and gen.text and e.phase != gen.phase:
+        # A new phase is a new message (a preamble, then the answer, in one reply): the
+        # history keeps them apart, each with its phase.
+        said = AssistantMessage(id=gen.message_id, text=gen.text, phase=gen.phase)
+        s = replace(s, items=(*s.items, said))
+        gen = replace(gen, text="", item_id=e.item_id, segments=gen.segments + 1, heard_ms=None)
+    phase = e.phase or gen.phase
+    return replace(s, generation=replace(gen, text=gen.text + e.text, phase=phase))
 
 
 def _gen_audio(s: SessionState, e: GenerationAudioDelta) -> SessionState:
@@ -403,7 +474,11 @@ def _gen_ended(s: SessionState, e: GenerationEnded) -> SessionState:
     items = s.items
     if gen.text:
         message = AssistantMessage(
-            id=gen.message_id, text=gen.text, interrupted=interrupted, heard_ms=gen.heard_ms
+            id=gen.message_id,
+            text=gen.text,
+            interrupted=interrupted,
+            heard_ms=gen.heard_ms,
+            phase=gen.phase,
         )
         items = (*items, message)
     return replace(
@@ -437,6 +512,11 @@ def _usage(s: SessionState, e: Usage) -> SessionState:
             input_tokens=u.input_tokens + e.input_tokens,
             output_tokens=u.output_tokens + e.output_tokens,
             total_tokens=u.total_tokens + e.total_tokens,
+            cached_input_tokens=u.cached_input_tokens + e.cached_input_tokens,
+            reasoning_tokens=u.reasoning_tokens + e.reasoning_tokens,
+            input_details=u.input_details + e.input_details,
+            output_details=u.output_details + e.output_details,
+            cached_details=u.cached_details + e.cached_details,
         ),
     )
 
@@ -459,7 +539,7 @@ def _tool_requested(s: SessionState, e: ToolCallRequested) -> SessionState:
     gen = s.generation
     if gen is not None and gen.text:
         # What the assistant said before the call comes before it in the history.
-        items = (*items, AssistantMessage(id=gen.message_id, text=gen.text))
+        items = (*items, AssistantMessage(id=gen.message_id, text=gen.text, phase=gen.phase))
         s = replace(s, generation=replace(gen, text="", item_id="", segments=gen.segments + 1))
     item = FunctionCall(id=e.call_id, name=e.name, arguments=e.arguments)
     return replace(s, pending_tools=(*s.pending_tools, call), items=(*items, item))
@@ -489,6 +569,20 @@ def _tool_finished(s: SessionState, e: ToolCallFinished) -> SessionState:
     return replace(s, items=(*s.items, out))
 
 
+def _approval(status: ToolApproval) -> _Handler:
+    def handler(
+        s: SessionState, e: ToolApprovalRequested | ToolApprovalGranted | ToolApprovalDenied
+    ) -> SessionState:
+        call = s.pending_tool(e.call_id)
+        if call is None or call.status is ToolCallStatus.FINISHED:
+            return s
+        if call.approval in (ToolApproval.GRANTED, ToolApproval.DENIED):
+            return s  # a decision is final
+        return _set_call(s, e.call_id, approval=status)
+
+    return handler
+
+
 def _tool_delivered(s: SessionState, e: ToolResultDelivered) -> SessionState:
     calls = tuple(c for c in s.pending_tools if c.call_id != e.call_id)
     return replace(s, pending_tools=calls) if len(calls) != len(s.pending_tools) else s
@@ -509,12 +603,15 @@ _HANDLERS: dict[type[EventBase], _Handler] = {
     GoAwayReceived: _go_away,
     ResumptionHandleUpdated: _handle,
     ProviderErrorEvent: _provider_error,
+    ProviderResumed: _provider_resumed,
+    RateLimitsUpdated: _rate_limits,
     UnknownProviderEvent: _unknown,
     UserAudio: _user_audio,
     UserAudioCommitted: _committed,
     UserTextSent: _user_text,
     InputTranscriptDelta: _transcript_delta,
     InputTranscriptFinal: _transcript_final,
+    InputTranscriptFailed: _transcript_failed,
     GenerationStarted: _gen_started,
     GenerationTextDelta: _gen_text,
     GenerationAudioDelta: _gen_audio,
@@ -526,6 +623,9 @@ _HANDLERS: dict[type[EventBase], _Handler] = {
     ToolCallCancelRequested: _tool_cancel,
     ToolCallFinished: _tool_finished,
     ToolResultDelivered: _tool_delivered,
+    ToolApprovalRequested: _approval(ToolApproval.PENDING),
+    ToolApprovalGranted: _approval(ToolApproval.GRANTED),
+    ToolApprovalDenied: _approval(ToolApproval.DENIED),
 }
 """Event type -> handler. Types absent here (speech edges) change no state."""
 

@@ -20,6 +20,14 @@ class ToolSpec(Message, frozen=True, kw_only=True):
         timeout_s: How long one call may run before it gets a timeout result.
         idempotent: False when running the tool twice has effects (a payment, an email).
             A non-idempotent call whose outcome is unknown after a crash is never re-run.
+        cancel_on_interruption: Whether a running call the provider withdraws (a barge-in)
+            is cancelled; False lets a tool with effects finish. Its one output is recorded
+            either way (and not sent for a withdrawn call).
+        requires_approval: A call waits for the app's approval before it runs.
+        approval_timeout_s: How long a call waits for approval before it is denied.
+        long_running: The call's one output, sent at once, tells the model the tool is
+            running; its result follows as a message when ready (at the end of the reply in
+            progress, if any), and the model is asked to respond to it.
     """
 
     name: str
@@ -29,6 +37,10 @@ class ToolSpec(Message, frozen=True, kw_only=True):
     )
     timeout_s: float = 30.0
     idempotent: bool = True
+    cancel_on_interruption: bool = True
+    requires_approval: bool = False
+    approval_timeout_s: float = 300.0
+    long_running: bool = False
 
 
 class ToolOutcome(enum.StrEnum):

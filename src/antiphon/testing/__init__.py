@@ -11,6 +11,10 @@ Use it to test an app built on antiphon without a network or a real provider::
 The fault vocabulary (:class:`Fault`, :class:`Trigger`, :class:`Record`, ...) is the one every
 emulator in :mod:`antiphon.emulators` speaks, so a test moves between them unchanged.
 
+A stored journal becomes a regression test in one line: ``assert_journal_replays(path)``
+decodes its captured frames again with the current code and fails at the first divergence;
+``assert_journal_verifies(path)`` fails when the call broke one of antiphon's promises.
+
 Conformance suites, for a journal backend or a provider translator written anywhere: subclass
 :class:`JournalConformance` (:mod:`antiphon.testing.journal_suite`) or
 :class:`TranslatorConformance` (:mod:`antiphon.testing.translator_suite`) in a pytest module.
@@ -25,6 +29,13 @@ import typing
 
 from ..emulators._base import ClosedBy, Fault, FaultKind, Record, Trigger, TriggerKind
 from ._provider import DEFAULT_SCRIPT, ScriptedProvider, ScriptedRecord, Turn
+from ._replay import (
+    assert_journal_replays,
+    assert_journal_verifies,
+    replay_journal,
+    translator_for,
+    verify_journal,
+)
 from ._translator import ScriptedTranslator
 
 if typing.TYPE_CHECKING:
@@ -52,6 +63,11 @@ __all__ = [
     "Trigger",
     "TriggerKind",
     "Turn",
+    "assert_journal_replays",
+    "assert_journal_verifies",
+    "replay_journal",
+    "translator_for",
+    "verify_journal",
 ]
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import itertools
 import json
 import math
 import time
@@ -62,6 +63,8 @@ class Turn:
     tool: str = ""
     arguments: str = "{}"
 
+
+_INSTANCE_NUMBERS = itertools.count(1)
 
 DEFAULT_SCRIPT: tuple[Turn, ...] = (
     Turn(text="Hello! How can I help?"),
@@ -219,6 +222,9 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
         self.connectors_closed = 0
         """How many times a connector's ``aclose()`` was called (a session makes one)."""
         self._live: list[_Connection] = []
+        # Ids unique across instances too: a test that resumes a journal with a new provider
+        # instance must not see its new items overwrite the journal's old ones.
+        self._ids = f"p{next(_INSTANCE_NUMBERS)}-"
         self._turns = 0
         self._replies = 0
         self._calls = 0
@@ -362,7 +368,7 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
         if not self._fire(conn, TriggerKind.USER_AUDIO):
             return
         if starts:
-            conn.push(encode(t="speech_started", id=f"u{self._turns}"))
+            conn.push(encode(t="speech_started", id=f"{self._ids}u{self._turns}"))
             if not self._fire(conn, TriggerKind.USER_SPEECH):
                 return
         if len(conn.pending_user) >= self.commit_every:
@@ -371,7 +377,7 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
     def _commit(self, conn: _Connection) -> None:
         if not self._fire(conn, TriggerKind.USER_TURN):
             return  # heard but not committed: a lost connection loses the turn with it
-        item = f"u{self._turns}"
+        item = f"{self._ids}u{self._turns}"
         self._turns += 1
         frames = len(conn.record.audio)
         conn.record.committed.extend(conn.pending_user)
@@ -384,9 +390,9 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
         turn = self.script[self._replies % len(self.script)]
         self._replies += 1
         if turn.tool:
-            reply_id = f"r{self._replies}"
+            reply_id = f"{self._ids}r{self._replies}"
             self._calls += 1
-            call_id = f"call_{self._calls}"
+            call_id = f"{self._ids}call_{self._calls}"
             self._pending_calls[call_id] = (reply_id, turn)
             conn.push(encode(t="gen_start", id=reply_id))
             conn.push(
@@ -400,7 +406,7 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
         self._speak(conn, turn.text, turn.audio_chunks)
 
     def _speak(self, conn: _Connection, text: str, chunks: int) -> None:
-        reply_id = f"r{self._replies}-{len(conn.record.frames)}"
+        reply_id = f"{self._ids}r{self._replies}-{len(conn.record.frames)}"
         conn.push(encode(t="gen_start", id=reply_id))
         words = text.split(" ")
         per = max(1, math.ceil(len(words) / max(1, chunks)))

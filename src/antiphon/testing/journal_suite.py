@@ -24,6 +24,7 @@ This module needs pytest and hypothesis (``pip install 'antiphon[testing]'``); i
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from antiphon.errors import JournalConflict, JournalError
-from antiphon.journal import JournalBackend, Record
+from antiphon.journal import JournalBackend, Record, WireCapture, frame_payload, read_capture
 from antiphon.protocol import (
     SCHEMA_VERSION,
     AudioSpan,
@@ -98,7 +99,14 @@ class JournalConformance:
 
     The ``journal`` fixture is a fresh journal from :meth:`make_journal`; tests that need
     other options or several journals call :meth:`make_journal` themselves.
+
+    Attributes:
+        fences_on_take_over: True for a backend with fencing (the Redis journal): granting a
+            stream to a new writer refuses every later write of the earlier one at once, even
+            before the new writer appends (a stricter form of "whichever appends second").
     """
+
+    fences_on_take_over = False
 
     def make_journal(self, tmp_path: Path, *, snapshot_every: int = 1000) -> JournalBackend:
         """A new, empty journal.
@@ -227,6 +235,14 @@ class JournalConformance:
         old = journal.writer("s1")
         old.append(events[:2], expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
         new = journal.writer("s1", take_over=True)
+        if self.fences_on_take_over:
+            with pytest.raises(JournalConflict):
+                old.append(events[2:4], expected_seq=2, epoch=1, mono_ns=0, wall_ns=0)
+            new.append(events[2:4], expected_seq=new.next_seq, epoch=2, mono_ns=0, wall_ns=0)
+            old.close()  # releases nothing of the new holder's
+            new.close()
+            assert [r.epoch for r in journal.records("s1")] == [1, 1, 2, 2]
+            return
         old.append(events[2:4], expected_seq=2, epoch=1, mono_ns=0, wall_ns=0)
         with pytest.raises(JournalConflict) as info:
             new.append(events[2:3], expected_seq=new.next_seq, epoch=2, mono_ns=0, wall_ns=0)
@@ -363,6 +379,29 @@ class JournalConformance:
         writer.close()
         assert journal.audio("s1", "user") == (b"\x01\x00" * 48, 24_000)
         assert journal.audio("s1", "assistant") == (b"\x02\x00" * 32, 16_000)
+
+    def test_wire_capture_round_trips(self, journal: JournalBackend) -> None:
+        # Capture lives in two byte streams of the audio store ("wire", "wire-audio"): a
+        # backend that stores every stream of AUDIO_STREAMS keeps it with no code of its own.
+        writer = journal.writer("s1")
+        capture = WireCapture(
+            writer, "full", mono_ns=lambda: 7, wall_ns=lambda: 9, next_seq=lambda: writer.next_seq
+        )
+        audio = base64.b64encode(bytes(range(200)) * 3).decode()
+        sent = '{"type":"input_audio_buffer.append","audio":"' + audio + '"}'
+        capture.sent(1, sent, audio_index=0)
+        capture.received(1, b'{"type":"session.created","session":{"id":"x"}}')
+        writer.close()
+        frames = read_capture(journal, "s1")
+        assert [(f.direction, f.index, f.epoch, f.mono_ns) for f in frames] == [
+            ("sent", 0, 1, 7),
+            ("received", 0, 1, 7),
+        ]
+        assert capture.errors == 0
+        assert frame_payload(journal, "s1", frames[0]) == sent
+        assert frame_payload(journal, "s1", frames[1]) == (
+            b'{"type":"session.created","session":{"id":"x"}}'
+        )
 
     # --- snapshots and replay -----------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from antiphon.errors import ConnectionLostError, ProviderError, ProviderTimeout
 
 from .._contract import ConnectRequest, Disposition, Frame, Limits
 from .._http import parse_retry_after
+from .._redact import protect_logs, register_secret
 from ._translator import DEFAULT_LIMITS, PROVIDER, RETRYABLE_HTTP_STATUSES, classify_close
 
 __all__ = ["GeminiConnection", "GeminiConnector", "live_connect_config", "translate_error"]
@@ -265,6 +266,8 @@ class GeminiConnector:
     ) -> None:
         self.model = model
         self.limits = limits
+        register_secret(api_key)  # websockets logs the x-goog-api-key header at debug
+        protect_logs()
         socket_args: dict[str, Any] = {
             "ping_interval": None,
             "max_size": _MAX_FRAME,
@@ -330,6 +333,7 @@ class GeminiConnector:
             ProviderTimeout: connecting missed ``connect_timeout_s``.
         """
         _require_asyncio()
+        protect_logs()  # loggers the SDK created since (it imports lazily)
         if not handshake:
             raise ProviderError(
                 "empty handshake: a setup frame is required", provider=PROVIDER, condition="setup"

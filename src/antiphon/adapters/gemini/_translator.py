@@ -23,8 +23,21 @@ Turn tracking, per connection:
 * Model text parts become ``GenerationTextDelta`` only when output transcription is off;
   with it on (the default) the transcript is the text and text parts would double it.
 
-``usageMetadata`` becomes ``Usage`` with the values of that message; ``sessionResumptionUpdate``
-becomes ``ResumptionHandleUpdated`` only when it is resumable and carries a handle.
+``usageMetadata`` becomes ``Usage`` with the values of that message: output tokens from
+``responseTokenCount`` (Gemini API) or ``candidatesTokenCount`` (Vertex AI), thinking tokens
+from ``thoughtsTokenCount``, cached and per-modality counts from their details.
+``sessionResumptionUpdate`` becomes ``ResumptionHandleUpdated`` only when it is resumable and
+carries a handle. Vertex's ``groundingMetadata`` (search citations) is kept verbatim as an
+``UnknownProviderEvent`` (type ``serverContent.groundingMetadata``): journalled, not modelled.
+An output transcription's ``finished`` flag adds nothing: ``generationComplete`` and
+``turnComplete`` already end the reply.
+
+Client frames, decided against the API reference: history is seeded with ``turnComplete:
+false`` (``true`` asks the model to answer the seeded turns at once; the live turn that
+follows, or the runtime's reply request, starts the answer). ``systemInstruction`` carries no
+``role`` (the field is ignored there), and a tool without arguments is declared without
+``parameters`` (an ``OBJECT`` schema with no properties is refused by Gemini's schema
+validation) or an empty ``description``; both are optional.
 
 Handshake validity of a resumption handle (Gemini keeps them for about 2 h) is the runtime's
 concern: it passes a state whose ``resumption_handle`` is empty when the handle is too old or
@@ -76,6 +89,7 @@ from antiphon.protocol import (
     ResumptionHandleUpdated,
     SendText,
     SessionState,
+    TokenDetails,
     ToolCallCancelRequested,
     ToolCallRequested,
     ToolOutcome,
@@ -97,6 +111,7 @@ from .._contract import (
     Handshake,
     Limits,
 )
+from .._schema import gemini_schema
 from . import _wire as w
 
 __all__ = [
@@ -208,8 +223,21 @@ def _tool_declaration(tool: ToolSpec) -> dict[str, Any]:
     if tool.description:
         decl["description"] = tool.description
     if tool.parameters.get("properties"):
-        decl["parameters"] = tool.parameters
+        decl["parameters"] = gemini_schema(tool.parameters)
     return decl
+
+
+def _by_modality(counts: Sequence[w.ModalityTokenCount] | None) -> TokenDetails:
+    by: dict[str, int] = {}
+    for c in counts or ():
+        key = c.modality.lower()
+        by[key] = by.get(key, 0) + (w.first(c.token_count, c.token_count_) or 0)
+    return TokenDetails(
+        text=by.get("text", 0),
+        audio=by.get("audio", 0),
+        image=by.get("image", 0),
+        video=by.get("video", 0),
+    )
 
 
 def _dumps(obj: Any) -> str:
@@ -242,8 +270,8 @@ class GeminiTranslator:
             ``{"slidingWindow": {}}``; None leaves it out.
         use_realtime_text: Send text as ``realtimeInput.text`` rather than ``clientContent``
             (models that close with 1007 on mid-session ``clientContent``).
-        seed_turn_complete: ``turnComplete`` of the history re-seeding message (2.5 models
-            need True).
+        seed_turn_complete: ``turnComplete`` of the history re-seeding message (False: the
+            model waits for the live turn; see the module docstring).
         generation_config: Extra ``generationConfig`` fields (temperature, thinkingConfig...).
     """
 
@@ -263,7 +291,7 @@ class GeminiTranslator:
         manual_activity: bool = False,
         context_window_compression: Mapping[str, Any] | None = None,
         use_realtime_text: bool = False,
-        seed_turn_complete: bool = True,
+        seed_turn_complete: bool = False,
         generation_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
@@ -439,6 +467,12 @@ class GeminiTranslator:
             self._user_text = ""
 
     def _server_content(self, sc: w.ServerContent, events: list[Event]) -> None:
+        grounding = sc.grounding_metadata or sc.grounding_metadata_
+        if grounding:
+            raw = bytes(grounding).decode("utf-8", "replace")
+            events.append(
+                UnknownProviderEvent(provider_type="serverContent.groundingMetadata", raw=raw)
+            )
         it = w.first(sc.input_transcription, sc.input_transcription_)
         if it is not None and (it.text or it.finished):
             if self._user_item is None:
@@ -493,11 +527,29 @@ class GeminiTranslator:
         self._end_generation(GenerationEndReason.TOOL_CALL, events)
 
     def _usage(self, um: w.UsageMetadata, events: list[Event]) -> None:
+        output = w.first(um.response_token_count, um.response_token_count_)
+        if output is None:
+            output = w.first(um.candidates_token_count, um.candidates_token_count_)
+        out_details = w.first(um.response_tokens_details, um.response_tokens_details_)
+        if out_details is None:
+            out_details = w.first(um.candidates_tokens_details, um.candidates_tokens_details_)
         events.append(
             Usage(
                 input_tokens=w.first(um.prompt_token_count, um.prompt_token_count_) or 0,
-                output_tokens=w.first(um.response_token_count, um.response_token_count_) or 0,
+                output_tokens=output or 0,
                 total_tokens=w.first(um.total_token_count, um.total_token_count_) or 0,
+                cached_input_tokens=w.first(
+                    um.cached_content_token_count, um.cached_content_token_count_
+                )
+                or 0,
+                reasoning_tokens=w.first(um.thoughts_token_count, um.thoughts_token_count_) or 0,
+                input_details=_by_modality(
+                    w.first(um.prompt_tokens_details, um.prompt_tokens_details_)
+                ),
+                output_details=_by_modality(out_details),
+                cached_details=_by_modality(
+                    w.first(um.cache_tokens_details, um.cache_tokens_details_)
+                ),
             )
         )
 

@@ -71,6 +71,12 @@ class ServerContent(_Lenient, frozen=True, kw_only=True):
     turn_complete: bool | None = None
     turn_complete_: bool | None = msgspec.field(default=None, name="turnComplete")
     interrupted: bool = False
+    # Vertex (Google Search grounding): kept verbatim, not modelled (an empty Raw when
+    # absent: msgspec takes no Raw in a union with None).
+    grounding_metadata: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    grounding_metadata_: msgspec.Raw = msgspec.field(
+        default_factory=msgspec.Raw, name="groundingMetadata"
+    )
 
 
 class FunctionCall(_Lenient, frozen=True, kw_only=True):
@@ -101,13 +107,44 @@ class SessionResumptionUpdate(_Lenient, frozen=True, kw_only=True):
     resumable: bool = False
 
 
+class ModalityTokenCount(_Lenient, frozen=True, kw_only=True):
+    modality: str = ""  # TEXT, AUDIO, IMAGE, VIDEO, DOCUMENT
+    token_count: int | None = None
+    token_count_: int | None = msgspec.field(default=None, name="tokenCount")
+
+
 class UsageMetadata(_Lenient, frozen=True, kw_only=True):
     prompt_token_count: int | None = None
     prompt_token_count_: int | None = msgspec.field(default=None, name="promptTokenCount")
+    # The Gemini API names the output "response"; Vertex AI names it "candidates".
     response_token_count: int | None = None
     response_token_count_: int | None = msgspec.field(default=None, name="responseTokenCount")
+    candidates_token_count: int | None = None
+    candidates_token_count_: int | None = msgspec.field(default=None, name="candidatesTokenCount")
     total_token_count: int | None = None
     total_token_count_: int | None = msgspec.field(default=None, name="totalTokenCount")
+    cached_content_token_count: int | None = None
+    cached_content_token_count_: int | None = msgspec.field(
+        default=None, name="cachedContentTokenCount"
+    )
+    thoughts_token_count: int | None = None
+    thoughts_token_count_: int | None = msgspec.field(default=None, name="thoughtsTokenCount")
+    prompt_tokens_details: list[ModalityTokenCount] | None = None
+    prompt_tokens_details_: list[ModalityTokenCount] | None = msgspec.field(
+        default=None, name="promptTokensDetails"
+    )
+    response_tokens_details: list[ModalityTokenCount] | None = None
+    response_tokens_details_: list[ModalityTokenCount] | None = msgspec.field(
+        default=None, name="responseTokensDetails"
+    )
+    candidates_tokens_details: list[ModalityTokenCount] | None = None
+    candidates_tokens_details_: list[ModalityTokenCount] | None = msgspec.field(
+        default=None, name="candidatesTokensDetails"
+    )
+    cache_tokens_details: list[ModalityTokenCount] | None = None
+    cache_tokens_details_: list[ModalityTokenCount] | None = msgspec.field(
+        default=None, name="cacheTokensDetails"
+    )
 
 
 class VoiceActivity(_Lenient, frozen=True, kw_only=True):

@@ -44,6 +44,7 @@ import msgspec
 
 from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Disposition, Frame, Limits
+from .._redact import protect_logs, register_secret
 from ._errors import classify_error
 from ._leftovers import Leftovers, acquire_error_filter, release_error_filter
 
@@ -215,6 +216,12 @@ class NovaConnection:
         self._limits = limits
         self._leftovers = leftovers  # the connector's: what this connection abandons
         self._receiver: Any = None
+        # The SDK read in progress. It is never cancelled: cancelling it cancels awscrt's
+        # future for the next body chunk, and awscrt's completion callback later raises
+        # InvalidStateError into the void on it ("Exception ignored in ..."). A receive that
+        # is cancelled (a stall timeout) leaves it running; the next receive takes it over,
+        # and aclose hands it to the leftovers.
+        self._reading: asyncio.Task[Any] | None = None
         self._send_lock = asyncio.Lock()  # the SDK chains signatures: sends must not interleave
         self._alive = True  # False after any send/receive failure: never await a send again
         self._session_end_sent = False
@@ -273,6 +280,11 @@ class NovaConnection:
     async def _await_output(self) -> None:
         _, self._receiver = await self._stream.await_output()
 
+    async def _read(self) -> Any:
+        if self._receiver is None:
+            await self._await_output()
+        return await self._receiver.receive()
+
     async def receive(self) -> Frame:
         """The next Nova output event's JSON bytes.
 
@@ -289,15 +301,17 @@ class NovaConnection:
             InvokeModelWithBidirectionalStreamOutputUnknown,
         )
 
-        if self._receiver is None:
-            try:
-                await self._await_output()
-            except Exception as exc:
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = asyncio.ensure_future(self._read())
+        await asyncio.wait({reading})  # a cancelled wait leaves the read running
+        self._reading = None
+        try:
+            event = reading.result()
+        except Exception as exc:
+            if self._receiver is None:  # the response never started
                 self._alive = False
                 raise translate_exception(exc) from exc
-        try:
-            event = await self._receiver.receive()
-        except Exception as exc:
             error = translate_exception(exc)
             # A modeled service exception ends the output, but the input side still works:
             # the runtime sends the close sequence (contentEnd, promptEnd, sessionEnd) to free
@@ -341,6 +355,10 @@ class NovaConnection:
         if self._closed:
             return
         self._closed = True
+        if self._reading is not None:
+            # Held until the stream's end resolves it: never cancelled (see __init__).
+            self._leftovers.keep(self._reading)
+            self._reading = None
         timeout = self._limits.close_timeout_s
         if self._alive:
             await _detached(self._stream.input_stream.close(), timeout, self._leftovers)
@@ -383,6 +401,11 @@ class NovaConnector:
         self.endpoint_uri = endpoint_uri
         self.ca_file = ca_file
         self._credentials = credentials
+        if credentials is not None:  # the SDK logs the signed request at debug
+            register_secret(credentials.access_key_id)
+            register_secret(credentials.secret_access_key)
+            register_secret(credentials.session_token)
+        protect_logs()
         self._config_file_path = config_file_path
         self._credentials_file_path = credentials_file_path
         self._leftovers = Leftovers()
@@ -424,6 +447,7 @@ class NovaConnector:
         from aws_sdk_bedrock_runtime.config import AsyncBedrockRuntimeConfig
         from smithy_aws_core.config.exceptions import ConfigValidationError
 
+        protect_logs()  # the SDK's loggers exist now: its request log holds the signature
         overrides: dict[str, Any] = {"transport": transport, "max_attempts": 1}
         region = self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if region:
@@ -460,6 +484,7 @@ class NovaConnector:
         """
         _require_asyncio()
         self._filter_errors()
+        protect_logs()  # loggers the SDK created since (it imports lazily)
         # The attempt runs in its own task that is abandoned, not cancelled, on timeout:
         # cancelling awscrt's connect future makes its later setup callback raise into the
         # void. An attempt that succeeds after we gave up closes its own stream.

@@ -81,6 +81,7 @@ from ...protocol import (
     UserAudioCommitted,
 )
 from .._contract import Capabilities, ConnectRequest, ErrorClass, Frame, Handshake, Limits
+from .._schema import json_schema
 from ._errors import classify_error
 from ._history import cut_utf8, history_messages
 
@@ -424,7 +425,7 @@ class NovaTranslator:
                         "toolSpec": {
                             "name": t.name,
                             "description": t.description,
-                            "inputSchema": {"json": json.dumps(t.parameters)},
+                            "inputSchema": {"json": json.dumps(json_schema(t.parameters))},
                         }
                     }
                     for t in tools

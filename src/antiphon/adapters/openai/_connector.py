@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Frame, Limits
 from .._http import parse_retry_after
+from .._redact import RedactCredentials, protect_logs, register_secret
 from ._translator import close_code_recoverable, http_status_recoverable
 
 __all__ = ["OpenAIConnection", "OpenAIConnector"]
@@ -40,25 +41,8 @@ DEFAULT_MAX_SIZE: Final = 16 * 1024 * 1024
 biggest server events (a long ``response.done``, a large audio delta)."""
 
 
-class _RedactAuthorization(logging.Filter):
-    """Hides credentials in websockets' ``> Header: value`` debug lines."""
-
-    _SECRET_HEADERS: Final = frozenset({"authorization", "api-key", "openai-api-key"})
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if (
-            isinstance(args, tuple)
-            and len(args) == 2
-            and isinstance(args[0], str)
-            and args[0].lower() in self._SECRET_HEADERS
-        ):
-            record.args = (args[0], "[redacted]")
-        return True
-
-
 _WS_LOGGER: Final = logging.getLogger("antiphon.adapters.openai.websocket")
-_WS_LOGGER.addFilter(_RedactAuthorization())
+_WS_LOGGER.addFilter(RedactCredentials())
 
 
 def _close_code(exc: ConnectionClosed) -> int:
@@ -179,6 +163,8 @@ class OpenAIConnector:
         self.max_size = max_size
         self.extra_headers = dict(extra_headers or {})
         self.__api_key = api_key
+        register_secret(api_key)  # hidden wherever a library logs it, not only as a header
+        protect_logs()
 
     def __repr__(self) -> str:
         return (

@@ -19,7 +19,13 @@ from .._contract import Limits
 from ._connector import DEFAULT_MAX_SIZE, OpenAIConnector
 from ._translator import OpenAITranslator, Variant, server_vad
 
-__all__ = ["OPENAI_LIMITS", "XAI_LIMITS", "OpenAIRealtime", "XAIRealtime"]
+__all__ = [
+    "OPENAI_LIMITS",
+    "XAI_LIMITS",
+    "XAI_RESUME_WINDOW_S",
+    "OpenAIRealtime",
+    "XAIRealtime",
+]
 
 OPENAI_LIMITS = Limits(
     input_sample_rate=24_000,
@@ -37,6 +43,11 @@ XAI_LIMITS = Limits(
     rotate_after_s=50 * 60.0,
     rotate_before_expiry_s=600.0,
 )
+
+XAI_RESUME_WINDOW_S = 25 * 60.0
+"""How long after a drop xAI is trusted to resume a conversation: ~30 min is reported, so
+25 min. Past it the next connection starts a new conversation seeded from the state; a
+resumption the server refuses all the same falls back to that seeding too."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,9 +93,10 @@ class OpenAIRealtime:
 
     @property
     def handle_max_age_s(self) -> float | None:
-        """None: every connection is primed from the session state; no resumption handle
-        (xAI's ``conversation_id``) is used, its window being unverified."""
-        return None
+        """xAI: :data:`XAI_RESUME_WINDOW_S`, counted from the handle's last refresh (the end of
+        the newest turn), which is never later than the loss the server's window runs from.
+        OpenAI: None (no server-side resumption, so no handles)."""
+        return XAI_RESUME_WINDOW_S if self.variant == "xai" else None
 
     def replace(self, **changes: Any) -> OpenAIRealtime:
         """A copy with ``changes`` applied (presets are values)."""

@@ -11,8 +11,8 @@ with a string ``type``, or a known event of the wrong shape, raises
 One translator serves one connection. The state it keeps is what the wire alone tells it:
 whether the handshake was acknowledged, the tool calls already reported (providers may
 repeat ``function_call_arguments.done``), which responses asked for a tool, the last
-``speech_stopped`` position, and how much audio the newest assistant item carried (so a
-truncate can be clamped to it).
+``speech_stopped`` position, how much audio the newest assistant item carried (so a
+truncate can be clamped to it), each item's ``phase``, and the course of an xAI resumption.
 
 Decisions:
 
@@ -33,8 +33,38 @@ Decisions:
   table: HTTP statuses (:func:`http_status_recoverable`), close codes
   (:func:`close_code_recoverable`) and the provider's error codes
   (:data:`FATAL_PROVIDER_CODES`, :data:`RECOVERABLE_PROVIDER_CODES`).
-* Server-side resumption (xAI ``conversation_id``) is not used: its window is unverified, so
-  every connection is primed from the session state (``capabilities.server_resume`` False).
+* xAI resumes server-side. Every xAI ``session.update`` asks for it
+  (``resumption: {"enabled": true}``), and the ``conversation_id`` of ``conversation.created``
+  is the session's resumption handle, refreshed at every ``response.done``. A connection for
+  a state with a handle dials with ``?conversation_id=<handle>`` and sends no history: the
+  server answers with the same id and replays the items it holds as
+  ``conversation.item.added`` (:class:`~antiphon.protocol.ProviderResumed` ``resumed=True``).
+  When it answers with another id, it started afresh (``resumed=False``): the history that
+  the handshake held back goes out ahead of the first frame the connection encodes. The
+  verdict comes before ``ready``, so the runtime reports ``ConnectionOpened.resumed`` from it.
+  Undelivered tool outputs and audio since the safe point are the runtime's to send either
+  way. A replayed item the session never recorded (by item id; tool calls by call id) — a
+  reply generated after the old connection stopped delivering, speech the server committed
+  after the session's last safe point — is deleted (``conversation.item.delete``) ahead of
+  the first frame as well: the runtime re-sends that audio and asks again for a reply that
+  was due, and the user's speech or the reply must not be in the conversation twice (typed
+  user text is never deleted: its server id is not the session's). OpenAI has no
+  server-side resumption: every connection is primed from the state.
+* ``item.phase`` (newer OpenAI models: ``commentary`` for a spoken preamble,
+  ``final_answer`` for the answer) is read from ``response.output_item.added`` /
+  ``conversation.item.added`` and stamped on the item's text deltas.
+* ``rate_limits.updated`` becomes ``RateLimitsUpdated`` (the app sees how near a limit it
+  is); WebRTC's ``output_audio_buffer.*`` are ignored (antiphon plays no server buffer).
+* Client frames: every full ``session.update`` names the voice and the tools, though the
+  real clients send neither when they have nothing to set: a reconnect then keeps the
+  configured voice whatever the server's default, and the same builder serves
+  ``UpdateOptions``, where ``tools: []`` clears tools an earlier update declared. Azure
+  Voice Live's ``input_audio_sampling_rate`` is sent (beta shape) only for a rate other
+  than its 24 kHz default (see :meth:`OpenAITranslator._beta_input_rate`).
+* ``conversation.item.input_audio_transcription.failed`` finalises the user item without
+  text (``InputTranscriptFailed``) and reports the error as a notice: not recoverable when
+  its code is a configuration error (:data:`CONFIGURATION_ERROR_CODES`, e.g. Azure's
+  ``DeploymentNotFound``), which no reconnect fixes. Either way the session carries on.
 
 Pure: no IO, no clock.
 """
@@ -67,16 +97,22 @@ from ...protocol import (
     GenerationStarted,
     GenerationTextDelta,
     InputTranscriptDelta,
+    InputTranscriptFailed,
     InputTranscriptFinal,
     Interrupt,
     Item,
     KeepAlive,
     ProviderErrorEvent,
+    ProviderResumed,
     ProviderSessionInfo,
+    RateLimit,
+    RateLimitsUpdated,
+    ResumptionHandleUpdated,
     SendAudio,
     SendText,
     SessionState,
     SubmitToolResult,
+    TokenDetails,
     ToolCallRequested,
     ToolSpec,
     UnknownProviderEvent,
@@ -98,9 +134,11 @@ from .._contract import (
     Handshake,
     Limits,
 )
+from .._schema import json_schema
 from . import _wire as w
 
 __all__ = [
+    "CONFIGURATION_ERROR_CODES",
     "FATAL_CLOSE_CODES",
     "FATAL_PROVIDER_CODES",
     "RECOVERABLE_PROVIDER_CODES",
@@ -125,6 +163,13 @@ FATAL_PROVIDER_CODES: Final = frozenset(
     }
 )
 """The provider's error codes that no reconnect can fix: configuration or account problems."""
+
+CONFIGURATION_ERROR_CODES: Final = FATAL_PROVIDER_CODES | frozenset(
+    {"DeploymentNotFound", "deployment_not_found"}
+)
+"""Codes of a failed input transcription that are configuration errors (Azure's transcription
+deployment is missing, the model is unknown): the app must fix its settings; a reconnect
+would fail the same way, and the session can go on without transcripts."""
 
 RECOVERABLE_PROVIDER_CODES: Final = frozenset(
     {"session_expired", "server_error", "rate_limit_exceeded", "rate_limit_error"}
@@ -175,7 +220,7 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
         "type": "function",
         "name": spec.name,
         "description": spec.description,
-        "parameters": spec.parameters,
+        "parameters": json_schema(spec.parameters),
     }
 
 
@@ -230,7 +275,7 @@ class OpenAITranslator:
         self.session_extra = dict(session_extra or {})
         self.capabilities: Capabilities = Capabilities(
             server_vad=True,
-            server_resume=False,
+            server_resume=variant == "xai",
             make_before_break=True,
             truncate=variant == "openai",
             text_input=True,
@@ -241,6 +286,17 @@ class OpenAITranslator:
         self._last_stop: tuple[str, int] | None = None
         self._audio_item: str = ""
         self._audio_item_bytes = 0
+        self._phases: dict[str, str] = {}  # item id -> item.phase, where the provider says
+        self._conversation_id = ""
+        # xAI resumption: the conversation asked for, whether the server's answer is known,
+        # the history held back meanwhile, and what must still go out (not resumed).
+        self._resuming = ""
+        self._resume_settled = False
+        self._replayed = 0
+        self._known: frozenset[str] = frozenset()  # item and call ids the session recorded
+        self._seed: tuple[Frame, ...] = ()
+        self._encoded = False  # a frame beyond the handshake went out on this connection
+        self._pending: list[Frame] = []  # owed to the server ahead of anything else
 
     def __repr__(self) -> str:
         return (
@@ -255,7 +311,10 @@ class OpenAITranslator:
         return self._ready
 
     def connect_request(self, state: SessionState) -> ConnectRequest:
-        """Dial parameters: none beyond the preset's URL and model (no server-side resume)."""
+        """xAI with a resumption handle: ``conversation_id=<handle>``; else nothing beyond the
+        preset's URL and model."""
+        if self.variant == "xai" and state.resumption_handle:
+            return ConnectRequest(query={"conversation_id": state.resumption_handle})
         return ConnectRequest()
 
     def handshake(self, state: SessionState) -> Handshake:
@@ -267,15 +326,41 @@ class OpenAITranslator:
         while outputs still waiting for delivery are left to the runtime's
         ``DeliverToolResult`` (each is sent exactly once). No ``response.create`` is sent
         here: the runtime asks for the reply.
+
+        xAI with a resumption handle: the ``session.update`` only (``resumed=True``); the
+        history is held back until the server says whether it resumed (module docstring).
         """
         frames: list[Frame] = [
             self._session_update(self._full_session(state.options, state.instructions, state.tools))
         ]
         history = state.history()
         kept = self._capped(history)
-        for item in self._history(kept):
-            frames.append(_dumps({"type": "conversation.item.create", "item": item}))
-        return Handshake(frames=tuple(frames), history_truncated=len(kept) < len(history))
+        seed = tuple(
+            _dumps({"type": "conversation.item.create", "item": item})
+            for item in self._history(kept)
+        )
+        truncated = len(kept) < len(history)
+        if self.variant == "xai" and state.resumption_handle:
+            self._resuming = state.resumption_handle
+            self._seed = seed
+            self._known = frozenset(item.id for item in state.items)
+            return Handshake(frames=tuple(frames), history_truncated=truncated, resumed=True)
+        return Handshake(frames=(*frames, *seed), history_truncated=truncated)
+
+    def _settle_resume(self, conversation_id: str | None) -> list[Event]:
+        """The server's answer to a resumption request: the conversation it opened (None when
+        it named none before acknowledging the session; then replayed items decide)."""
+        if not self._resuming or self._resume_settled:
+            return []
+        self._resume_settled = True
+        if conversation_id is None:
+            resumed = self._replayed > 0
+        else:
+            resumed = conversation_id == self._resuming
+        if not resumed:
+            self._pending = list(self._seed)  # a new conversation: seed it after all
+        self._seed = ()
+        return [ProviderResumed(resumed=resumed, conversation_id=conversation_id or "")]
 
     # --- contract: decode -----------------------------------------------------------------
 
@@ -319,23 +404,76 @@ class OpenAITranslator:
         return [UnknownProviderEvent(provider_type=env.type, raw=raw)]
 
     def _session(self, msg: w.SessionCreated | w.SessionUpdated) -> list[Event]:
+        events: list[Event] = []
         if isinstance(msg, w.SessionUpdated):
+            # The verdict on resuming precedes readiness: the runtime reads it when the
+            # connection opens.
+            events = self._settle_resume(None)
             self._ready = True
         session = msg.session
         if session is None:
-            return []
+            return events
         expires = session.expires_at
         if expires is not None and not math.isfinite(expires):
             expires = None
         if not session.id and expires is None:
-            return []  # xAI's session.updated names no session: nothing to record
-        return [ProviderSessionInfo(provider_session_id=session.id or "", expires_at_s=expires)]
+            return events  # xAI's session.updated names no session: nothing to record
+        info = ProviderSessionInfo(provider_session_id=session.id or "", expires_at_s=expires)
+        return [*events, info]
 
     def _conversation(self, msg: w.ConversationCreated) -> list[Event]:
         conv = msg.conversation
         if conv is None or not conv.id:
             return []
-        return [ProviderSessionInfo(conversation_id=conv.id)]
+        self._conversation_id = conv.id
+        verdict = self._settle_resume(conv.id)
+        events: list[Event] = [*verdict, ProviderSessionInfo(conversation_id=conv.id)]
+        refused = any(isinstance(e, ProviderResumed) and not e.resumed for e in verdict)
+        if self.variant == "xai" and not refused:
+            # After a refusal the new conversation is empty until the held-back history has
+            # gone out: its id becomes the handle at the end of the first turn, not before.
+            events.append(ResumptionHandleUpdated(handle=conv.id))
+        return events
+
+    def _item_added(self, msg: w.ItemAdded) -> list[Event]:
+        item = msg.item
+        if item is None:
+            return []
+        if item.id and item.phase:
+            self._phases[item.id] = item.phase
+        if self._resuming and not self._encoded:
+            # xAI replays a resumed conversation before the connection carries anything new.
+            self._replayed += 1
+            if item.id and self._unrecorded(item):
+                delete = {"type": "conversation.item.delete", "item_id": item.id}
+                self._pending.append(_dumps(delete))
+        return []
+
+    def _unrecorded(self, item: w.ItemInfo) -> bool:
+        """A replayed item the session never recorded (see the module docstring)."""
+        if item.type in ("function_call", "function_call_output"):
+            return item.type == "function_call" and (item.call_id or "") not in self._known
+        if item.type != "message" or item.id in self._known:
+            return False
+        if item.role == "assistant":
+            return True
+        parts = {p.type for p in item.content or ()}
+        return item.role == "user" and "input_audio" in parts and "input_text" not in parts
+
+    def _output_item_added(self, msg: w.OutputItemAdded) -> list[Event]:
+        item = msg.item
+        if item is not None and item.id and item.phase:
+            self._phases[item.id] = item.phase
+        return []
+
+    def _rate_limits(self, msg: w.RateLimitsUpdated) -> list[Event]:
+        limits = tuple(
+            RateLimit(
+                name=r.name, limit=r.limit, remaining=r.remaining, reset_seconds=r.reset_seconds
+            )
+            for r in msg.rate_limits or ()
+        )
+        return [RateLimitsUpdated(limits=limits)]
 
     def _ping(self, msg: w.Ping) -> list[Event]:
         return []
@@ -391,12 +529,17 @@ class OpenAITranslator:
 
     def _transcript_failed(self, msg: w.InputTranscriptionFailed) -> list[Event]:
         err = msg.error or w.ErrorInfo()
+        item_id = msg.item_id or ""
+        code = str(err.code) if err.code is not None and err.code != "" else ""
+        code = code or err.type or "transcription_failed"
+        message = err.message or ""
         return [
+            InputTranscriptFailed(item_id=item_id, code=code, message=message),
             ProviderErrorEvent(
-                code=err.code if isinstance(err.code, str) and err.code else "transcription_failed",
-                message=err.message or f"input transcription failed for item {msg.item_id}",
-                recoverable=True,
-            )
+                code=code,
+                message=f"input transcription failed for item {item_id}: {message}".rstrip(": "),
+                recoverable=code not in CONFIGURATION_ERROR_CODES,
+            ),
         ]
 
     def _response_created(self, msg: w.ResponseCreated) -> list[Event]:
@@ -424,9 +567,13 @@ class OpenAITranslator:
     def _text_delta(self, msg: w.TextDelta) -> list[Event]:
         if not msg.delta:
             return []
+        item_id = msg.item_id or ""
         return [
             GenerationTextDelta(
-                generation_id=msg.response_id or "", item_id=msg.item_id or "", text=msg.delta
+                generation_id=msg.response_id or "",
+                item_id=item_id,
+                text=msg.delta,
+                phase=self._phases.get(item_id, ""),
             )
         ]
 
@@ -452,13 +599,7 @@ class OpenAITranslator:
         events: list[Event] = []
         usage = msg.usage if msg.usage is not None else response.usage
         if usage is not None and (usage.input_tokens or usage.output_tokens or usage.total_tokens):
-            events.append(
-                Usage(
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    total_tokens=usage.total_tokens,
-                )
-            )
+            events.append(_usage(usage))
         called = response_id in self._tool_responses or any(
             o.type == "function_call" for o in response.output or ()
         )
@@ -479,6 +620,9 @@ class OpenAITranslator:
             detail = "; ".join(p for p in parts if p)
         if response_id:
             events.append(GenerationEnded(generation_id=response_id, reason=end, detail=detail))
+        if self.variant == "xai" and self._conversation_id:
+            # The conversation is resumable as it stands after the turn: a fresh handle.
+            events.append(ResumptionHandleUpdated(handle=self._conversation_id))
         if error is not None:
             code = _code(error)
             events.append(
@@ -499,7 +643,19 @@ class OpenAITranslator:
     # --- contract: encode -----------------------------------------------------------------
 
     def encode(self, command: Command, state: SessionState) -> list[Frame]:
-        """Frames that carry out ``command``; [] for commands the runtime handles itself."""
+        """Frames that carry out ``command``; [] for commands the runtime handles itself.
+
+        After an xAI resumption, what the connection owes the server goes out first, ahead of
+        the frames of whatever command comes next: the held-back history when the server
+        started afresh, the deletion of replayed items the session never recorded when it
+        resumed (see the module docstring)."""
+        self._encoded = True
+        if self._pending:
+            owed, self._pending = self._pending, []
+            return [*owed, *self._encode(command, state)]
+        return self._encode(command, state)
+
+    def _encode(self, command: Command, state: SessionState) -> list[Frame]:
         match command:
             case AudioFrame(pcm=pcm):
                 b64 = binascii.b2a_base64(pcm, newline=False).decode("ascii")
@@ -580,8 +736,14 @@ class OpenAITranslator:
         server errors, rate limits (with the server's ``Retry-After``) and timeouts are
         ``RECOVERABLE``: a new connection re-seeded from the state. An exception from outside
         the error tree is ``RECOVERABLE`` too: the runtime's restart budget bounds it.
+
+        ``fresh_start`` (drop the resumption handle) is set for OpenAI, which has no
+        server-side state, and for an xAI connection that failed while its resumption was
+        unanswered: a conversation the server will not take up must not be asked for again.
         """
-        fresh = not self.capabilities.server_resume
+        fresh = not self.capabilities.server_resume or bool(
+            self._resuming and not self._resume_settled
+        )
 
         def again(reason: str, retry_after_s: float | None = None) -> ErrorClass:
             return ErrorClass(
@@ -658,6 +820,8 @@ class OpenAITranslator:
                     "output": {"format": out_fmt},
                 },
                 "tools": [_tool(t) for t in tools],
+                # Keep the conversation on the server so a dropped connection can resume it.
+                "resumption": {"enabled": True},
             }
         elif self.beta:
             session = {
@@ -666,6 +830,7 @@ class OpenAITranslator:
                 "voice": voice,
                 "input_audio_format": "pcm16",
                 "output_audio_format": "pcm16",
+                **self._beta_input_rate(),
                 "input_audio_transcription": transcription,
                 "turn_detection": td,
                 "tools": [_tool(t) for t in tools],
@@ -703,6 +868,15 @@ class OpenAITranslator:
         if isinstance(extra, Mapping):
             session.update(extra)
         return session
+
+    def _beta_input_rate(self) -> dict[str, Any]:
+        """``input_audio_sampling_rate`` where it says something (beta shape).
+
+        Azure Voice Live takes 16000 or 24000 Hz input here and defaults to 24000, the only
+        rate OpenAI's beta ``pcm16`` has (OpenAI refuses the field as an unknown parameter).
+        So it is sent only for another rate, which only Voice Live accepts."""
+        rate = self.limits.input_sample_rate
+        return {} if rate == 24_000 else {"input_audio_sampling_rate": rate}
 
     def _session_update(self, session: dict[str, Any]) -> str:
         if self.variant == "openai" and not self.beta:
@@ -750,6 +924,25 @@ class OpenAITranslator:
                         {"type": "function_call_output", "call_id": call_id, "output": output}
                     )
         return out
+
+
+def _modality(d: w.ModalityTokens | None) -> TokenDetails:
+    if d is None:
+        return TokenDetails()
+    return TokenDetails(text=d.text_tokens, audio=d.audio_tokens, image=d.image_tokens)
+
+
+def _usage(usage: w.TokenUsage) -> Usage:
+    inp = usage.input_token_details
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+        cached_input_tokens=inp.cached_tokens if inp is not None else 0,
+        input_details=_modality(inp),
+        output_details=_modality(usage.output_token_details),
+        cached_details=_modality(inp.cached_tokens_details if inp is not None else None),
+    )
 
 
 def _user_item(text: str) -> dict[str, Any]:
@@ -802,6 +995,10 @@ _HANDLERS: Final[dict[type[w.ServerEvent], _Handler]] = {
     w.TextDeltaXAI: OpenAITranslator._text_delta,
     w.FunctionArgumentsDone: OpenAITranslator._function_done,
     w.ItemTruncated: OpenAITranslator._truncated,
+    w.ItemAdded: OpenAITranslator._item_added,
+    w.ItemCreatedBeta: OpenAITranslator._item_added,
+    w.OutputItemAdded: OpenAITranslator._output_item_added,
+    w.RateLimitsUpdated: OpenAITranslator._rate_limits,
 }
 """Wire event class -> handler."""
 

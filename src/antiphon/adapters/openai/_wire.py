@@ -23,19 +23,28 @@ __all__ = [
     "IGNORED_TYPES",
     "AudioDelta",
     "AudioDeltaBeta",
+    "ContentPart",
     "ConversationCreated",
     "Envelope",
     "ErrorEvent",
     "ErrorInfo",
     "FunctionArgumentsDone",
     "InputAudioCommitted",
+    "InputTokenDetails",
     "InputTranscriptionCompleted",
     "InputTranscriptionDelta",
     "InputTranscriptionFailed",
     "InputTranscriptionUpdated",
+    "ItemAdded",
+    "ItemCreatedBeta",
+    "ItemInfo",
     "ItemTruncated",
+    "ModalityTokens",
     "OutputItem",
+    "OutputItemAdded",
     "Ping",
+    "RateLimitInfo",
+    "RateLimitsUpdated",
     "ResponseCreated",
     "ResponseDone",
     "ResponseInfo",
@@ -86,14 +95,52 @@ class StatusDetails(_Wire, frozen=True, kw_only=True):
     error: ErrorInfo | None = None
 
 
+class ModalityTokens(_Wire, frozen=True, kw_only=True):
+    text_tokens: int = 0
+    audio_tokens: int = 0
+    image_tokens: int = 0
+
+
+class InputTokenDetails(ModalityTokens, frozen=True, kw_only=True):
+    cached_tokens: int = 0
+    cached_tokens_details: ModalityTokens | None = None
+
+
 class TokenUsage(_Wire, frozen=True, kw_only=True):
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    input_token_details: InputTokenDetails | None = None
+    output_token_details: ModalityTokens | None = None
+
+
+class ContentPart(_Wire, frozen=True, kw_only=True):
+    type: str | None = None
 
 
 class OutputItem(_Wire, frozen=True, kw_only=True):
+    """An item of ``response.done``'s ``output``: only its type is read there."""
+
     type: str | None = None
+
+
+class ItemInfo(_Wire, frozen=True, kw_only=True):
+    """The ``item`` of ``conversation.item.added`` / ``response.output_item.added``."""
+
+    id: str | None = None
+    type: str | None = None
+    role: str | None = None
+    call_id: str | None = None
+    content: list[ContentPart] | None = None
+    # Newer OpenAI models: "commentary" (a spoken preamble) or "final_answer".
+    phase: str | None = None
+
+
+class RateLimitInfo(_Wire, frozen=True, kw_only=True):
+    name: str = ""
+    limit: int = 0
+    remaining: int = 0
+    reset_seconds: float = 0.0
 
 
 class ResponseInfo(_Wire, frozen=True, kw_only=True):
@@ -246,6 +293,25 @@ class ItemTruncated(_Event, frozen=True, kw_only=True, tag="conversation.item.tr
     audio_end_ms: float | None = None
 
 
+class ItemAdded(_Event, frozen=True, kw_only=True, tag="conversation.item.added"):
+    """An item entered the conversation (xAI also replays a resumed conversation's items)."""
+
+    item: ItemInfo | None = None
+
+
+class ItemCreatedBeta(ItemAdded, frozen=True, kw_only=True, tag="conversation.item.created"):
+    pass
+
+
+class OutputItemAdded(_Event, frozen=True, kw_only=True, tag="response.output_item.added"):
+    response_id: str | None = None
+    item: ItemInfo | None = None
+
+
+class RateLimitsUpdated(_Event, frozen=True, kw_only=True, tag="rate_limits.updated"):
+    rate_limits: list[RateLimitInfo] | None = None
+
+
 ServerEvent = (
     SessionCreated
     | SessionUpdated
@@ -269,6 +335,10 @@ ServerEvent = (
     | TextDeltaXAI
     | FunctionArgumentsDone
     | ItemTruncated
+    | ItemAdded
+    | ItemCreatedBeta
+    | OutputItemAdded
+    | RateLimitsUpdated
 )
 """Every server event the translator acts on."""
 
@@ -287,13 +357,10 @@ IGNORED_TYPES: frozenset[str] = frozenset(
     {
         # Item bookkeeping: the translator follows the conversation through the response,
         # transcript and tool events instead.
-        "conversation.item.added",
         "conversation.item.done",
-        "conversation.item.created",  # beta
         "conversation.item.deleted",
         "conversation.item.retrieved",
         "conversation.item.input_audio_transcription.segment",
-        "response.output_item.added",
         "response.output_item.done",
         "response.content_part.added",
         "response.content_part.done",
@@ -308,11 +375,12 @@ IGNORED_TYPES: frozenset[str] = frozenset(
         "response.function_call_arguments.delta",
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
-        "rate_limits.updated",
         "input_audio_buffer.cleared",
         # Idle timeout: the server commits and responds itself; ``committed`` follows.
         "input_audio_buffer.timeout_triggered",
-        # WebRTC/SIP only.
+        # WebRTC/SIP only: the server's playback buffer of a peer connection. antiphon holds
+        # the audio path itself (websocket), so it never has such a buffer; on a WebRTC
+        # sideband socket the peer connection plays the audio, not antiphon.
         "output_audio_buffer.started",
         "output_audio_buffer.stopped",
         "output_audio_buffer.cleared",

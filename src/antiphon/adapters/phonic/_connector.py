@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Frame, Limits
 from .._http import parse_retry_after
+from .._redact import RedactCredentials, protect_logs, register_secret
 from ._translator import PROVIDER
 
 __all__ = ["DEFAULT_URL", "PhonicConnection", "PhonicConnector"]
@@ -49,23 +50,8 @@ echoes and tool reports may be larger; websockets' 1 MiB default is kept well cl
 _MAX_REASON: Final = 64
 
 
-class _RedactAuthorization(logging.Filter):
-    """Hides credentials in websockets' ``> Header: value`` debug lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if (
-            isinstance(args, tuple)
-            and len(args) == 2
-            and isinstance(args[0], str)
-            and args[0].lower() == "authorization"
-        ):
-            record.args = (args[0], "[redacted]")
-        return True
-
-
 _WS_LOGGER: Final = logging.getLogger("antiphon.adapters.phonic.websocket")
-_WS_LOGGER.addFilter(_RedactAuthorization())
+_WS_LOGGER.addFilter(RedactCredentials())
 
 
 class PhonicConnection:
@@ -162,6 +148,8 @@ class PhonicConnector:
         self.extra_headers = dict(extra_headers or {})
         self.extra_query = dict(extra_query or {})
         self.__api_key = api_key
+        register_secret(api_key)  # hidden wherever a library logs it, not only as a header
+        protect_logs()
 
     def __repr__(self) -> str:
         return f"PhonicConnector(url={self.url!r})"

@@ -116,6 +116,7 @@ from .._contract import (
     Handshake,
     Limits,
 )
+from .._schema import json_schema
 from . import _wire as w
 
 __all__ = [
@@ -422,7 +423,7 @@ class PhonicTranslator:
                 "function": {
                     "name": spec.name,
                     "description": spec.description,
-                    "parameters": spec.parameters,
+                    "parameters": json_schema(spec.parameters),
                 },
             },
             "execution_mode": "sync",

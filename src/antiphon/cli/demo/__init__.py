@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -26,6 +27,7 @@ from typing import Any, TextIO
 import anyio
 
 from ...errors import AntiphonError
+from .._errors import UsageError
 from ._faults import DEFAULT_FAULT, FAULTS
 from ._target import DemoReport, DemoTarget, play
 
@@ -109,13 +111,33 @@ async def run_demo(
     )
 
 
+def _journal_dir(value: str | None) -> Path | None:
+    """The ``--journal`` directory, created now: a path that cannot hold a journal is the
+    command line's mistake, said before any emulator starts."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--journal {path} exists and is not a directory; pass a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--journal {path}: cannot create it ({exc.strerror or exc}); pass a writable directory"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"--journal {path} is not writable; pass a writable directory")
+    return path
+
+
 def _demo_command(args: argparse.Namespace) -> int:
     progress = sys.stderr if args.json else sys.stdout
+    journal_dir = _journal_dir(args.journal)
     report = anyio.run(
         lambda: run_demo(
             provider=args.provider,
             fault=args.fault,
-            journal_dir=Path(args.journal) if args.journal else None,
+            journal_dir=journal_dir,
             speed=args.speed,
             progress=None if args.quiet else progress,
         )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import anyio.lowlevel
@@ -26,6 +26,7 @@ import anyio.lowlevel
 from ...actors import Backoff, Session, open_session, tool
 from ...adapters import Limits, Provider
 from ...codecs import AudioConverter, pcm_frame_bytes, write_wav
+from ...emulators import Emulator
 from ...emulators._model import conversation_audio
 from ...events import (
     AssistantAudio,
@@ -67,12 +68,14 @@ class DemoTarget:
         endpoint: Where the emulator listens, for the progress output.
         received_frames: Every user audio frame the emulator received, across connections.
         connections: Connections (streams) the emulator has accepted so far.
+        emulator: The emulator itself (to schedule more faults on it, or read its records).
     """
 
     provider: Provider
     endpoint: str
     received_frames: Callable[[], list[bytes]]
     connections: Callable[[], int]
+    emulator: Emulator[Any]
 
 
 @dataclass(kw_only=True)
@@ -142,7 +145,8 @@ async def play(
     say = _Progress(progress)
     out_dir = journal_dir or Path(tempfile.mkdtemp(prefix="antiphon-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    journal = FileJournal(out_dir)
+    # Full wire capture, so every demo journal can be replayed (`antiphon journal replay`).
+    journal = FileJournal(out_dir, capture="full")
     report = DemoReport(provider=provider, fault=fault, journal=str(out_dir))
     assistant = bytearray()
     # The conversation is over once the goodbye is answered and no tool call is still out:

@@ -38,6 +38,7 @@ async def open_target(fault: str) -> AsyncIterator[DemoTarget]:
                 api_key="demo", base_url=emu.base_url, ca_file=emu.ca_pem_path, limits=limits
             )
         yield DemoTarget(
+            emulator=emu,
             provider=provider,
             endpoint=f"{emu.base_url} (Gemini Live over TLS)",
             received_frames=emu.received_audio,

@@ -44,6 +44,7 @@ async def open_target(fault: str) -> AsyncIterator[DemoTarget]:
             credentials_file_path="/nonexistent/antiphon-demo/aws-credentials",
         )
         yield DemoTarget(
+            emulator=emu,
             provider=provider,
             endpoint=emu.endpoint_uri,
             received_frames=emu.received_audio,

@@ -33,6 +33,7 @@ async def open_target(
             )
             provider = provider.replace(limits=limits)
         yield DemoTarget(
+            emulator=emu,
             provider=provider,
             endpoint=emu.url,
             received_frames=emu.received_audio,

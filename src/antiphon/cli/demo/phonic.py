@@ -68,6 +68,7 @@ async def open_target(fault: str) -> AsyncIterator[DemoTarget]:
             limits = msgspec.structs.replace(provider.limits, stall_timeout_s=STALL_TIMEOUT_S)
             provider = provider.replace(limits=limits)
         yield DemoTarget(
+            emulator=emu,
             provider=provider,
             endpoint=emu.url,
             received_frames=emu.received_audio,
