@@ -12,6 +12,7 @@ import sys
 SCENARIOS: dict[str, str] = {
     "journal": "benches.journal",
     "load": "benches.load",
+    "faults": "benches.faults",
     "livekit": "benches.livekit",
     "pipeline": "benches.pipeline",
     "replay": "benches.replay",

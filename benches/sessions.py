@@ -1,7 +1,7 @@
 """Sessions benchmark: N concurrent sessions against an emulator in another process.
 
 ``python -m benches sessions [--provider openai|gemini|nova|phonic] [--sessions N] [--seconds S]
-[--json]``
+[--workload all|scripted|continuous] [--idle-seconds S] [--ab send_deadline] [--scale] [--json]``
 
 Method (also printed with the figures):
 
@@ -18,11 +18,21 @@ Method (also printed with the figures):
   real time against an absolute schedule for S seconds (session i is offset by i/N of a
   chunk so the sessions do not send in lock step), while reading every server event and
   the assistant audio.
+* Continuous conversation (OpenAI; ``--workload``, default both): the user side is low-level
+  noise (no utterance, so no server VAD turn), and the emulator (``reply_every_ms=1000``,
+  ``chunk_ms=100``) answers every second of appended input with a one-second reply (four
+  words, 100 ms audio deltas with a transcript delta per word), real-time paced (a reply due
+  while the previous one still runs starts right after it): a reply for every second of
+  input, the heaviest steady load a conversation puts on a client. No turn is ever committed,
+  so antiphon keeps the user audio in its resend window (``Limits.resend_window_s``, 30 s):
+  that, not a leak, is most of its RSS growth here. ``server_events_per_session_s`` counts
+  what the raw client received during the steady phase.
 * antiphon: ``open_session`` per session with one shared ``FileJournal`` (batch
   durability) in a temporary directory, ``send_audio`` per chunk, ``events()`` drained.
 * Baseline, in the same run and on the same emulator code: openai, a minimal raw-protocol
-  client (``websockets`` + ``json`` + ``base64``: one ``session.update`` with the same
-  session settings, one ``input_audio_buffer.append`` per chunk, every server event parsed
+  client (one ``websockets`` connection per session, ``json``, ``base64``, nothing else: one
+  ``session.update`` with the same session settings, one ``input_audio_buffer.append`` per
+  20 ms chunk -- the frame size antiphon sends, ``Limits.frame_ms``, every server event parsed
   and each ``response.output_audio.delta`` base64-decoded); gemini, the same over TLS
   trusting the emulator's CA, speaking the Live JSON (``setup``, ``realtimeInput.audio``,
   ``serverContent.modelTurn`` inline data decoded); nova, a raw client would need HTTP/2,
@@ -39,11 +49,25 @@ Method (also printed with the figures):
   all threads, so the SDK's native threads count) over the steady phase -- from the first
   scheduled chunk, once every session is connected, to the last chunk sent -- divided by
   N x S. Connecting and closing are not in it. ratio_to_raw = antiphon / baseline.
+* idle_cpu_s_per_session_s: once every session is connected, and before any audio, the
+  client does nothing for ``--idle-seconds`` (default 2) with the ticker and the RSS sampler
+  not yet running; its CPU time over that phase / (N x its wall time): what connected,
+  silent sessions cost.
 * rss_kb_per_session: (peak resident set size during the steady phase, sampled from
   ``/proc/self/statm`` every 100 ms - resident size just before the first session opens)
   / N. Imports, the shared audio and the journal object exist before the first sample.
+  ``_setup``: the same at the moment every session is connected; ``_end``: at the end of the
+  steady phase.
 * lateness_ms: a ticker task in the client sleeps 10 ms in a loop during the steady phase
-  and records how late it wakes (p50 / p99 over all wake-ups).
+  and records how late it wakes (mean / p50 / p99 / max over all wake-ups).
+* realtime_held: every chunk of every session was handed to its client no later than 100 ms
+  after its scheduled time (``send_lag_ms``: p99 and max of that delay; the schedule is
+  absolute, so a client that falls behind accumulates lag).
+* ``--ab send_deadline``: the antiphon client runs a second time (between the other two
+  runs) with that change undone in its process (a websocket send deadline armed around
+  every frame, as before), so one run gives the change's before and after.
+* ``--scale``: the continuous workload at 1, 10, 50, 100 and 200 sessions (loopback only),
+  each a fresh pair of runs as above, for the knee.
 * audio_delivered: after the clients closed, the emulator process reports each
   connection's received user audio. Every session must have exactly one connection, and
   each connection must have received exactly the audio sent: for antiphon, the bytes the
@@ -92,19 +116,34 @@ GAP_S = 2.5
 NOVA_MODEL = "amazon.nova-2-sonic-v1:0"
 GEMINI_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 TARGETS = {"ratio_to_raw": 1.5, "rss_kb_per_session": 150.0, "lateness_p99_ms": 20.0}
+WORKLOADS = ("scripted", "continuous")
+# The continuous conversation: the OpenAI emulator answers every second of input with one
+# second of reply (four words, a 250 ms tone each) in 100 ms audio deltas.
+REPLY_EVERY_MS = 1000
+REPLY_CHUNK_MS = 100
+CONTINUOUS_REPLY = "one two three four"
+SCALE = (1, 10, 50, 100, 200)
+IDLE_S = 2.0
+HELD_MS = 100.0  # a chunk handed to the client later than this behind its schedule: not held
+# Bench-only patches, for a before/after of one change in one run (``--ab NAME``).
+AB_PATCHES = ("send_deadline",)
 
 
 # --- shared inputs ---------------------------------------------------------------------
 
 
-def user_audio(rate: int, seconds: float) -> bytes:
-    """Exactly ``seconds`` of the scripted user side at ``rate`` (PCM16 mono)."""
-    from antiphon.emulators._model import conversation_audio
+def user_audio(rate: int, seconds: float, workload: str = "scripted") -> bytes:
+    """Exactly ``seconds`` of the user side at ``rate`` (PCM16 mono): the scripted
+    conversation, or for the continuous workload low-level noise the emulator answers by
+    the second."""
+    from antiphon.emulators._model import conversation_audio, silence
 
+    chunks = round(seconds * 1000 / CHUNK_MS)
+    if workload == "continuous":
+        return silence(chunks * CHUNK_MS / 1000, sample_rate=rate, seed=7)
     turns = math.ceil(seconds / (GAP_S + 0.8)) + 1
     script = [SCRIPT[i % len(SCRIPT)] for i in range(turns)]
     pcm, _ = conversation_audio(script, sample_rate=rate, gap_s=GAP_S)
-    chunks = round(seconds * 1000 / CHUNK_MS)
     need = chunks * rate * CHUNK_MS // 1000 * 2
     return pcm[:need]
 
@@ -137,7 +176,9 @@ def _preset_limits(provider: str) -> Any:
     return NovaSonic().limits
 
 
-def antiphon_expected(provider: str, rate: int, seconds: float) -> tuple[bytes, int]:
+def antiphon_expected(
+    provider: str, rate: int, seconds: float, workload: str = "scripted"
+) -> tuple[bytes, int]:
     """What the runtime puts on the wire for the user audio: its frames of the input (the
     converter's own cutting and resampling), the flushed tail included; and the length
     without that flushed tail."""
@@ -147,7 +188,8 @@ def antiphon_expected(provider: str, rate: int, seconds: float) -> tuple[bytes, 
     conv = AudioConverter(
         in_rate=rate, in_channels=1, out_rate=native, frame_bytes=provider_frame_bytes(provider)
     )
-    pushed = b"".join(f for c in chunks_of(user_audio(rate, seconds), rate) for f in conv.push(c))
+    pcm = user_audio(rate, seconds, workload)
+    pushed = b"".join(f for c in chunks_of(pcm, rate) for f in conv.push(c))
     tail = b"".join(conv.flush(pad=True))
     return pushed + tail, len(pushed)
 
@@ -173,16 +215,41 @@ def _rss_kb() -> float:
 
 
 class Meter:
-    """Lateness ticker + RSS sampler + CPU over the steady phase."""
+    """Idle phase, then lateness ticker + RSS sampler + CPU over the steady phase."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_s: float = IDLE_S) -> None:
         self.lateness: list[float] = []
+        self.send_lag: list[float] = []
         self.rss_base = 0.0
+        self.rss_setup = 0.0
         self.rss_peak = 0.0
+        self.rss_end = 0.0
         self.cpu = 0.0
         self.wall = 0.0
+        self.idle_s = idle_s
+        self.idle_cpu = 0.0
+        self.idle_wall = 0.0
         self.measuring = False
         self.stop = False
+        self.server_events = 0  # counted by the raw OpenAI client
+        self._tick: asyncio.Future[None] | None = None
+
+    async def connected(self) -> None:
+        """Every session is connected: sample RSS, measure the idle phase (nothing sent, the
+        ticker not yet running, so only the sessions' own idle work counts), start the
+        ticker."""
+        self.rss_setup = _rss_kb()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        if self.idle_s > 0:
+            await asyncio.sleep(self.idle_s)
+        self.idle_cpu = time.process_time() - cpu0
+        self.idle_wall = time.perf_counter() - wall0
+        self._tick = asyncio.ensure_future(self.ticker())
+
+    async def finish(self) -> None:
+        self.stop = True
+        if self._tick is not None:
+            await self._tick
 
     async def ticker(self) -> None:
         loop = asyncio.get_running_loop()
@@ -198,18 +265,38 @@ class Meter:
 
     def summary(self, n: int, seconds: float) -> dict[str, Any]:
         lat = sorted(self.lateness)
+        lag = sorted(self.send_lag)
 
-        def pct(p: float) -> float:
-            return round(lat[min(len(lat) - 1, int(len(lat) * p))] * 1000, 3) if lat else 0.0
+        def pct(values: list[float], p: float) -> float:
+            if not values:
+                return 0.0
+            return round(values[min(len(values) - 1, int(len(values) * p))] * 1000, 3)
 
+        def per_session(kb: float) -> float:
+            return round(max(0.0, kb - self.rss_base) / n, 1)
+
+        lag_max = round(lag[-1] * 1000, 3) if lag else 0.0
         return {
             "cpu_s": round(self.cpu, 4),
             "wall_s": round(self.wall, 3),
             "cpu_s_per_session_s": round(self.cpu / (n * seconds), 6),
+            "idle_cpu_s_per_session_s": (
+                round(self.idle_cpu / (n * self.idle_wall), 7) if self.idle_wall else None
+            ),
             "rss_base_kb": round(self.rss_base),
             "rss_peak_kb": round(self.rss_peak),
-            "rss_kb_per_session": round(max(0.0, self.rss_peak - self.rss_base) / n, 1),
-            "lateness_ms": {"p50": pct(0.50), "p99": pct(0.99), "ticks": len(lat)},
+            "rss_kb_per_session": per_session(self.rss_peak),
+            "rss_kb_per_session_setup": per_session(self.rss_setup),
+            "rss_kb_per_session_end": per_session(self.rss_end),
+            "lateness_ms": {
+                "mean": round(sum(lat) / len(lat) * 1000, 3) if lat else 0.0,
+                "p50": pct(lat, 0.50),
+                "p99": pct(lat, 0.99),
+                "max": round(lat[-1] * 1000, 3) if lat else 0.0,
+                "ticks": len(lat),
+            },
+            "send_lag_ms": {"p99": pct(lag, 0.99), "max": lag_max},
+            "realtime_held": lag_max <= HELD_MS,
         }
 
 
@@ -220,6 +307,7 @@ async def _steady(
     meter: Meter, senders: list[SendFn], chunks: list[bytes], convert: Callable[[], Any] | None
 ) -> None:
     """Send ``chunks`` through every sender in real time, with the meter on."""
+    await meter.connected()
     loop = asyncio.get_running_loop()
     n = len(senders)
     t0 = loop.time() + 0.05
@@ -231,6 +319,8 @@ async def _steady(
             delay = start + k * CHUNK_MS / 1000 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            else:
+                meter.send_lag.append(-delay)
             await send(resample(chunk) if resample is not None else chunk)
 
     await asyncio.sleep(max(0.0, t0 - loop.time()))
@@ -242,7 +332,8 @@ async def _steady(
     meter.measuring = False
     meter.cpu = time.process_time() - cpu0
     meter.wall = time.perf_counter() - wall0
-    meter.rss_peak = max(meter.rss_peak, _rss_kb())
+    meter.rss_end = _rss_kb()
+    meter.rss_peak = max(meter.rss_peak, meter.rss_end)
 
 
 def _soxr_converter(rate: int, native: int) -> Callable[[], Callable[[bytes], bytes]] | None:
@@ -265,11 +356,18 @@ def _soxr_converter(rate: int, native: int) -> Callable[[], Callable[[bytes], by
 
 
 async def _client_antiphon(
-    provider_name: str, url: str, ca_file: str, n: int, seconds: float, rate: int
+    provider_name: str,
+    url: str,
+    ca_file: str,
+    n: int,
+    seconds: float,
+    rate: int,
+    workload: str = "scripted",
+    idle_s: float = IDLE_S,
 ) -> dict[str, Any]:
     import antiphon
 
-    chunks = chunks_of(user_audio(rate, seconds), rate)
+    chunks = chunks_of(user_audio(rate, seconds, workload), rate)
     if provider_name == "openai":
         provider: Any = antiphon.providers.OpenAIRealtime(url=url, api_key="test")
     elif provider_name == "gemini":
@@ -291,7 +389,7 @@ async def _client_antiphon(
         )
     tmp = tempfile.mkdtemp(prefix="antiphon-bench-sessions-")
     journal = antiphon.FileJournal(tmp, durability=antiphon.Durability.batch())
-    meter = Meter()
+    meter = Meter(idle_s)
     heard = [0] * n
     reconnects = [0] * n
     counters: dict[str, int] = {}
@@ -332,7 +430,6 @@ async def _client_antiphon(
                 await reader
 
     meter.rss_base = _settle()
-    tick = asyncio.ensure_future(meter.ticker())
     tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
     await asyncio.wait_for(ready.wait(), 60)
     senders: list[SendFn] = []
@@ -345,8 +442,7 @@ async def _client_antiphon(
     await _steady(meter, senders, chunks, None)
     done.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    meter.stop = True
-    await tick
+    await meter.finish()
     journal.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return {
@@ -400,6 +496,8 @@ async def _client_raw_openai(
         with contextlib.suppress(websockets.ConnectionClosed):
             async for message in ws:
                 event = json.loads(message)
+                if meter.measuring:
+                    meter.server_events += 1
                 if event.get("type") == "response.output_audio.delta":
                     heard[i] += len(base64.b64decode(event["delta"]))
 
@@ -665,18 +763,24 @@ async def _client_raw_phonic(
 
 
 async def _client_baseline(
-    provider: str, url: str, ca_file: str, n: int, seconds: float, rate: int
+    provider: str,
+    url: str,
+    ca_file: str,
+    n: int,
+    seconds: float,
+    rate: int,
+    workload: str = "scripted",
+    idle_s: float = IDLE_S,
 ) -> dict[str, Any]:
-    meter = Meter()
+    meter = Meter(idle_s)
     if provider == "nova":
         # Import the SDK before the baseline RSS sample, as the antiphon client imports it.
         import aws_sdk_bedrock_runtime.client  # noqa: F401
         import smithy_http.aio.crt  # noqa: F401
     else:
         import websockets  # noqa: F401
-    chunks = chunks_of(user_audio(rate, seconds), rate)
+    chunks = chunks_of(user_audio(rate, seconds, workload), rate)
     meter.rss_base = _settle()
-    tick = asyncio.ensure_future(meter.ticker())
     if provider == "openai":
         heard, sent = await _client_raw_openai(url, n, chunks, rate, meter)
     elif provider == "gemini":
@@ -685,20 +789,38 @@ async def _client_baseline(
         heard, sent = await _client_raw_phonic(url, n, chunks, rate, meter)
     else:
         heard, sent = await _client_sdk_nova(url, ca_file, n, chunks, rate, meter)
-    meter.stop = True
-    await tick
+    await meter.finish()
+    wall = meter.wall
     return {
         **meter.summary(n, seconds),
+        "server_events_per_session_s": round(meter.server_events / n / wall, 1) if wall else 0,
         "chunks_per_session": len(chunks),
         "assistant_audio_s_per_session": round(sum(heard) / n / 2 / 24_000, 3),
         "sent_bytes": sent,
     }
 
 
+def _apply_patch(name: str) -> None:
+    """Undo one change in this client process, for a before/after in one run."""
+    if not name:
+        return
+    if name == "send_deadline":
+        from antiphon.adapters._websocket import WebSocketConnection
+
+        def always(self: WebSocketConnection, frame: str | bytes) -> bool:
+            return False  # as before: a deadline around every send
+
+        WebSocketConnection._send_cannot_block = always  # type: ignore[method-assign]
+        return
+    raise SystemExit(f"unknown patch {name!r}")
+
+
 def _child(argv: list[str]) -> int:
     client, provider, url, ca_file = argv[0], argv[1], argv[2], argv[3]
     n, seconds, rate = int(argv[4]), float(argv[5]), int(argv[6])
-    if client == "antiphon":
+    workload, idle_s = argv[7], float(argv[8])
+    if client.startswith("antiphon"):
+        _apply_patch(client.partition(":")[2])
         # Import what the session will use before the baseline RSS sample.
         import antiphon
 
@@ -707,9 +829,13 @@ def _child(argv: list[str]) -> int:
         elif provider == "nova":
             import aws_sdk_bedrock_runtime.client  # noqa: F401
             import smithy_http.aio.crt  # noqa: F401
-        result = asyncio.run(_client_antiphon(provider, url, ca_file, n, seconds, rate))
+        result = asyncio.run(
+            _client_antiphon(provider, url, ca_file, n, seconds, rate, workload, idle_s)
+        )
     else:
-        result = asyncio.run(_client_baseline(provider, url, ca_file, n, seconds, rate))
+        result = asyncio.run(
+            _client_baseline(provider, url, ca_file, n, seconds, rate, workload, idle_s)
+        )
     print(json.dumps(result))
     return 0
 
@@ -717,7 +843,7 @@ def _child(argv: list[str]) -> int:
 # --- the emulator process ----------------------------------------------------------------
 
 
-async def _host_emulator(provider: str) -> None:
+async def _host_emulator(provider: str, workload: str = "scripted") -> None:
     """Run ``provider``'s emulator until SIGTERM; announce it, then report what it received."""
     from antiphon.emulators import Emulator
 
@@ -730,7 +856,18 @@ async def _host_emulator(provider: str) -> None:
         if provider == "openai":
             from antiphon.emulators.openai import OpenAIEmulator
 
-            oe = await stack.enter_async_context(OpenAIEmulator(reply_pacing=1.0))
+            if workload == "continuous":
+                from antiphon.emulators import Script
+
+                oe = OpenAIEmulator(
+                    reply_pacing=1.0,
+                    chunk_ms=REPLY_CHUNK_MS,
+                    reply_every_ms=REPLY_EVERY_MS,
+                    script=Script(utterances={}, idle_reply=CONTINUOUS_REPLY),
+                )
+            else:
+                oe = OpenAIEmulator(reply_pacing=1.0)
+            oe = await stack.enter_async_context(oe)
             emu, info = oe, {"url": oe.url}
         elif provider == "gemini":
             from antiphon.emulators.gemini import GeminiEmulator
@@ -760,12 +897,18 @@ async def _host_emulator(provider: str) -> None:
 
 
 def _run_scenario(
-    provider: str, client: str, n: int, seconds: float, rate: int
+    provider: str,
+    client: str,
+    n: int,
+    seconds: float,
+    rate: int,
+    workload: str = "scripted",
+    idle_s: float = IDLE_S,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One fresh emulator process and one fresh client process; the client's figures and
     what the emulator received per connection."""
     emu = subprocess.Popen(
-        [sys.executable, "-m", "benches.sessions", "--emulator", provider],
+        [sys.executable, "-m", "benches.sessions", "--emulator", provider, workload],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -774,8 +917,9 @@ def _run_scenario(
         info = json.loads(emu.stdout.readline())
         cmd = [sys.executable, "-m", "benches.sessions", "--child", client, provider]
         cmd += [info["url"], info.get("ca_file", "-"), str(n), str(seconds), str(rate)]
+        cmd += [workload, str(idle_s)]
         done = subprocess.run(
-            cmd, capture_output=True, text=True, check=False, timeout=seconds + 120
+            cmd, capture_output=True, text=True, check=False, timeout=seconds + idle_s + 180
         )
         if done.returncode != 0:
             raise SystemExit(f"benchmark client {client} {provider} failed:\n{done.stderr}")
@@ -795,17 +939,18 @@ def _delivery(
     rate: int,
     result: dict[str, Any],
     report: list[dict[str, Any]],
+    workload: str = "scripted",
 ) -> dict[str, Any]:
     """Check what the emulator received per connection against what was sent (see the
     method); ``ok`` plus the counts behind it."""
     sizes = sorted(c["bytes"] for c in report)
-    if client == "antiphon":
-        full, pushed = antiphon_expected(provider, rate, seconds)
+    if client.startswith("antiphon"):
+        full, pushed = antiphon_expected(provider, rate, seconds, workload)
         ok = {hashlib.sha256(full).hexdigest(), hashlib.sha256(full[:pushed]).hexdigest()}
         exact = sum(c["sha256"] in ok for c in report)
         expected = [len(full)]
     elif rate == NATIVE_RATE[provider]:
-        pcm = user_audio(rate, seconds)
+        pcm = user_audio(rate, seconds, workload)
         exact = sum(c["sha256"] == hashlib.sha256(pcm).hexdigest() for c in report)
         expected = [len(pcm)]
     else:
@@ -822,85 +967,215 @@ def _delivery(
     }
 
 
-def _scenario(provider: str, n: int, seconds: float, rate: int) -> dict[str, Any]:
+def _brief(figures: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one client run."""
+    keys = ("cpu_s_per_session_s", "idle_cpu_s_per_session_s", "lateness_ms", "realtime_held")
+    return {k: figures[k] for k in keys}
+
+
+def _scenario(
+    provider: str,
+    n: int,
+    seconds: float,
+    rate: int,
+    workload: str = "scripted",
+    idle_s: float = IDLE_S,
+    ab: str | None = None,
+) -> dict[str, Any]:
     base_name = BASELINE[provider]
-    ours, our_report = _run_scenario(provider, "antiphon", n, seconds, rate)
-    base, base_report = _run_scenario(provider, base_name, n, seconds, rate)
-    ours_check = _delivery(provider, "antiphon", n, seconds, rate, ours, our_report)
-    base_check = _delivery(provider, base_name, n, seconds, rate, base, base_report)
+    ours, our_report = _run_scenario(provider, "antiphon", n, seconds, rate, workload, idle_s)
+    if ab is not None:
+        # The same runtime with the one change undone, between the two other runs.
+        before, before_report = _run_scenario(
+            provider, f"antiphon:{ab}", n, seconds, rate, workload, idle_s
+        )
+    base, base_report = _run_scenario(provider, base_name, n, seconds, rate, workload, idle_s)
+    ours_check = _delivery(provider, "antiphon", n, seconds, rate, ours, our_report, workload)
+    base_check = _delivery(provider, base_name, n, seconds, rate, base, base_report, workload)
     ours["delivery"], base["delivery"] = ours_check, base_check
     base.pop("sent_bytes", None)
     raw_cpu = base["cpu_s_per_session_s"]
-    return {
+    out: dict[str, Any] = {
+        "workload": workload,
         "input_rate": rate,
         "cpu_s_per_session_s": ours["cpu_s_per_session_s"],
         "raw_cpu_s_per_session_s": raw_cpu,
         "ratio_to_raw": round(ours["cpu_s_per_session_s"] / raw_cpu, 3) if raw_cpu else None,
+        "idle_cpu_s_per_session_s": ours["idle_cpu_s_per_session_s"],
+        "raw_idle_cpu_s_per_session_s": base["idle_cpu_s_per_session_s"],
         "rss_kb_per_session": ours["rss_kb_per_session"],
+        "rss_kb_per_session_setup": ours["rss_kb_per_session_setup"],
+        "rss_kb_per_session_end": ours["rss_kb_per_session_end"],
         "raw_rss_kb_per_session": base["rss_kb_per_session"],
-        "lateness_ms": {"p50": ours["lateness_ms"]["p50"], "p99": ours["lateness_ms"]["p99"]},
-        "raw_lateness_ms": {"p50": base["lateness_ms"]["p50"], "p99": base["lateness_ms"]["p99"]},
+        "raw_rss_kb_per_session_setup": base["rss_kb_per_session_setup"],
+        "raw_rss_kb_per_session_end": base["rss_kb_per_session_end"],
+        "lateness_ms": {k: v for k, v in ours["lateness_ms"].items() if k != "ticks"},
+        "raw_lateness_ms": {k: v for k, v in base["lateness_ms"].items() if k != "ticks"},
+        "realtime_held": ours["realtime_held"],
+        "raw_realtime_held": base["realtime_held"],
+        "server_events_per_session_s": base.get("server_events_per_session_s"),
         "audio_delivered": ours_check["ok"],
         "raw_audio_delivered": base_check["ok"],
         "baseline": base_name,
-        "antiphon": ours,
-        "raw": base,
+    }
+    if ab is not None:
+        before_check = _delivery(
+            provider, "antiphon", n, seconds, rate, before, before_report, workload
+        )
+        out["ab"] = {
+            "change": ab,
+            "before": {**_brief(before), "audio_delivered": before_check["ok"]},
+            "after": {**_brief(ours), "audio_delivered": ours_check["ok"]},
+        }
+    return {**out, "antiphon": ours, "raw": base}
+
+
+def _targets(scenario: dict[str, Any]) -> dict[str, Any]:
+    p99 = scenario["lateness_ms"]["p99"]
+    ratio = scenario["ratio_to_raw"]
+    return {
+        **TARGETS,
+        "workload": scenario["workload"],
+        "met": {
+            "ratio_to_raw": ratio is not None and ratio <= TARGETS["ratio_to_raw"],
+            "rss_kb_per_session": scenario["rss_kb_per_session"] <= TARGETS["rss_kb_per_session"],
+            "lateness_p99_ms": p99 < TARGETS["lateness_p99_ms"],
+        },
     }
 
 
-def run(provider: str, n: int, seconds: float) -> dict[str, Any]:
+def run(
+    provider: str,
+    n: int,
+    seconds: float,
+    workload: str = "all",
+    idle_s: float = IDLE_S,
+    ab: str | None = None,
+) -> dict[str, Any]:
+    """The scripted workload at the provider's rate and at 48 kHz, and (OpenAI, whose
+    emulator can be asked for it) the continuous conversation; ``workload`` picks."""
     native = NATIVE_RATE[provider]
-    main = _scenario(provider, n, seconds, native)
-    high = _scenario(provider, n, seconds, HIGH_RATE)
+    scenarios: dict[str, Any] = {}
+    continuous: dict[str, Any] | None = None
+    if workload in ("all", "continuous") and provider == "openai":
+        continuous = _scenario(provider, n, seconds, native, "continuous", idle_s, ab)
+    if workload in ("all", "scripted"):
+        scenarios[f"{native // 1000}k"] = _scenario(
+            provider, n, seconds, native, "scripted", idle_s, ab if continuous is None else None
+        )
+        scenarios[f"{HIGH_RATE // 1000}k"] = _scenario(
+            provider, n, seconds, HIGH_RATE, "scripted", idle_s
+        )
+    main = scenarios.get(f"{native // 1000}k") or continuous
+    if main is None:
+        raise SystemExit(f"no workload {workload!r} for {provider}")
     top = {k: main[k] for k in main if k not in ("antiphon", "raw")}
-    p99 = main["lateness_ms"]["p99"]
     return {
         "scenario": "sessions",
         "provider": provider,
         "sessions": n,
         "seconds": seconds,
         **top,
-        "targets": {
-            **TARGETS,
-            "met": {
-                "ratio_to_raw": main["ratio_to_raw"] is not None
-                and main["ratio_to_raw"] <= TARGETS["ratio_to_raw"],
-                "rss_kb_per_session": main["rss_kb_per_session"] <= TARGETS["rss_kb_per_session"],
-                "lateness_p99_ms": p99 < TARGETS["lateness_p99_ms"],
-            },
-        },
-        "scenarios": {f"{native // 1000}k": main, f"{HIGH_RATE // 1000}k": high},
+        "targets": _targets(continuous or main),
+        "scenarios": scenarios,
+        "continuous": continuous,
         "python": sys.version.split()[0],
         "method": " ".join(METHOD.split()),
     }
+
+
+def scale(seconds: float, idle_s: float = IDLE_S) -> dict[str, Any]:
+    """The continuous conversation (OpenAI) at each of ``SCALE`` session counts."""
+    rows = []
+    for n in SCALE:
+        sc = _scenario("openai", n, seconds, NATIVE_RATE["openai"], "continuous", idle_s)
+        rows.append(
+            {"sessions": n, **{k: v for k, v in sc.items() if k not in ("antiphon", "raw")}}
+        )
+    return {
+        "scenario": "sessions-scale",
+        "provider": "openai",
+        "workload": "continuous",
+        "seconds": seconds,
+        "rows": rows,
+        "python": sys.version.split()[0],
+        "method": " ".join(METHOD.split()),
+    }
+
+
+def _row(sc: dict[str, Any]) -> str:
+    lat, raw = sc["lateness_ms"], sc["raw_lateness_ms"]
+    return (
+        f"{sc['cpu_s_per_session_s']:.5f} / {sc['raw_cpu_s_per_session_s']:.5f}"
+        f" ({sc['ratio_to_raw']}x) | idle {sc['idle_cpu_s_per_session_s']}"
+        f" / {sc['raw_idle_cpu_s_per_session_s']}"
+        f" | lateness {lat['mean']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f}"
+        f" vs {raw['mean']:.1f}/{raw['p99']:.1f}/{raw['max']:.1f} ms"
+        f" | held {sc['realtime_held']}/{sc['raw_realtime_held']}"
+        f" | RSS KB/session {sc['rss_kb_per_session_setup']}->{sc['rss_kb_per_session_end']}"
+        f" vs {sc['raw_rss_kb_per_session_setup']}->{sc['raw_rss_kb_per_session_end']}"
+        f" | delivered {sc['audio_delivered']}/{sc['raw_audio_delivered']}"
+        f" | server events/session-s {sc['server_events_per_session_s']}"
+    )
+
+
+LEGEND = (
+    "columns: CPU-s per session-s antiphon / raw (ratio) | idle CPU-s per session-s"
+    " antiphon / raw | event-loop lateness mean/p99/max antiphon vs raw |"
+    " real time held antiphon/raw | RSS per session at setup -> end antiphon vs raw |"
+    " audio delivered antiphon/raw"
+)
 
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--child":
         return _child(argv[1:])
     if argv and argv[0] == "--emulator":
-        asyncio.run(_host_emulator(argv[1]))
+        asyncio.run(_host_emulator(argv[1], argv[2] if len(argv) > 2 else "scripted"))
         return 0
     parser = argparse.ArgumentParser(prog="python -m benches sessions")
     parser.add_argument("--provider", choices=PROVIDERS, default="openai")
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workload", choices=("all", *WORKLOADS), default="all")
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_S)
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"the continuous workload (openai) at {', '.join(map(str, SCALE))} sessions",
+    )
+    parser.add_argument("--ab", choices=AB_PATCHES, help="also run with this change undone")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.sessions < 1 or args.seconds <= 0:
-        parser.error("--sessions must be >= 1 and --seconds > 0")
-    result = run(args.provider, args.sessions, args.seconds)
+    if args.sessions < 1 or args.seconds <= 0 or args.idle_seconds < 0:
+        parser.error("--sessions must be >= 1, --seconds > 0, --idle-seconds >= 0")
+    if args.scale:
+        figures = scale(args.seconds, args.idle_seconds)
+        if args.json:
+            print(json.dumps(figures, indent=2))
+            return 0
+        print(f"sessions benchmark, scale (openai, continuous, {args.seconds} s)\n{LEGEND}")
+        for row in figures["rows"]:
+            print(f"  {row['sessions']:>4} sessions: {_row(row)}")
+        print(f"\nmethod: {figures['method']}")
+        return 0
+    result = run(
+        args.provider, args.sessions, args.seconds, args.workload, args.idle_seconds, args.ab
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"sessions benchmark ({args.provider}, {args.sessions} sessions, {args.seconds} s)")
-    for key, value in result.items():
-        if key not in ("method", "scenarios"):
-            print(f"  {key}: {value}")
-    for name, scenario in result["scenarios"].items():
-        print(f"  scenario {name}:")
-        for key, value in scenario.items():
-            print(f"    {key}: {value}")
+    print(LEGEND)
+    named = {**result["scenarios"], "continuous": result["continuous"]}
+    for name, sc in named.items():
+        if sc is None:
+            continue
+        print(f"  {name} ({sc['workload']}): {_row(sc)}")
+        if "ab" in sc:
+            print(f"    {sc['ab']['change']} before: {sc['ab']['before']}")
+            print(f"    {sc['ab']['change']} after:  {sc['ab']['after']}")
+    print(f"  targets: {result['targets']}")
     print(f"\nmethod: {result['method']}")
     return 0
 

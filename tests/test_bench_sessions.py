@@ -20,7 +20,7 @@ def test_sessions_bench_smoke() -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     cmd = [sys.executable, "-m", "benches", "sessions", "--provider", "openai"]
-    cmd += ["--sessions", "2", "--seconds", "1", "--json"]
+    cmd += ["--sessions", "2", "--seconds", "1", "--idle-seconds", "0.5", "--json"]
     done = subprocess.run(
         cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -55,3 +55,17 @@ def test_sessions_bench_smoke() -> None:
         assert scenario["raw_audio_delivered"] is True
         assert scenario["antiphon"]["chunks_per_session"] == 50
         assert scenario["antiphon"]["reconnects"] == 0
+    # The continuous conversation runs next to the scripted one, with the same checks.
+    continuous = result["continuous"]
+    assert continuous["workload"] == "continuous"
+    assert continuous["audio_delivered"] is True
+    assert continuous["raw_audio_delivered"] is True
+    assert continuous["server_events_per_session_s"] > 0
+    for figures in (result, continuous):
+        assert set(figures["lateness_ms"]) >= {"mean", "p50", "p99", "max"}
+        assert isinstance(figures["realtime_held"], bool)
+        assert figures["idle_cpu_s_per_session_s"] >= 0
+        assert figures["raw_idle_cpu_s_per_session_s"] >= 0
+        for key in ("rss_kb_per_session_setup", "rss_kb_per_session_end"):
+            assert figures[key] >= 0
+            assert figures[f"raw_{key}"] >= 0

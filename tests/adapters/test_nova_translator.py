@@ -558,10 +558,24 @@ def test_send_text_is_an_interactive_user_block() -> None:
     assert b[1]["content"] == "Hello"
 
 
+def test_a_result_for_a_call_of_an_earlier_stream_is_a_text_turn() -> None:
+    """Nova takes no toolResult for a call it did not make on this stream: the output goes in
+    as a USER text turn, interactive when the model should answer it."""
+    tr = primed()
+    state = SessionState()
+    frames = tr.encode(DeliverToolResult(call_id="old", name="f", output="sunny"), state)
+    assert names(frames) == ["contentStart", "textInput", "contentEnd"]
+    b = bodies(frames)
+    assert (b[0]["type"], b[0]["role"], b[0]["interactive"]) == ("TEXT", "USER", True)
+    assert b[1]["content"] == "[tool f returned: sunny]"
+    quiet = tr.encode(DeliverToolResult(call_id="old2", name="f", output="x", respond=False), state)
+    assert bodies(quiet)[0]["interactive"] is False
+    assert tr.encode(DeliverToolResult(call_id="old", name="f", output="sunny"), state) == []
+
+
 def test_tool_result_only_for_calls_of_this_stream() -> None:
     tr = primed()
     state = SessionState()
-    assert tr.encode(DeliverToolResult(call_id="tu", name="f", output="{}"), state) == []
     tr.decode(ev("toolUse", contentId="t", toolName="f", toolUseId="tu", content="{}"))
     tr.decode(end("t", "TOOL", "TOOL_USE"))
     frames = tr.encode(DeliverToolResult(call_id="tu", name="f", output="sunny"), state)

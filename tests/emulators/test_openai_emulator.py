@@ -18,8 +18,10 @@ from antiphon.emulators import (
     ClosedBy,
     Fault,
     OpenAIEmulator,
+    Script,
     Trigger,
     conversation_audio,
+    silence,
     user_transcript,
 )
 
@@ -163,6 +165,27 @@ async def test_record_holds_every_chunk_once_in_order() -> None:
     assert emu.records[0].audio_bytes == pcm
     appends = [f for f in emu.records[0].frames if f["type"] == "input_audio_buffer.append"]
     assert len(appends) == len(chunks)
+
+
+async def test_reply_every_second_of_input_for_a_continuous_conversation() -> None:
+    script = Script(utterances={}, idle_reply="one two three four")
+    emu = OpenAIEmulator(script=script, chunk_ms=100, reply_every_ms=1000)
+    async with emu, client(emu) as ws:
+        second = silence(1.0, sample_rate=RATE, seed=3)
+        for _ in range(2):
+            await send_audio(ws, second)
+            seen: list[dict[str, Any]] = []
+            done = await until(ws, "response.done", seen)
+            assert done["response"]["status"] == "completed"
+            types = [e["type"] for e in seen]
+            # One second of reply: ten 100 ms audio deltas, a transcript delta per word.
+            assert types.count("response.output_audio.delta") == 10
+            assert types.count("response.output_audio_transcript.delta") == 4
+            assert "input_audio_buffer.speech_started" not in types
+        await send_audio(ws, second[: len(second) // 2])  # half a second: no reply yet
+        await ws.send(json.dumps({"type": "response.cancel"}))
+        error = await until(ws, "error")  # nothing to cancel: no response was started
+        assert error["error"]["code"] == "response_cancel_not_active"
 
 
 async def test_tool_call_round_uses_the_output() -> None:

@@ -98,7 +98,14 @@ class SessionStatistics:
 
 
 class Session:
-    """A live voice session. Create it with :func:`open_session` or :func:`resume_session`."""
+    """A live voice session. Create it with :func:`open_session` or :func:`resume_session`.
+
+    Attributes:
+        provider: The provider preset the session runs on.
+        session_id: The session's id in its journal.
+        journal: The journal the session is recorded in.
+        error: The error that ended the session, when it failed (else None).
+    """
 
     def __init__(
         self,
@@ -498,6 +505,14 @@ class Session:
 
     async def wait_closed(self) -> None:
         await self._ended.wait()
+
+    def subscribe(self, listener: Callable[[Sequence[Event], int], None]) -> None:
+        """Call ``listener(events, epoch)`` with every batch of journalled events, right after
+        it is journalled (synchronously: the listener must not block; tracing and metrics
+        exporters are what this is for). Events recorded before the call are in
+        ``journal.records(session_id)``; none is recorded between reading those and
+        subscribing if nothing awaits in between."""
+        self._recorder.subscribe(listener)
 
     def statistics(self) -> SessionStatistics:
         conn = self._connection.statistics()

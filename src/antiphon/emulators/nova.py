@@ -46,6 +46,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import ssl
 import tempfile
 import uuid
@@ -75,6 +76,9 @@ __all__ = [
     "NovaEmulator",
     "NovaRecord",
 ]
+
+_TOOL_RESULT_TEXT = re.compile(r"\[tool (?P<name>[^\]\s(]+) returned: (?P<output>.*)\]", re.DOTALL)
+"""How a client writes the output of a call of an earlier stream as a text turn."""
 
 MODEL_TIMEOUT_MESSAGE = "Model has timed out in processing the request. Try your request again."
 IDLE_RESET_MESSAGE = (
@@ -544,7 +548,16 @@ class _Stream:
             self.record.system = text
         elif block.interactive:
             self.record.texts.append(text)
-            if self.model is not None:
+            carried = _TOOL_RESULT_TEXT.fullmatch(text)
+            if carried is not None:
+                # The output of a call of an earlier stream, as a client must send it (Nova
+                # takes no toolResult for a call it did not make here): a real model reads it
+                # and goes on, so the scripted one answers it as a tool output.
+                self.record.tool_results.append(("", carried["output"]))
+                if self.model is not None:
+                    call = f"text-{len(self.record.tool_results)}"
+                    self._act(self.model.on_tool_output(call, carried["output"]))
+            elif self.model is not None:
                 self._act(self.model.on_text(text))
         else:
             self.record.history.append((block.role, text))

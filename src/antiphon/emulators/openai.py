@@ -194,6 +194,7 @@ class _Conn:
         )
         self.interrupt_response = True
         self.audio_ms: dict[str, int] = {}  # assistant item id -> ms of audio sent
+        self.unanswered_ms = 0  # input audio since the last ``reply_every_ms`` reply
 
     # -- ids and sending
 
@@ -558,6 +559,14 @@ class _Conn:
         self.trigger(TriggerKind.USER_AUDIO)
         if not self.ending:
             self.handle_actions(self.model.on_audio(pcm))
+        every = self.emu.reply_every_ms
+        if every is not None and not self.ending:
+            self.unanswered_ms += len(pcm) * 1000 // 2 // 24_000
+            # One response at a time, as the service keeps: a reply due while one still
+            # runs starts with the first append after it ended.
+            if self.unanswered_ms >= every and self.response is None:
+                self.unanswered_ms -= every
+                self.start_response(self.model.respond(), params={})
 
     def commit(self, event: dict[str, Any]) -> None:
         actions = self.model.commit_audio()
@@ -1328,6 +1337,11 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
         host: Interface to listen on.
         port: Port; 0 picks a free one.
         chunk_ms: Length of each reply audio delta.
+        reply_every_ms: A continuous conversation, for load tests: after every this many ms
+            of appended input audio, reply as to ``response.create`` (the script's
+            ``idle_reply`` unless a turn is pending); a reply due while a response still
+            runs starts at the first append after it ended. None = reply only to turns and
+            requests, as the service does.
 
     Attributes:
         conversations: xAI: the conversations kept for resumption, by id (the items of each
@@ -1347,6 +1361,7 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
         host: str = "127.0.0.1",
         port: int = 0,
         chunk_ms: int = 40,
+        reply_every_ms: int | None = None,
     ) -> None:
         if variant not in ("openai", "xai"):
             raise ValueError(f"variant must be 'openai' or 'xai', not {variant!r}")
@@ -1357,6 +1372,7 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
         self.reply_pacing = reply_pacing
         self.host = host
         self.chunk_ms = chunk_ms
+        self.reply_every_ms = reply_every_ms
         self._requested_port = port
         self.conversations: dict[str, list[dict[str, Any]]] = {}
         self._server: Server | None = None

@@ -371,5 +371,5 @@ def trace_session(
 
     # The recorder calls its listeners synchronously after each batch is journalled; nothing
     # is recorded between the read above and this subscription (no await in between).
-    session._recorder.subscribe(listener)
+    session.subscribe(listener)
     return tracer

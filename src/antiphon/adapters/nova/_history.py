@@ -25,7 +25,7 @@ import msgspec
 
 from ...protocol import AssistantMessage, FunctionCall, Item, UserMessage
 
-__all__ = ["HistoryMessage", "cut_utf8", "history_messages"]
+__all__ = ["HistoryMessage", "cut_utf8", "history_messages", "tool_result_text"]
 
 Role = Literal["USER", "ASSISTANT"]
 
@@ -44,6 +44,13 @@ def cut_utf8(text: str, max_bytes: int) -> str:
     return raw[: max(0, max_bytes)].decode("utf-8", errors="ignore")
 
 
+def tool_result_text(name: str, output: str) -> str:
+    """A tool call's output as Nova reads it in text: in primed history, and as the text turn
+    that carries the output of a call made on an earlier stream (which Nova cannot address
+    with a ``toolResult``)."""
+    return f"[tool {name} returned: {output}]"
+
+
 def _render(items: Iterable[Item]) -> list[HistoryMessage]:
     out: list[HistoryMessage] = []
     for item in items:
@@ -55,7 +62,7 @@ def _render(items: Iterable[Item]) -> list[HistoryMessage]:
         elif isinstance(item, FunctionCall):
             role, text = "ASSISTANT", f"[tool {item.name}({item.arguments})]"
         else:
-            role, text = "ASSISTANT", f"[tool {item.name} returned: {item.output}]"
+            role, text = "ASSISTANT", tool_result_text(item.name, item.output)
         text = text.strip()
         if text:
             out.append(HistoryMessage(role=role, text=text))

@@ -38,8 +38,10 @@ has been built.
 **Encode.** ``AudioFrame`` -> ``audioInput`` in the audio block. ``SendText`` -> an interactive
 USER TEXT block (Nova 2). ``DeliverToolResult`` -> a TOOL block with ``toolResult`` whose
 ``content`` is a JSON string (non-JSON output is wrapped as ``{"result": ...}``); a result for
-a call this stream never made is dropped (``[]``): the new stream has the call and its output in
-its primed history already. ``CloseSession`` -> the clean close sequence ``contentEnd``
+a call this stream never made (a call of an earlier stream, primed as history text) cannot be
+a ``toolResult``, so it goes in as a USER TEXT turn ``[tool NAME returned: OUTPUT]``,
+interactive when the model should answer it (Nova has no other way to be asked).
+``CloseSession`` -> the clean close sequence ``contentEnd``
 (audio), ``promptEnd``, ``sessionEnd``, once. ``KeepAlive`` -> a short run of silent audio
 frames (``keepalive_frames`` frames of zeros): input, which is what resets Nova's idle limit.
 ``UpdateInstructions`` / ``UpdateTools`` / ``UpdateOptions`` -> ``[]``: Nova fixes them at
@@ -83,7 +85,7 @@ from ...protocol import (
 from .._contract import Capabilities, ConnectRequest, ErrorClass, Frame, Handshake, Limits
 from .._schema import json_schema
 from ._errors import classify_error
-from ._history import cut_utf8, history_messages
+from ._history import cut_utf8, history_messages, tool_result_text
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -301,6 +303,7 @@ class NovaTranslator:
         self._audio_open = False
         self._closed = False
         self._tool_calls: set[str] = set()
+        self._answered: set[str] = set()  # calls whose output this stream was given
         # decode state
         self._blocks: dict[str, _Block] = {}
         self._gen: str | None = None
@@ -350,14 +353,16 @@ class NovaTranslator:
         if state.instructions:
             frames += self._text_block("SYSTEM", state.instructions, interactive=False)
         lim = self.limits
+        # Outputs still waiting for delivery are left out: each is delivered once, after the
+        # handshake (``DeliverToolResult``), as a text turn when its call is of an older stream.
         primed = history_messages(
-            state.items,
+            state.history(),
             max_messages=lim.max_history_messages,
             max_message_bytes=lim.max_message_bytes,
             max_total_bytes=lim.max_history_bytes,
         )
         everything = history_messages(
-            state.items, max_messages=None, max_message_bytes=None, max_total_bytes=None
+            state.history(), max_messages=None, max_message_bytes=None, max_total_bytes=None
         )
         for msg in primed:
             frames += self._text_block(msg.role, msg.text, interactive=False)
@@ -479,8 +484,16 @@ class NovaTranslator:
         )
 
     def _tool_result(self, command: DeliverToolResult) -> list[Frame]:
+        if command.call_id in self._answered:
+            return []  # exactly once on this stream, whatever asks again
+        self._answered.add(command.call_id)
         if command.call_id not in self._tool_calls:
-            return []
+            # A call of an earlier stream: Nova cannot take a toolResult for it, so the output
+            # goes in as a text turn, interactive when the model should answer it.
+            text = tool_result_text(command.name, command.output)
+            limit = self.limits.max_message_bytes
+            text = cut_utf8(text, limit) if limit is not None else text
+            return self._text_block("USER", text, interactive=command.respond)
         self._tool_calls.discard(command.call_id)
         name = self._name("tool")
         base = {"promptName": self._prompt, "contentName": name}

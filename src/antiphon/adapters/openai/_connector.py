@@ -18,20 +18,15 @@ redacted) and never shown in a ``repr``.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
 
-from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Frame, Limits
-from .._http import parse_retry_after
-from .._redact import RedactCredentials, protect_logs, register_secret
+from .._redact import protect_logs, register_secret
+from .._websocket import WebSocketConnection, dial, websocket_logger
 from ._translator import close_code_recoverable, http_status_recoverable
 
 __all__ = ["OpenAIConnection", "OpenAIConnector"]
@@ -41,89 +36,20 @@ DEFAULT_MAX_SIZE: Final = 16 * 1024 * 1024
 biggest server events (a long ``response.done``, a large audio delta)."""
 
 
-_WS_LOGGER: Final = logging.getLogger("antiphon.adapters.openai.websocket")
-_WS_LOGGER.addFilter(RedactCredentials())
+_WS_LOGGER: Final = websocket_logger("antiphon.adapters.openai.websocket")
 
 
-def _close_code(exc: ConnectionClosed) -> int:
-    # No close frame received means the TCP connection just ended: 1006 by convention.
-    return exc.rcvd.code if exc.rcvd is not None else 1006
-
-
-def _close_reason(exc: ConnectionClosed) -> str:
-    return exc.rcvd.reason if exc.rcvd is not None else ""
-
-
-class OpenAIConnection:
-    """One open websocket to the provider (one epoch). Not for concurrent ``receive`` calls."""
+class OpenAIConnection(WebSocketConnection):
+    """One open websocket to OpenAI or xAI (one epoch). A close by the server is
+    recoverable unless its code is a refusal (1008, 4000-4999)."""
 
     def __init__(self, ws: ClientConnection, *, provider: str, limits: Limits) -> None:
-        self._ws = ws
-        self._provider = provider
-        self._limits = limits
-        self._closing = False
-
-    def __repr__(self) -> str:
-        return f"OpenAIConnection(provider={self._provider!r}, closing={self._closing})"
-
-    def _lost(self, exc: ConnectionClosed) -> ConnectionLostError:
-        code = _close_code(exc)
-        reason = _close_reason(exc)
-        if self._closing:
-            return ConnectionLostError(
-                f"{self._provider}: connection closed by the client",
-                provider=self._provider,
-                close_code=code,
-                recoverable=False,
-            )
-        return ConnectionLostError(
-            f"{self._provider}: connection closed by the server (code {code}"
-            + (f", reason {reason!r})" if reason else ")"),
-            provider=self._provider,
-            close_code=code,
-            recoverable=close_code_recoverable(code),
+        super().__init__(
+            ws,
+            provider=provider,
+            limits=limits,
+            recoverable_close=lambda code, reason: close_code_recoverable(code),
         )
-
-    async def send(self, frame: Frame) -> None:
-        """Send one frame within ``limits.send_timeout_s``.
-
-        Raises:
-            ConnectionLostError: the connection is gone.
-            ProviderTimeout: the send missed its deadline.
-        """
-        try:
-            with anyio.fail_after(self._limits.send_timeout_s):
-                await self._ws.send(frame)
-        except TimeoutError as exc:
-            raise ProviderTimeout(
-                f"{self._provider}: send missed its {self._limits.send_timeout_s} s deadline",
-                provider=self._provider,
-                condition="send_timeout",
-                recoverable=True,
-            ) from exc
-        except ConnectionClosed as exc:
-            raise self._lost(exc) from exc
-
-    async def receive(self) -> Frame:
-        """The next frame from the provider.
-
-        Raises:
-            ConnectionLostError: the connection ended, with its close code — including a
-                clean-looking 1000/1001 that we did not ask for (recoverable unless the code
-                is a refusal: 1008 or 4000-4999).
-        """
-        try:
-            return await self._ws.recv()
-        except ConnectionClosed as exc:
-            raise self._lost(exc) from exc
-
-    async def aclose(self) -> None:
-        """Close with code 1000 within ``limits.close_timeout_s``; abort the socket after."""
-        self._closing = True
-        with anyio.move_on_after(self._limits.close_timeout_s) as scope:
-            await self._ws.close()
-        if scope.cancelled_caught:
-            self._ws.transport.abort()
 
 
 class OpenAIConnector:
@@ -197,68 +123,20 @@ class OpenAIConnector:
                 recoverable) or could not be reached (recoverable); asyncio is not running.
             ProviderTimeout: connecting missed ``limits.connect_timeout_s``.
         """
-        self._require_asyncio()
-        timeout = self.limits.connect_timeout_s
-        try:
-            with anyio.fail_after(timeout):
-                ws = await connect(
-                    self.uri(request),
-                    additional_headers=self._headers(request),
-                    open_timeout=None,  # the anyio deadline above governs
-                    ping_interval=self.ping_interval,
-                    ping_timeout=self.ping_interval,
-                    close_timeout=self.limits.close_timeout_s,
-                    max_size=self.max_size,
-                    logger=_WS_LOGGER,
-                )
-        except TimeoutError as exc:
-            raise ProviderTimeout(
-                f"{self.provider}: connect missed its {timeout} s deadline",
-                provider=self.provider,
-                condition="connect_timeout",
-                recoverable=True,
-            ) from exc
-        except InvalidStatus as exc:
-            raise self._refused(exc) from exc
-        except (InvalidHandshake, OSError) as exc:
-            raise ProviderError(
-                f"{self.provider}: could not connect: {exc}",
-                provider=self.provider,
-                condition="connect_failed",
-                recoverable=True,
-            ) from exc
+        ws = await dial(
+            self.uri(request),
+            headers=self._headers(request),
+            provider=self.provider,
+            limits=self.limits,
+            ping_interval=self.ping_interval,
+            max_size=self.max_size,
+            logger=_WS_LOGGER,
+            refused_hint="check the API key",
+            recoverable_status=http_status_recoverable,
+        )
         connection = OpenAIConnection(ws, provider=self.provider, limits=self.limits)
-        try:
-            for frame in handshake:
-                await connection.send(frame)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.aclose()
-            raise
+        await connection.send_all(handshake)
         return connection
 
     async def aclose(self) -> None:
         """Nothing to release: every websocket belongs to its connection, closed with it."""
-
-    def _refused(self, exc: InvalidStatus) -> ProviderError:
-        status = exc.response.status_code
-        return ProviderError(
-            f"{self.provider}: server refused the websocket upgrade with HTTP {status}"
-            + (" (check the API key)" if status in (401, 403) else ""),
-            provider=self.provider,
-            http_status=status,
-            recoverable=http_status_recoverable(status),
-            retry_after_s=parse_retry_after(exc.response.headers.get("Retry-After")),
-        )
-
-    def _require_asyncio(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError as exc:  # trio (or no event loop at all)
-            raise ProviderError(
-                f"{self.provider}: the websockets connector runs on asyncio only;"
-                " run the session on the asyncio backend",
-                provider=self.provider,
-                condition="unsupported_event_loop",
-                recoverable=False,
-            ) from exc

@@ -23,20 +23,15 @@ the server gave (``"restarting"`` makes a 1001 resumable). The API key is never 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import anyio
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
 
-from ...errors import ConnectionLostError, ProviderError, ProviderTimeout
 from .._contract import ConnectRequest, Frame, Limits
-from .._http import parse_retry_after
-from .._redact import RedactCredentials, protect_logs, register_secret
+from .._redact import protect_logs, register_secret
+from .._websocket import WebSocketConnection, dial, websocket_logger
 from ._translator import PROVIDER
 
 __all__ = ["DEFAULT_URL", "PhonicConnection", "PhonicConnector"]
@@ -47,77 +42,24 @@ _MAX_SIZE: Final = 4 * 1024 * 1024
 """Largest incoming message: one ``audio_chunk`` carries at most 40 ms of audio, but config
 echoes and tool reports may be larger; websockets' 1 MiB default is kept well clear of."""
 
-_MAX_REASON: Final = 64
+
+_WS_LOGGER: Final = websocket_logger("antiphon.adapters.phonic.websocket")
 
 
-_WS_LOGGER: Final = logging.getLogger("antiphon.adapters.phonic.websocket")
-_WS_LOGGER.addFilter(RedactCredentials())
-
-
-class PhonicConnection:
-    """One open websocket to Phonic (one epoch). Not for concurrent ``receive`` calls."""
+class PhonicConnection(WebSocketConnection):
+    """One open websocket to Phonic (one epoch). Every close by the server is reported as
+    recoverable, with its reason as ``provider_code`` (``restarting``): what it means for
+    the conversation — resume inside the grace window or start over — is the translator's
+    ``classify``."""
 
     def __init__(self, ws: ClientConnection, *, limits: Limits) -> None:
-        self._ws = ws
-        self._limits = limits
-        self._closing = False
-
-    def __repr__(self) -> str:
-        return f"PhonicConnection(closing={self._closing})"
-
-    def _lost(self, exc: ConnectionClosed) -> ConnectionLostError:
-        # No close frame received means the TCP connection just ended: 1006 by convention.
-        code = exc.rcvd.code if exc.rcvd is not None else 1006
-        reason = (exc.rcvd.reason if exc.rcvd is not None else "")[:_MAX_REASON]
-        by = "the client" if self._closing else "the server"
-        return ConnectionLostError(
-            f"{PROVIDER}: connection closed by {by} (code {code}"
-            + (f", reason {reason!r})" if reason else ")"),
+        super().__init__(
+            ws,
             provider=PROVIDER,
-            close_code=code,
-            provider_code=reason,
-            recoverable=not self._closing,
+            limits=limits,
+            recoverable_close=lambda code, reason: True,
+            reason_is_code=True,
         )
-
-    async def send(self, frame: Frame) -> None:
-        """Send one frame within ``limits.send_timeout_s``.
-
-        Raises:
-            ConnectionLostError: the connection is gone.
-            ProviderTimeout: the send missed its deadline.
-        """
-        try:
-            with anyio.fail_after(self._limits.send_timeout_s):
-                await self._ws.send(frame)
-        except TimeoutError as exc:
-            raise ProviderTimeout(
-                f"{PROVIDER}: send missed its {self._limits.send_timeout_s} s deadline",
-                provider=PROVIDER,
-                condition="send_timeout",
-                recoverable=True,
-            ) from exc
-        except ConnectionClosed as exc:
-            raise self._lost(exc) from exc
-
-    async def receive(self) -> Frame:
-        """The next frame from Phonic.
-
-        Raises:
-            ConnectionLostError: the connection ended, with its close code and reason —
-                including a clean-looking 1000 that we did not ask for.
-        """
-        try:
-            return await self._ws.recv()
-        except ConnectionClosed as exc:
-            raise self._lost(exc) from exc
-
-    async def aclose(self) -> None:
-        """Close with code 1000 within ``limits.close_timeout_s``; abort the socket after."""
-        self._closing = True
-        with anyio.move_on_after(self._limits.close_timeout_s) as scope:
-            await self._ws.close()
-        if scope.cancelled_caught:
-            self._ws.transport.abort()
 
 
 class PhonicConnector:
@@ -177,65 +119,20 @@ class PhonicConnector:
                 recoverable) or could not be reached (recoverable); asyncio is not running.
             ProviderTimeout: connecting missed ``limits.connect_timeout_s``.
         """
-        self._require_asyncio()
-        timeout = self.limits.connect_timeout_s
-        try:
-            with anyio.fail_after(timeout):
-                ws = await connect(
-                    self.uri(request),
-                    additional_headers=self._headers(request),
-                    open_timeout=None,  # the anyio deadline above governs
-                    ping_interval=self.ping_interval,
-                    ping_timeout=self.ping_interval,
-                    close_timeout=self.limits.close_timeout_s,
-                    max_size=_MAX_SIZE,
-                    logger=_WS_LOGGER,
-                )
-        except TimeoutError as exc:
-            raise ProviderTimeout(
-                f"{PROVIDER}: connect missed its {timeout} s deadline",
-                provider=PROVIDER,
-                condition="connect_timeout",
-                recoverable=True,
-            ) from exc
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ProviderError(
-                f"{PROVIDER}: server refused the websocket upgrade with HTTP {status}"
-                + (" (check PHONIC_API_KEY)" if status in (401, 403) else ""),
-                provider=PROVIDER,
-                http_status=status,
-                recoverable=status in (408, 429) or status >= 500,
-                retry_after_s=parse_retry_after(exc.response.headers.get("Retry-After")),
-            ) from exc
-        except (InvalidHandshake, OSError) as exc:
-            raise ProviderError(
-                f"{PROVIDER}: could not connect: {exc}",
-                provider=PROVIDER,
-                condition="connect_failed",
-                recoverable=True,
-            ) from exc
+        ws = await dial(
+            self.uri(request),
+            headers=self._headers(request),
+            provider=PROVIDER,
+            limits=self.limits,
+            ping_interval=self.ping_interval,
+            max_size=_MAX_SIZE,
+            logger=_WS_LOGGER,
+            refused_hint="check PHONIC_API_KEY",
+            recoverable_status=lambda status: status in (408, 429) or status >= 500,
+        )
         connection = PhonicConnection(ws, limits=self.limits)
-        try:
-            for frame in handshake:
-                await connection.send(frame)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.aclose()
-            raise
+        await connection.send_all(handshake)
         return connection
 
     async def aclose(self) -> None:
         """Nothing to release: every websocket belongs to its connection, closed with it."""
-
-    def _require_asyncio(self) -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError as exc:  # trio (or no event loop at all)
-            raise ProviderError(
-                f"{PROVIDER}: the websockets connector runs on asyncio only;"
-                " run the session on the asyncio backend",
-                provider=PROVIDER,
-                condition="unsupported_event_loop",
-                recoverable=False,
-            ) from exc
