@@ -55,8 +55,15 @@ ALLOWED = {
 CLI = "antiphon.cli"
 VIEWER = "antiphon.viewer"
 # Modules of adapters/ that may do IO besides connectors and presets: the SDK workarounds a
-# connector uses (Nova's abandoned tasks and error filter).
-ADAPTER_IO_MODULES = {"_connector.py", "_provider.py", "__init__.py", "_leftovers.py"}
+# connector uses (Nova's abandoned tasks and error filter) and the websocket client the
+# websocket connectors share.
+ADAPTER_IO_MODULES = {
+    "_connector.py",
+    "_provider.py",
+    "__init__.py",
+    "_leftovers.py",
+    "_websocket.py",
+}
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
