@@ -1,7 +1,7 @@
 """transport-recv: reads one provider connection (one epoch) and decodes it.
 
 Each frame goes through the translator's pure ``decode``; the events are handed to the
-generation-tracker's synchronous ``record`` tagged with this connection's epoch. Recording
+recorder's synchronous ``record`` tagged with this connection's epoch. Recording
 inline (rather than through a queue) means that when this connection fails, every event it
 delivered is already recorded — nothing of a dead epoch is still in flight when the
 connection manager records the loss. A malformed frame is recorded as a recoverable
