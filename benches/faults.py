@@ -36,18 +36,11 @@ async def _run(provider: str, kind: str, period_s: float, seconds: float) -> dic
     import anyio
 
     from antiphon import Backoff, Reconnected, SessionEnded, open_session
-    from antiphon.cli.demo import _target
+    from antiphon.cli.demo import _target, open_target
     from antiphon.codecs import AudioConverter, pcm_frame_bytes
     from antiphon.emulators import Fault
     from antiphon.emulators._model import conversation_audio
     from antiphon.journal import MemoryJournal
-
-    if provider == "openai":
-        from antiphon.cli.demo.openai import open_target
-    elif provider == "gemini":
-        from antiphon.cli.demo.gemini import open_target
-    else:
-        from antiphon.cli.demo.nova import open_target
 
     fault = Fault.drop() if kind == "drop" else Fault.expire()
     rate = _target.USER_RATE
@@ -57,7 +50,7 @@ async def _run(provider: str, kind: str, period_s: float, seconds: float) -> dic
     gaps: list[float] = []
     causes: list[str] = []
     ended = ""
-    async with open_target("none") as target:
+    async with open_target(provider, "none") as target:
         limits = target.provider.limits
         converter = AudioConverter(
             in_rate=rate, in_channels=1, out_rate=limits.input_sample_rate,

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
-import numpy as np
 import pytest
+from _scripted_session import FAST, Events, all_outputs, send_all, until, user_frames
 
-from antiphon.actors import Backoff, Session, Tool, open_session, resume_session, tool
+from antiphon.actors import Tool, open_session, resume_session, tool
 from antiphon.errors import InvalidArgument, InvalidArgumentType, ToolError
 from antiphon.events import (
     Reconnected,
     ReplyEnded,
-    SessionEvent,
     ToolCallFinished,
     ToolCallRequested,
 )
@@ -30,8 +29,6 @@ from antiphon.testing import Fault, ScriptedProvider, Trigger, Turn
 
 pytestmark = pytest.mark.anyio
 
-FRAME_BYTES = 640  # 20 ms at 16 kHz, the scripted provider's input format
-FAST = Backoff(base_s=0.01, max_s=0.05)
 
 TRANSFER = Tool(
     spec=ToolSpec(
@@ -45,42 +42,6 @@ SCRIPT = (
     Turn(text="Anything else?"),
 )
 OUTPUT = '{"queue":"sales","position":2}'  # what the app's result becomes on the wire
-
-
-def user_frames(n: int, seed: int = 1) -> list[bytes]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-3000, 3000, FRAME_BYTES // 2, dtype=np.int16).tobytes() for _ in range(n)]
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-
-    async def run(self, session: Session) -> None:
-        async for event in session.events():
-            self.events.append(event)
-
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def replied(self, prefix: str) -> bool:
-        return any(e.text.startswith(prefix) for e in self.of(ReplyEnded))
-
-
-async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
-
-
-async def send_all(session: Session, frames: list[bytes]) -> None:
-    for frame in frames:
-        await session.send_audio(frame, sample_rate=16_000)
-        await anyio.lowlevel.checkpoint()
-
-
-def all_outputs(provider: ScriptedProvider) -> list[tuple[str, str]]:
-    return [o for r in provider.records for o in r.tool_outputs]
 
 
 def test_a_tool_without_a_callable_is_app_executed() -> None:

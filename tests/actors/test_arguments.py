@@ -10,9 +10,9 @@ import math
 import re
 from typing import Any, NamedTuple
 
-import anyio
 import numpy as np
 import pytest
+from _scripted_session import FAST, FRAME_BYTES, until, user_frames
 
 import antiphon
 from antiphon.actors import Backoff, Intensity, Session, open_session, resume_session, tool
@@ -30,20 +30,6 @@ from antiphon.protocol import SendAudio, SessionState
 from antiphon.testing import ScriptedProvider
 
 pytestmark = pytest.mark.anyio
-
-FRAME_BYTES = 640  # 20 ms at 16 kHz, the scripted provider's input format
-FAST = Backoff(base_s=0.01, max_s=0.05)
-
-
-def user_frames(n: int, seed: int = 1) -> list[bytes]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-3000, 3000, FRAME_BYTES // 2, dtype=np.int16).tobytes() for _ in range(n)]
-
-
-async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
 
 
 def restarts(session: Session) -> tuple[int, dict[str, int]]:

@@ -17,50 +17,17 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
-import numpy as np
 import pytest
+from _scripted_session import FAST, Events, send_all, until, user_frames
 
-from antiphon.actors import Backoff, Intensity, Session, open_session, resume_session, tool
+from antiphon.actors import Intensity, Session, open_session, resume_session, tool
 from antiphon.errors import CodecError, SessionClosedError, SupervisorEscalation
-from antiphon.events import Reconnected, ReplyEnded, SessionEnded, SessionEvent, ToolCallFinished
+from antiphon.events import Reconnected, ReplyEnded, SessionEnded, ToolCallFinished
 from antiphon.journal import FileJournal, MemoryJournal
 from antiphon.protocol import GenerationEndReason, ToolOutcome
 from antiphon.testing import ClosedBy, Fault, ScriptedProvider, Trigger, Turn
 
 pytestmark = pytest.mark.anyio
-
-FRAME_BYTES = 640  # 20 ms at 16 kHz, the scripted provider's input format
-FAST = Backoff(base_s=0.01, max_s=0.05)
-
-
-def user_frames(n: int, seed: int = 1) -> list[bytes]:
-    """n distinct 20 ms frames of deterministic noise (distinct, so duplicates are visible)."""
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-3000, 3000, FRAME_BYTES // 2, dtype=np.int16).tobytes() for _ in range(n)]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-
-    async def run(self, session: Session) -> None:
-        async for event in session.events():
-            self.events.append(event)
-
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
-
-
-async def send_all(session: Session, frames: list[bytes]) -> None:
-    for frame in frames:
-        await session.send_audio(frame, sample_rate=16_000)
-        await anyio.lowlevel.checkpoint()
 
 
 def assert_audio_continuity(
@@ -87,7 +54,7 @@ def history_texts(provider: ScriptedProvider, index: int) -> list[str]:
 async def test_drop_during_user_speech() -> None:
     provider = ScriptedProvider(commit_every=8)
     frames = user_frames(40)
-    rec = Recorder()
+    rec = Events()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
         async with anyio.create_task_group() as tg:
             tg.start_soon(rec.run, session)
@@ -113,7 +80,7 @@ async def test_drop_during_assistant_generation() -> None:
     script = (Turn(text="one two three four five six seven eight", audio_chunks=8),)
     provider = ScriptedProvider(commit_every=5, script=script)
     frames = user_frames(15)
-    rec = Recorder()
+    rec = Events()
     provider.fault(Fault.drop(), at=Trigger.reply_audio(3))
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
         async with anyio.create_task_group() as tg:
@@ -150,7 +117,7 @@ async def test_drop_while_a_tool_call_is_pending() -> None:
     provider = ScriptedProvider(commit_every=5, script=script)
     provider.fault(Fault.drop(), at=Trigger.tool_call())
     frames = user_frames(5)
-    rec = Recorder()
+    rec = Events()
     async with open_session(
         provider, tools=[get_weather], journal=MemoryJournal(), backoff=FAST
     ) as session:
@@ -177,7 +144,7 @@ async def test_drop_while_a_tool_call_is_pending() -> None:
 async def test_provider_session_expiry_and_malformed_frames_are_survived() -> None:
     provider = ScriptedProvider(commit_every=5)
     frames = user_frames(20)
-    rec = Recorder()
+    rec = Events()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
         async with anyio.create_task_group() as tg:
             tg.start_soon(rec.run, session)
@@ -197,7 +164,7 @@ async def test_provider_session_expiry_and_malformed_frames_are_survived() -> No
 async def test_stalled_provider_is_replaced() -> None:
     provider = ScriptedProvider(commit_every=5, stall_timeout_s=0.2)
     frames = user_frames(10)
-    rec = Recorder()
+    rec = Events()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
         async with anyio.create_task_group() as tg:
             tg.start_soon(rec.run, session)
@@ -214,7 +181,7 @@ async def test_stalled_provider_is_replaced() -> None:
 async def test_proactive_rotation_is_make_before_break_at_a_turn_boundary() -> None:
     provider = ScriptedProvider(commit_every=5, rotate_after_s=0.15, min_rotation_interval_s=0.05)
     frames = user_frames(30)
-    rec = Recorder()
+    rec = Events()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
         async with anyio.create_task_group() as tg:
             tg.start_soon(rec.run, session)
@@ -244,7 +211,7 @@ async def test_rotation_before_the_provider_announced_expiry() -> None:
         min_rotation_interval_s=0.1,
     )
     frames = user_frames(10)
-    rec = Recorder()
+    rec = Events()
     async with open_session(provider, journal=MemoryJournal(), backoff=FAST) as session:
         async with anyio.create_task_group() as tg:
             tg.start_soon(rec.run, session)
@@ -286,7 +253,7 @@ async def test_crash_then_resume_session(tmp_path: Path) -> None:
         shutil.copytree(live, crashed)  # the files as a crash would leave them
     assert runs == ["8pm"]
 
-    rec = Recorder()
+    rec = Events()
     journal = FileJournal(crashed)
     async with resume_session(
         journal, "call-1", provider, tools=[book_table], backoff=FAST
@@ -315,7 +282,7 @@ async def test_crash_then_resume_session(tmp_path: Path) -> None:
 
 async def test_a_provider_that_keeps_refusing_ends_the_session_cleanly() -> None:
     provider = ScriptedProvider(commit_every=5)
-    rec = Recorder()
+    rec = Events()
     async with open_session(
         provider,
         journal=MemoryJournal(),

@@ -15,55 +15,23 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
-import numpy as np
 import pytest
+from _scripted_session import FAST, FRAME_BYTES, Events, send_all, until, user_frames
 
-from antiphon.actors import Backoff, Intensity, Session, open_session
+from antiphon.actors import Backoff, Intensity, open_session
 from antiphon.errors import InvalidAudio, JournalError, SessionClosedError
 from antiphon.events import (
     AudioOverrun,
     ProviderNotice,
     Reconnected,
     SessionEnded,
-    SessionEvent,
 )
 from antiphon.journal import Durability, FileJournal, MemoryJournal
 from antiphon.testing import Fault, ScriptedProvider, Trigger, Turn
 
 pytestmark = pytest.mark.anyio
 
-FRAME_BYTES = 640  # 20 ms at 16 kHz, the scripted provider's input format
-FAST = Backoff(base_s=0.01, max_s=0.05)
 HELLO = (Turn(text="Hello!"),)
-
-
-def user_frames(n: int, seed: int = 1) -> list[bytes]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-3000, 3000, FRAME_BYTES // 2, dtype=np.int16).tobytes() for _ in range(n)]
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-
-    async def run(self, session: Session) -> None:
-        async for event in session.events():
-            self.events.append(event)
-
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        return [e for e in self.events if isinstance(e, kind)]
-
-
-async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
-
-
-async def send_all(session: Session, frames: list[bytes], rate: int = 16_000) -> None:
-    for frame in frames:
-        await session.send_audio(frame, sample_rate=rate)
-        await anyio.lowlevel.checkpoint()
 
 
 async def test_repeated_drops_of_working_connections_do_not_end_the_session() -> None:

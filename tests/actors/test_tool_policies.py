@@ -12,16 +12,14 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-import numpy as np
 import pytest
+from _scripted_session import FAST, Events, all_outputs, send_all, until, user_frames
 
-from antiphon.actors import Backoff, Progress, Session, open_session, resume_session, tool
+from antiphon.actors import Progress, open_session, resume_session, tool
 from antiphon.actors.tool_executor import ToolExecutor
 from antiphon.errors import ToolError
 from antiphon.events import (
     Reconnected,
-    ReplyEnded,
-    SessionEvent,
     ToolApprovalDenied,
     ToolApprovalGranted,
     ToolApprovalRequested,
@@ -40,8 +38,6 @@ from antiphon.testing import Fault, ScriptedProvider, Trigger, Turn
 
 pytestmark = pytest.mark.anyio
 
-FRAME_BYTES = 640  # 20 ms at 16 kHz, the scripted provider's input format
-FAST = Backoff(base_s=0.01, max_s=0.05)
 SCRIPT = (
     Turn(text="Refund: {output}", tool="refund", arguments='{"order": "A-17"}'),
     Turn(text="Anything else?"),
@@ -61,42 +57,6 @@ class Refunds:
             return f"refunded {order}"
 
         self.tool = refund
-
-
-def user_frames(n: int) -> list[bytes]:
-    rng = np.random.default_rng(7)
-    return [rng.integers(-3000, 3000, FRAME_BYTES // 2, dtype=np.int16).tobytes() for _ in range(n)]
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-
-    async def run(self, session: Session) -> None:
-        async for event in session.events():
-            self.events.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def replied(self, prefix: str) -> bool:
-        return any(e.text.startswith(prefix) for e in self.of(ReplyEnded))
-
-
-async def until(predicate: Any, timeout: float = 30.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.005)
-
-
-async def send_all(session: Session, frames: list[bytes]) -> None:
-    for frame in frames:
-        await session.send_audio(frame, sample_rate=16_000)
-        await anyio.lowlevel.checkpoint()
-
-
-def all_outputs(provider: ScriptedProvider) -> list[tuple[str, str]]:
-    return [o for r in provider.records for o in r.tool_outputs]
 
 
 async def test_an_approved_call_runs_once_across_a_reconnect() -> None:

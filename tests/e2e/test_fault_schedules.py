@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from antiphon.cli.demo import open_target
 from antiphon.cli.demo._target import DemoReport, DemoTarget, play
 from antiphon.emulators import Fault, Trigger
 from antiphon.journal import FileJournal, check
@@ -51,25 +52,6 @@ EXAMPLES = LONG or 2
 SPEED = 1.0
 
 Schedule = list[tuple[Fault, Trigger, int]]
-
-
-def _target(provider: str) -> Callable[[str], AbstractAsyncContextManager[DemoTarget]]:
-    # Imported here: a provider's module loads its SDK.
-    if provider == "openai":
-        from antiphon.cli.demo.openai import open_target as openai_target
-
-        return openai_target
-    if provider == "gemini":
-        from antiphon.cli.demo.gemini import open_target as gemini_target
-
-        return gemini_target
-    if provider == "nova":
-        from antiphon.cli.demo.nova import open_target as nova_target
-
-        return nova_target
-    from antiphon.cli.demo.phonic import open_target as phonic_target
-
-    return phonic_target
 
 
 @dataclass(frozen=True)
@@ -103,7 +85,7 @@ async def _run(provider: str, schedule: Schedule) -> Outcome | None:
 
     @asynccontextmanager
     async def target() -> AsyncIterator[DemoTarget]:
-        async with _target(provider)("none") as demo:
+        async with open_target(provider, "none") as demo:
             for fault, trigger, times in schedule:
                 demo.emulator.fault(fault, at=trigger, times=times)
             yield demo

@@ -58,7 +58,7 @@ def _schema_hook(tp: Any) -> dict[str, Any]:
     if _is_pydantic_model(tp):
         schema: dict[str, Any] = tp.model_json_schema(ref_template="#/$defs/{model}")
         return schema
-    raise NotImplementedError
+    raise NotImplementedError  # msgspec's hook protocol: "no schema for this type"
 
 
 def _dec_hook(tp: Any, obj: Any) -> Any:
@@ -67,7 +67,7 @@ def _dec_hook(tp: Any, obj: Any) -> Any:
             return tp.model_validate(obj)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise msgspec.ValidationError(f"{tp.__name__}: {_pydantic_errors(exc)}") from None
-    raise NotImplementedError
+    raise NotImplementedError  # msgspec's hook protocol: "cannot convert to this type"
 
 
 def _pydantic_errors(exc: ValueError) -> str:

@@ -145,6 +145,9 @@ class TransportSend:
         now = self._now
         keepalive = self.keepalive
         keepalive.on_sent(now())  # the handshake just went out
+        # Whether anything went out since the keep-alive timer last heard of it. The timer only
+        # matters once the sender goes idle, so it is told then, not once per audio frame.
+        sent = False
         while True:
             command = outbox.peek()
             if command is not None:
@@ -156,8 +159,7 @@ class TransportSend:
                     continue
                 for frame in frames:
                     await send(frame)
-                if frames:
-                    keepalive.on_sent(now())
+                sent = sent or bool(frames)
                 outbox.pop()
                 self.commands_sent += 1
                 self._on_sent(command, self.epoch, len(frames))
@@ -169,6 +171,9 @@ class TransportSend:
                     self.frames_skipped += log.base - cursor
                     self.cursor = log.base
                     continue
+                if sent and keepalive.interval is not None:
+                    keepalive.on_sent(now())
+                sent = False
                 deadline = keepalive.next_deadline()
                 if deadline is None:
                     await log.wait_beyond(cursor)
@@ -180,7 +185,7 @@ class TransportSend:
                 continue
             for frame in encode(AudioFrame(pcm=pcm, index=cursor), self._state()):
                 await send_audio(frame)
-            keepalive.on_sent(now())
+            sent = True
             self.cursor = cursor + 1
             self.frames_sent += 1
             if cursor < self.high_water:

@@ -7,10 +7,10 @@ received (user frames lost or duplicated).
 
 How it is cut: :mod:`._target` is the shared demo target (the conversation, the summary, the
 journal and WAV output), :mod:`._faults` the fault schedule of every emulator, and one module
-per provider (:mod:`.openai` for OpenAI and xAI, :mod:`.gemini`, :mod:`.nova`, :mod:`.phonic`,
-which keeps its own schedule in the shared fault vocabulary) starts its
-emulator and points its preset at it. A provider module is imported only when that provider
-is chosen, so a provider whose extra is not installed does not stop the others.
+per provider (:mod:`.openai` for OpenAI and xAI, :mod:`.gemini`, :mod:`.nova`,
+:mod:`.phonic`) starts its emulator and points its preset at it. A provider module is
+imported only when that provider is chosen, so a provider whose extra is not installed does
+not stop the others.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .._errors import UsageError
 from ._faults import DEFAULT_FAULT, FAULTS
 from ._target import DemoReport, DemoTarget, play
 
-__all__ = ["FAULTS", "PROVIDERS", "DemoReport", "add_demo_command", "run_demo"]
+__all__ = ["FAULTS", "PROVIDERS", "DemoReport", "add_demo_command", "open_target", "run_demo"]
 
 _Target = AbstractAsyncContextManager[DemoTarget]
 
@@ -77,6 +77,13 @@ PROVIDERS = tuple(_TARGETS)
 """The ``--provider`` choices."""
 
 
+def open_target(provider: str, fault: str) -> _Target:
+    """The demo target of ``provider`` (one of :data:`PROVIDERS`): its emulator started with
+    ``fault`` (one of :data:`FAULTS`) scheduled, and its preset pointed at it. Its provider
+    module (and SDK) loads only now."""
+    return _TARGETS[provider](fault)
+
+
 async def run_demo(
     *,
     provider: str = "openai",
@@ -102,7 +109,7 @@ async def run_demo(
     if fault not in FAULTS:
         raise AntiphonError(f"unknown fault {fault!r} (choose from {', '.join(FAULTS)})")
     return await play(
-        _TARGETS[provider](fault),
+        open_target(provider, fault),
         provider=provider,
         fault=fault,
         journal_dir=journal_dir,

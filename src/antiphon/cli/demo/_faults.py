@@ -11,26 +11,35 @@ goodbye):
     * Nova: the stream limit (``modelTimeoutException``) as the user finishes the second
       utterance, then the TCP connection of the next stream is aborted as it hears the
       user's next utterance.
+    * Phonic: the socket is dropped after 3 audio chunks of the first reply (resumed inside
+      the grace window), then the resumed connection is closed as the user starts speaking
+      and its window has passed (4800, a re-seeded conversation).
 ``drop-reply``
     * OpenAI / xAI: the websocket is dropped after 3 audio chunks of the first reply.
     * Gemini: the TCP stream is cut (no close frame) in the middle of the second reply; the
       session reconnects with the handle and the cut-off reply is asked for again.
     * Nova: the stream limit, then the next stream's connection is aborted in the middle of
       its first spoken reply (after 3 audio chunks).
+    * Phonic: the socket is dropped after 3 audio chunks of the first reply (resumed).
 ``expire``
     * OpenAI / xAI: ``session_expired`` as the user starts the second utterance.
     * Gemini: ``goAway`` with 2 s left in the middle of the second reply; the session lets
       the reply finish, then rotates within the time left.
     * Nova: the stream limit only.
+    * Phonic: the conversation is closed past its grace window as the user starts the
+      second utterance (re-seeded).
 ``stall``
-    * OpenAI / xAI: the server goes silent as the user starts the second utterance; the
-      session's stall timeout (2 s here) replaces the connection.
+    * OpenAI / xAI: the server goes silent for 1 s as the user starts the second utterance;
+      that is shorter than the session's stall timeout (2 s here), so the session waits it
+      out with the user's audio buffered.
     * Gemini: the server stops sending and reading for 3 s after the first turn; the
       session replaces a connection that stays silent for 1 s while it knows a reply is
       due, and otherwise waits the stall out, buffering the user's audio.
     * Nova: the stream limit, then the emulator goes silent for 1.5 s when the next stream
       gets the tool result (a reply is due); the session's stall timeout (1 s here)
       replaces the stream.
+    * Phonic: the server goes silent for 3 s as the user starts the second utterance; the
+      session's stall timeout (1 s here) replaces the connection.
 ``none``
     No failure at all.
 
@@ -62,7 +71,7 @@ FAULTS = ("drop", "drop-reply", "expire", "stall", "none")
 """The ``--fault`` choices."""
 DEFAULT_FAULT = "drop"
 
-STALL_TIMEOUT_S = {"openai": 2.0, "xai": 2.0, "gemini": 1.0, "nova": 1.0}
+STALL_TIMEOUT_S = {"openai": 2.0, "xai": 2.0, "gemini": 1.0, "nova": 1.0, "phonic": 1.0}
 """The session's stall timeout in the ``stall`` demo, per provider: well inside the stall, so
 the session replaces the connection instead of waiting it out (the presets' default is 15 s)."""
 
@@ -74,6 +83,8 @@ NOVA_STALL_S = 1.5
 """Nova: how long the emulator goes silent for the ``stall`` fault."""
 OPENAI_STALL_S = 1.0
 """OpenAI / xAI: how long the ``stall`` fault holds the connection."""
+PHONIC_STALL_S = 3.0
+"""Phonic: how long the ``stall`` fault holds the connection."""
 MID_REPLY_CHUNKS = 3
 """Reply audio chunks after which a mid-reply fault fires."""
 
@@ -111,6 +122,19 @@ SCHEDULES: dict[str, dict[str, list[Scheduled]]] = {
         "drop-reply": [_STREAM_LIMIT, (Fault.drop(), Trigger.reply_audio(MID_REPLY_CHUNKS), 1)],
         "expire": [_STREAM_LIMIT],
         "stall": [_STREAM_LIMIT, (Fault.stall(NOVA_STALL_S), Trigger.tool_result(), 1)],
+        "none": [],
+    },
+    # Phonic: the default shows both of its recoveries — a drop mid-reply, resumed inside the
+    # grace window, then, on the resumed connection, a close whose window has passed (4800 on
+    # the way back, then a re-seeded conversation).
+    "phonic": {
+        "drop": [
+            (Fault.drop(), Trigger.reply_audio(MID_REPLY_CHUNKS), 0),
+            (Fault.expire(), Trigger.user_speech(), 1),
+        ],
+        "drop-reply": [(Fault.drop(), Trigger.reply_audio(MID_REPLY_CHUNKS), None)],
+        "expire": [(Fault.expire(), Trigger.user_speech(2), None)],
+        "stall": [(Fault.stall(PHONIC_STALL_S), Trigger.user_speech(2), None)],
         "none": [],
     },
 }

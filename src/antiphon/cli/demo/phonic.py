@@ -9,7 +9,7 @@ abnormal close mid-reply (resumed inside the window), then, on the resumed conne
 user starts speaking, a close whose window has passed (4800 on the way back, then a
 re-seeded conversation reported with ``state_restored=False``).
 
-The faults, in the shared vocabulary (:mod:`antiphon.emulators._base`):
+The faults (scheduled from the shared table in :mod:`._faults`):
 
 * ``drop`` (default): ``drop`` after the 3rd reply audio chunk of the first connection, then
   ``expire`` at the first start of user speech on the resumed connection.
@@ -28,44 +28,26 @@ from contextlib import asynccontextmanager
 import msgspec
 
 from ...adapters.phonic import Phonic
-from ...emulators._base import Fault, Trigger
 from ...emulators.phonic import PhonicEmulator
+from ._faults import STALL_TIMEOUT_S, schedule_faults
 from ._target import DemoTarget
 
-__all__ = ["STALL_TIMEOUT_S", "open_target", "schedule"]
+__all__ = ["open_target"]
 
-STALL_TIMEOUT_S = 1.0
-"""The session's stall timeout in the ``stall`` demo: well inside the 3 s stall."""
 REPLY_PACING = 0.25
 """Reply audio at four times real time: every reply ends before the user speaks again."""
-
-
-def schedule(emu: PhonicEmulator, fault: str) -> None:
-    """Schedule the demo's ``fault`` on ``emu`` (see the module docstring)."""
-    match fault:
-        case "drop":
-            emu.fault(Fault.drop(), at=Trigger.reply_audio(3), connection=0)
-            emu.fault(Fault.expire(), at=Trigger.user_speech(), connection=1)
-        case "drop-reply":
-            emu.fault(Fault.drop(), at=Trigger.reply_audio(3))
-        case "expire":
-            emu.fault(Fault.expire(), at=Trigger.user_speech(2))
-        case "stall":
-            emu.fault(Fault.stall(3.0), at=Trigger.user_speech(2))
-        case "none":
-            pass
-        case _:
-            raise ValueError(f"unknown demo fault {fault!r}")
 
 
 @asynccontextmanager
 async def open_target(fault: str) -> AsyncIterator[DemoTarget]:
     """Start a Phonic emulator with ``fault`` scheduled; yield the preset for it."""
     async with PhonicEmulator(reply_pacing=REPLY_PACING) as emu:
-        schedule(emu, fault)
+        schedule_faults(emu, "phonic", fault)
         provider = Phonic(url=emu.url, api_key="demo")
         if fault == "stall":
-            limits = msgspec.structs.replace(provider.limits, stall_timeout_s=STALL_TIMEOUT_S)
+            limits = msgspec.structs.replace(
+                provider.limits, stall_timeout_s=STALL_TIMEOUT_S["phonic"]
+            )
             provider = provider.replace(limits=limits)
         yield DemoTarget(
             emulator=emu,
