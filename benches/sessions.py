@@ -1,7 +1,8 @@
 """Sessions benchmark: N concurrent sessions against an emulator in another process.
 
 ``python -m benches sessions [--provider openai|gemini|nova|phonic] [--sessions N] [--seconds S]
-[--workload all|scripted|continuous] [--idle-seconds S] [--ab send_deadline] [--scale] [--json]``
+[--workload all|scripted|continuous] [--idle-seconds S]
+[--ab send_deadline|coalesce|journal_flusher] [--scale] [--json]``
 
 Method (also printed with the figures):
 
@@ -63,9 +64,15 @@ Method (also printed with the figures):
 * realtime_held: every chunk of every session was handed to its client no later than 100 ms
   after its scheduled time (``send_lag_ms``: p99 and max of that delay; the schedule is
   absolute, so a client that falls behind accumulates lag).
-* ``--ab send_deadline``: the antiphon client runs a second time (between the other two
-  runs) with that change undone in its process (a websocket send deadline armed around
-  every frame, as before), so one run gives the change's before and after.
+* ``--ab NAME``: the antiphon client runs a second time (between the other two runs) with
+  one change undone in its process, so one run gives the change's before and after:
+  ``send_deadline`` (a websocket send deadline armed around every frame), ``coalesce`` (every
+  20 ms frame its own message, even when frames queued while the sender was busy),
+  ``journal_flusher`` (a flusher task per session handing its fsyncs to a worker thread,
+  instead of the file journal's one flusher thread for all sessions).
+* audio_frames_per_message (antiphon): user audio frames sent / ``AudioFrame`` commands
+  encoded over the run, summed over the sessions' senders: 1.0 when every frame went out
+  alone; more when frames that queued while a sender was busy went out joined.
 * ``--scale``: the continuous workload at 1, 10, 50, 100 and 200 sessions (loopback only),
   each a fresh pair of runs as above, for the knee.
 * audio_delivered: after the clients closed, the emulator process reports each
@@ -126,7 +133,7 @@ SCALE = (1, 10, 50, 100, 200)
 IDLE_S = 2.0
 HELD_MS = 100.0  # a chunk handed to the client later than this behind its schedule: not held
 # Bench-only patches, for a before/after of one change in one run (``--ab NAME``).
-AB_PATCHES = ("send_deadline",)
+AB_PATCHES = ("send_deadline", "coalesce", "journal_flusher")
 
 
 # --- shared inputs ---------------------------------------------------------------------
@@ -366,7 +373,17 @@ async def _client_antiphon(
     idle_s: float = IDLE_S,
 ) -> dict[str, Any]:
     import antiphon
+    from antiphon.actors.transport_send import TransportSend
 
+    # Bench-only instrumentation: keep every sender, to read how many frames each message took.
+    senders_made: list[TransportSend] = []
+    make_sender = TransportSend.__init__
+
+    def track(self: TransportSend, **kwargs: Any) -> None:
+        make_sender(self, **kwargs)
+        senders_made.append(self)
+
+    TransportSend.__init__ = track  # type: ignore[method-assign]
     chunks = chunks_of(user_audio(rate, seconds, workload), rate)
     if provider_name == "openai":
         provider: Any = antiphon.providers.OpenAIRealtime(url=url, api_key="test")
@@ -440,6 +457,9 @@ async def _client_antiphon(
 
         senders.append(send)
     await _steady(meter, senders, chunks, None)
+    # Read before the sessions close: a closing connection folds its counters away.
+    frames = sum(t.frames_sent for t in senders_made)
+    messages = sum(t.audio_commands for t in senders_made)
     done.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 60)
     await meter.finish()
@@ -451,6 +471,7 @@ async def _client_antiphon(
         "assistant_audio_s_per_session": round(sum(heard) / n / 2 / 24_000, 3),
         "reconnects": sum(reconnects),
         "runtime_counters": counters,
+        "audio_frames_per_message": round(frames / messages, 3) if messages else 0.0,
     }
 
 
@@ -812,6 +833,33 @@ def _apply_patch(name: str) -> None:
 
         WebSocketConnection._send_cannot_block = always  # type: ignore[method-assign]
         return
+    if name == "coalesce":
+        from antiphon.actors.transport_send import TransportSend
+
+        init = TransportSend.__init__
+
+        def one_frame_per_message(self: TransportSend, **kwargs: Any) -> None:
+            init(self, **kwargs)
+            self.max_frames = 1  # as before: every 20 ms frame its own message
+
+        TransportSend.__init__ = one_frame_per_message  # type: ignore[method-assign]
+        return
+    if name == "journal_flusher":
+        from antiphon.journal import _file
+
+        # As before: a flusher task per session, each handing its fsyncs to a worker thread.
+        def set_deferred(self: _file._OpenStream, deferred: bool) -> None:
+            self.deferred_sync = deferred
+
+        def flush_deadline(self: _file._OpenStream) -> float | None:
+            if not (self._batch and self._dirty and self.open):
+                return None
+            return self._last_sync + self._durability.interval_s
+
+        _file.FileJournal.flushes_itself = False
+        _file._OpenStream.set_deferred = set_deferred  # type: ignore[method-assign]
+        _file._OpenStream.flush_deadline = property(flush_deadline)  # type: ignore[assignment,method-assign]
+        return
     raise SystemExit(f"unknown patch {name!r}")
 
 
@@ -970,7 +1018,11 @@ def _delivery(
 def _brief(figures: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of one client run."""
     keys = ("cpu_s_per_session_s", "idle_cpu_s_per_session_s", "lateness_ms", "realtime_held")
-    return {k: figures[k] for k in keys}
+    out = {k: figures[k] for k in keys}
+    out["lateness_ms"] = {k: v for k, v in out["lateness_ms"].items() if k != "ticks"}
+    out["rss_kb_per_session_setup"] = figures.get("rss_kb_per_session_setup")
+    out["audio_frames_per_message"] = figures.get("audio_frames_per_message")
+    return out
 
 
 def _scenario(
@@ -1016,6 +1068,7 @@ def _scenario(
         "server_events_per_session_s": base.get("server_events_per_session_s"),
         "audio_delivered": ours_check["ok"],
         "raw_audio_delivered": base_check["ok"],
+        "audio_frames_per_message": ours.get("audio_frames_per_message"),
         "baseline": base_name,
     }
     if ab is not None:
@@ -1116,6 +1169,7 @@ def _row(sc: dict[str, Any]) -> str:
         f" vs {sc['raw_rss_kb_per_session_setup']}->{sc['raw_rss_kb_per_session_end']}"
         f" | delivered {sc['audio_delivered']}/{sc['raw_audio_delivered']}"
         f" | server events/session-s {sc['server_events_per_session_s']}"
+        f" | frames/message {sc.get('audio_frames_per_message')}"
     )
 
 

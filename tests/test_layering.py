@@ -4,6 +4,7 @@ protocol/ and codecs/ are pure: they import no IO or concurrency library, never 
 clock, and nothing from the other layers. adapters/ imports protocol/ and codecs/ only, and
 its translators are as pure as protocol/ (only connectors touch SDKs and sockets). journal/
 imports protocol/. events.py (the app's events) is as pure as protocol/, which it maps from.
+failover/ (presets made of presets, circuit breakers) is as pure, and actors/ may use it.
 actors/ imports everything below it; livekit/ sits above actors/ and is the only part that
 imports the ``livekit`` SDK. Nothing imports the command line
 (cli/). Across the whole package, imports form no cycle, and no module is loaded by a string.
@@ -33,11 +34,23 @@ ALLOWED = {
     "adapters": {"adapters", "protocol", "codecs", "errors"},
     "journal": {"journal", "protocol", "errors"},
     "events": {"events", "protocol", "errors"},
-    "actors": {"actors", "adapters", "protocol", "codecs", "journal", "events", "errors"},
+    # Provider failover: presets made of presets, and the (pure) circuit breakers.
+    "failover": {"failover", "adapters", "protocol", "codecs", "errors"},
+    "actors": {
+        "actors",
+        "failover",
+        "adapters",
+        "protocol",
+        "codecs",
+        "journal",
+        "events",
+        "errors",
+    },
     # The LiveKit integration: a user of the public session API, above the actors.
     "livekit": {
         "livekit",
         "actors",
+        "failover",
         "events",
         "adapters",
         "protocol",
@@ -112,7 +125,7 @@ def test_layer_imports_only_what_it_may(layer: str) -> None:
     assert bad == []
 
 
-@pytest.mark.parametrize("layer", ["protocol", "codecs", "events"])
+@pytest.mark.parametrize("layer", ["protocol", "codecs", "events", "failover"])
 def test_pure_layers_do_no_io_and_read_no_clock(layer: str) -> None:
     bad = []
     for path in _layer_files(layer):

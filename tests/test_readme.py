@@ -22,7 +22,7 @@ def _blocks() -> list[str]:
 
 def test_readme_python_example_runs() -> None:
     blocks = _blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     result = _run(blocks[0])
     assert result.returncode == 0, result.stderr
     assert "reconnected: closed:1006 state restored: False" in result.stdout
@@ -37,3 +37,18 @@ def test_readme_tools_example_runs() -> None:
         "approve book",
         "assistant: Booked: thai for 2, Friday at 19h",
     ]
+
+
+def test_readme_failover_example_is_valid_python_with_real_names() -> None:
+    """The failover example needs two real providers' keys, so it is compiled, not run; the
+    names it imports must exist."""
+    import ast
+
+    block = _blocks()[2]
+    compile(block, "<README failover example>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    import antiphon.providers
+
+    for node in ast.walk(ast.parse(block)):
+        if isinstance(node, ast.ImportFrom) and node.module == "antiphon.providers":
+            for alias in node.names:
+                assert hasattr(antiphon.providers, alias.name), alias.name

@@ -119,12 +119,17 @@ class Reconnected(_AppEvent, frozen=True, kw_only=True):
             be shortened to fit the provider's limits, or a tool's outcome is unknown.
         gap_ms: Time from losing the old connection (or starting the switch) to the new one
             being ready.
+        provider: The provider the new connection is to (another one after a failover).
+        previous_provider: The provider of the connection before, when it was another one
+            (a failover, or a return to the first provider); "" for the same provider.
     """
 
     epoch: int
     cause: str
     state_restored: bool
     gap_ms: float
+    provider: str = ""
+    previous_provider: str = ""
 
 
 class AudioOverrun(_AppEvent, frozen=True, kw_only=True):

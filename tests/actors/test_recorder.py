@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 import pytest
@@ -11,7 +12,7 @@ from antiphon.actors import ManualClock
 from antiphon.actors.recorder import Recorder
 from antiphon.errors import JournalError
 from antiphon.events import ReplyEnded, ReplyStarted, SessionEvent
-from antiphon.journal import MemoryJournal
+from antiphon.journal import FileJournal, MemoryJournal
 from antiphon.protocol import (
     Event,
     GenerationEnded,
@@ -128,3 +129,20 @@ async def test_a_failed_append_acts_on_nothing() -> None:
     assert acted == []
     assert recorder.state.generation is None
     assert drain(recorder) == []
+
+
+class _OwnerFlushedJournal(MemoryJournal):
+    """A journal whose owner must call ``flush`` by its deadline (as Redis renews its lease)."""
+
+    flushes_itself = False
+
+
+async def test_only_a_journal_that_needs_an_owner_gets_a_flusher_task(tmp_path: Path) -> None:
+    file_writer = FileJournal(tmp_path).writer("s")
+    for writer in (file_writer, MemoryJournal().writer("s")):
+        recorder = Recorder(state=SessionState(), writer=writer, clock=ManualClock())
+        assert not recorder.needs_flusher  # the journal syncs on its own
+        assert writer.deferred_sync  # and never on the event loop
+    file_writer.close()
+    owned = _OwnerFlushedJournal().writer("s")
+    assert Recorder(state=SessionState(), writer=owned, clock=ManualClock()).needs_flusher

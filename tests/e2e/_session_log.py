@@ -5,7 +5,7 @@ Shared by the per-provider harnesses (each adds its emulator and its own record 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -48,6 +48,14 @@ def cut_frames(pcm: bytes, frame_bytes: int) -> list[bytes]:
     if out and len(out[-1]) < frame_bytes:
         out[-1] = out[-1] + bytes(frame_bytes - len(out[-1]))
     return out
+
+
+def frames_received(appends: Sequence[bytes], frame_bytes: int) -> list[bytes]:
+    """The frames in what an emulator received: the runtime joins the frames that queued while
+    its sender was busy into one message, so an append holds one frame or several, never a
+    part of one."""
+    assert all(len(a) % frame_bytes == 0 for a in appends), "every append is whole frames"
+    return [a[i : i + frame_bytes] for a in appends for i in range(0, len(a), frame_bytes)]
 
 
 # The journals of the sessions opened by the harnesses during one test: the e2e conftest

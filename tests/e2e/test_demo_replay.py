@@ -1,6 +1,7 @@
 """Every demo journal is captured in full, keeps its promises and replays without a
 divergence through the current code (the Gemini, Nova and Phonic demos are also checked by
-their own tests, through the e2e conftest)."""
+their own tests, through the e2e conftest). The failover demo's journal crosses providers:
+each epoch replays with the translator of the provider it was to."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def anyio_backend() -> str:
     return "asyncio"  # the demo targets are asyncio-only
 
 
-@pytest.mark.parametrize("provider", ["openai", "xai"])
+@pytest.mark.parametrize("provider", ["openai", "xai", "failover"])
 async def test_demo_journal_verifies_and_replays(provider: str, tmp_path: Path) -> None:
     report = await run_demo(provider=provider, speed=0, progress=None, journal_dir=tmp_path)
     assert report.reconnects >= 1  # the default fault: the replay crosses a reconnect

@@ -8,7 +8,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -299,6 +301,69 @@ def test_batch_durability_exposes_its_flush_deadline(tmp_path: Path) -> None:
     assert deadlines[1] is not None
     assert deadlines[1] > time.monotonic() + 3000
     assert deadlines[2] is None
+
+
+def _flusher_threads() -> int:
+    return sum(t.name == "antiphon-journal-flusher" for t in threading.enumerate())
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30  # guards against a hang only
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_deferred_writers_are_synced_together_by_one_flusher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # the real fsync, counted
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    journal = FileJournal(tmp_path, durability=Durability.batch(0.05))
+    writers = [journal.writer(f"s{i}") for i in range(20)]
+    for writer in writers:
+        writer.deferred_sync = True
+    assert journal.flushes_itself
+    assert _flusher_threads() == 0  # nothing written yet: no thread
+    synced.clear()
+    for writer in writers:
+        writer.append(text_events(2), expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
+        writer.write_audio("user", b"\1\0" * 160, 16_000)
+        # The journal's flusher syncs it: nobody else needs to call flush.
+        assert writer.flush_deadline is None
+    assert _flusher_threads() == 1
+    # Every writer's records and audio reach the disk (within the 0.05 s batch window, but
+    # this waits for the syncs, not for time).
+    _wait_for(lambda: len(synced) >= 2 * len(writers))
+    streams = list(journal._leases.values())
+    _wait_for(lambda: not any(s._dirty for s in streams))
+    assert journal._flusher.rounds <= 3  # one round for all of them, not one per writer
+    for writer in writers:
+        writer.close()
+    _wait_for(lambda: _flusher_threads() == 0)  # the last writer closed: the thread ends
+    reader = FileJournal(tmp_path, create=False)
+    assert all(len(list(reader.records(f"s{i}"))) == 2 for i in range(20))
+
+
+def test_an_idle_deferred_writer_costs_the_flusher_nothing(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path, durability=Durability.batch(0.01))
+    writer = journal.writer("s")
+    writer.deferred_sync = True
+    writer.append(text_events(1), expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
+    _wait_for(lambda: journal._flusher.rounds >= 1)
+    rounds = journal._flusher.rounds
+    # Idle: the flusher sleeps until the next write wakes it, whatever the time.
+    writer.append(text_events(1), expected_seq=1, epoch=1, mono_ns=0, wall_ns=0)
+    _wait_for(lambda: journal._flusher.rounds == rounds + 1)
+    writer.close()
+    _wait_for(lambda: _flusher_threads() == 0)
+    assert journal._flusher.rounds == rounds + 1
 
 
 @pytest.mark.parametrize("session_id", ["", "../escape", "a/b", ".hidden", "x" * 200])

@@ -143,7 +143,9 @@ def test_waiting_for_replicas(redis_server: RedisServer, tmp_path: Path) -> None
         writer = too_many.writer("s1")
         text = GenerationTextDelta(generation_id="g", text="hi")
         writer.append([text], expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)  # no effect: no wait
-        with pytest.raises(JournalError, match="1 of 2 replicas"):
+        # One replica exists; whether it acknowledges within 50 ms depends on the machine's
+        # load, so the error may count it or not. Either way two were not reached.
+        with pytest.raises(JournalError, match=r"[01] of 2 replicas"):
             writer.append([requested], expected_seq=1, epoch=1, mono_ns=0, wall_ns=0)
         assert writer.closed
         too_many.close()

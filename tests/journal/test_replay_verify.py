@@ -291,7 +291,14 @@ async def test_capture_modes_of_a_session(mode: str) -> None:
             indexes = [f.index for f in frames if (f.epoch, f.direction) == (epoch, direction)]
             assert indexes == list(range(len(indexes)))
     # Every user audio frame the app gave went out, some twice (the resend after the drop).
-    sent_audio = sorted({f.audio_index for f in frames if f.audio_index >= 0})
+    sent_audio = sorted(
+        {
+            i
+            for f in frames
+            if f.audio_index >= 0
+            for i in range(f.audio_index, f.audio_index + f.audio_frames)
+        }
+    )
     assert sent_audio == list(range(24))
 
 
@@ -325,6 +332,37 @@ def test_verify_finds_user_audio_lost_at_a_reconnect() -> None:
     (violation,) = report.violations
     assert violation.rule == "user_audio"
     assert "frames 5..6 were never sent" in violation.message
+
+
+def test_verify_counts_every_frame_of_a_joined_message() -> None:
+    from antiphon.journal import WireCapture
+    from antiphon.protocol import UserAudioCommitted
+
+    journal = MemoryJournal()
+    w = journal.writer("s")
+    capture = WireCapture(
+        w, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: w.next_seq
+    )
+
+    def add(*events: Event, epoch: int = 1) -> None:
+        w.append(list(events), expected_seq=w.next_seq, epoch=epoch, mono_ns=0, wall_ns=0)
+
+    add(SessionStarted(session_id="s", provider="scripted"), epoch=0)
+    add(ConnectionOpened(epoch=1))
+    add(UserAudio(first_frame=0, frames=10, audio=bytes(6400), sample_rate=16_000))
+    # Frame 0 alone, 1..4 joined into one message, 5..9 joined and cut into two wire frames.
+    capture.sent(1, '{"type":"append"}', audio_index=0)
+    capture.sent(1, '{"type":"append"}', audio_index=1, audio_frames=4)
+    add(UserAudioCommitted(audio_end_ms=100))  # covers frames 0..4: all sent before it
+    capture.sent(1, '{"type":"append"}', audio_index=5, audio_frames=5)
+    capture.sent(1, '{"type":"append"}', audio_index=5, audio_frames=5)
+    add(ConnectionLost(epoch=1, cause="closed:1006", recoverable=True))
+    add(ConnectionOpened(epoch=2), epoch=2)
+    capture.sent(2, '{"type":"append"}', audio_index=5, audio_frames=5)
+    add(SessionClosed(), epoch=2)
+    assert verify_session(journal, "s").violations == ()
+    frames = list(read_capture(journal, "s"))
+    assert [f.audio_frames for f in frames] == [1, 4, 5, 5, 5]
 
 
 async def test_export_audio_writes_the_call_as_one_stereo_wav(

@@ -26,10 +26,18 @@ PRESETS: dict[str, Any] = {
 
 
 @pytest.mark.parametrize(
-    ("name", "truncation"),
-    [("openai", True), ("xai", False), ("gemini", False), ("nova", False), ("phonic", False)],
+    ("name", "truncation", "per_reply_tools"),
+    [
+        ("openai", True, True),
+        ("xai", False, False),
+        ("gemini", False, False),
+        ("nova", False, False),
+        ("phonic", False, False),
+    ],
 )
-def test_capabilities_are_declared_per_provider(name: str, truncation: bool) -> None:
+def test_capabilities_are_declared_per_provider(
+    name: str, truncation: bool, per_reply_tools: bool
+) -> None:
     model = RealtimeModel(PRESETS[name]())
     caps = model.capabilities
     assert model.provider == name
@@ -39,9 +47,47 @@ def test_capabilities_are_declared_per_provider(name: str, truncation: bool) -> 
     assert caps.audio_output is True
     # antiphon asks for the reply once the last output of a turn is delivered.
     assert caps.auto_tool_reply_generation is True
-    # Appending works, editing or deleting history does not: LiveKit must not rely on it.
-    assert caps.mutable_chat_context is False
+    # History edits reach every provider: live (OpenAI) or on a fresh connection.
+    assert caps.mutable_chat_context is True
     assert caps.mutable_instructions is True
     assert caps.mutable_tools is True
-    assert caps.per_response_tool_choice is False
+    assert caps.per_response_tool_choice is per_reply_tools
     assert caps.manual_function_calls is False
+
+
+@pytest.mark.parametrize(
+    ("name", "live_edits", "buffer_clear"),
+    [
+        ("openai", True, True),
+        ("xai", False, False),
+        ("gemini", False, False),
+        ("nova", False, False),
+        ("phonic", False, False),
+    ],
+)
+def test_what_each_translator_can_do_live(name: str, live_edits: bool, buffer_clear: bool) -> None:
+    caps = PRESETS[name]().new_translator().capabilities
+    assert caps.edit_history is live_edits
+    assert caps.clear_audio is buffer_clear
+    assert caps.reply_tools is live_edits
+
+
+def test_resume_needs_the_journal() -> None:
+    with pytest.raises(ValueError, match="journal"):
+        RealtimeModel(PRESETS["openai"](), resume="call-1")
+
+
+def test_a_failover_declares_what_every_provider_can_do() -> None:
+    from antiphon.failover import Failover
+    from antiphon.livekit import RealtimeModel
+    from antiphon.providers import NovaSonic, OpenAIRealtime
+
+    openai = OpenAIRealtime(api_key="test")
+    alone = RealtimeModel(openai).capabilities
+    both = RealtimeModel(Failover([openai, NovaSonic(region="us-east-1")])).capabilities
+    assert alone.message_truncation
+    assert alone.per_response_tool_choice
+    # Nova truncates nothing and takes no tools per reply: after a switch it could not.
+    assert not both.message_truncation
+    assert not both.per_response_tool_choice
+    assert both.mutable_chat_context

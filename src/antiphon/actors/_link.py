@@ -58,6 +58,7 @@ class Link:
         self._tg: TaskGroup | None = None
         self._sender_scope: anyio.CancelScope | None = None
         self._sender_done = anyio.Event()
+        self._watchdog_wake = anyio.Event()
         self._closed = False
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -106,15 +107,29 @@ class Link:
             self._sender_done.set()
 
     def start_watchdog(self, check: Callable[[], float | None], clock: Clock) -> None:
-        """Run ``check`` periodically; it returns seconds until the next check, or raises."""
+        """Run ``check`` when it asks to be run again, or raises.
+
+        ``check`` returns the seconds until it should run next, or None when nothing is due
+        (no reply awaited): the watchdog then sleeps until :meth:`wake_watchdog`, so an idle
+        connection costs no wake-ups at all.
+        """
         assert self._tg is not None
 
         async def watchdog() -> None:
             while True:
                 delay = check()
-                await clock.sleep(delay if delay is not None else 1.0)
+                if delay is not None:
+                    await clock.sleep(delay)
+                    continue
+                if not self._watchdog_wake.is_set():
+                    await self._watchdog_wake.wait()
+                self._watchdog_wake = anyio.Event()
 
         self._tg.start_soon(self._guard, watchdog)
+
+    def wake_watchdog(self) -> None:
+        """Something became due (a reply is now awaited): run the watchdog's check again."""
+        self._watchdog_wake.set()
 
     async def stop_sending(self) -> None:
         """Stop transport-send and wait for it, so its cursor is final."""

@@ -27,6 +27,7 @@ class ReconnectReport:
         fresh_start: The provider's resume state (its handle) is gone: re-seed from history.
         first: The session's first connection (nothing to report).
         reply_due: A reply was requested and had not started: ask for it again.
+        previous_provider: The session moved here from this provider ("" if it did not).
     """
 
     cause: str = "start"
@@ -35,17 +36,24 @@ class ReconnectReport:
     fresh_start: bool = False
     first: bool = True
     reply_due: bool = False
+    previous_provider: str = ""
 
     def lost(self, now: float) -> None:
         """The connection is gone from ``now`` on (the first loss counts for the gap)."""
         if self.since is None:
             self.since = now
 
-    def reconnected(self, *, epoch: int, now: float) -> Reconnected | None:
-        """The app event for activating ``epoch`` at ``now``; None for the first connection."""
+    def reconnected(self, *, epoch: int, now: float, provider: str) -> Reconnected | None:
+        """The app event for activating ``epoch`` (a connection to ``provider``) at ``now``;
+        None for the first connection."""
         if self.first:
             return None
         gap_ms = (now - self.since) * 1000.0 if self.since is not None else 0.0
         return Reconnected(
-            epoch=epoch, cause=self.cause, state_restored=self.restored, gap_ms=gap_ms
+            epoch=epoch,
+            cause=self.cause,
+            state_restored=self.restored,
+            gap_ms=gap_ms,
+            provider=provider,
+            previous_provider=self.previous_provider,
         )

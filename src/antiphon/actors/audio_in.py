@@ -22,10 +22,11 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import anyio
 
-from ..codecs import AudioConverter, pcm_frame_bytes
+from ..codecs import AudioConverter, Resampler, pcm_frame_bytes
 from ..protocol import SendAudio, UserAudio
 from ._actor import Actor
 
@@ -36,6 +37,21 @@ MAILBOX_SIZE = 64
 # Coalesce the journal's record of user audio into ~200 ms spans: 5 records a second instead
 # of 50, while a crash loses at most that much of the *record* (the audio itself was sent).
 JOURNAL_SPAN_MS = 200
+
+
+class FrameSource(Protocol):
+    """What a sender reads user audio from: the audio log, or a view of it at another rate
+    (:class:`ResampledLog`)."""
+
+    @property
+    def base(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+    def get(self, index: int) -> bytes | None: ...
+
+    async def wait_beyond(self, index: int) -> None: ...
 
 
 class AudioLog:
@@ -55,6 +71,7 @@ class AudioLog:
         self.evicted = 0
         self._wake = anyio.Event()
         self._listeners: list[Callable[[], None]] = []
+        self.on_settled: Callable[[int], None] | None = None  # told each new safe point
 
     @property
     def end(self) -> int:
@@ -87,6 +104,30 @@ class AudioLog:
         while self.base < index and self._frames:
             self._frames.popleft()
             self.base += 1
+        if self.on_settled is not None:
+            self.on_settled(index)
+
+    def restore(self, first: int, frames: list[bytes]) -> None:
+        """Start an empty log at index ``first`` (a session resumed from its journal), holding
+        ``frames`` from there on: the ones not known to be settled, to be sent again. At
+        most ``capacity`` are kept (the newest)."""
+        if self._frames or self.base:
+            raise RuntimeError("only an empty audio log can be restored")
+        keep = frames[-self.capacity :] if frames else []
+        self.base = self.safe = first + len(frames) - len(keep)
+        self.evicted = len(frames) - len(keep)
+        self._frames.extend(keep)
+
+    def truncate(self, index: int) -> int:
+        """Drop the frames from ``index`` on (never below ``base``); returns how many. The
+        next frame appended takes the first dropped index: frames are never renumbered, so a
+        caller must not cut below what a sender has read."""
+        index = max(index, self.base)
+        dropped = 0
+        while self.end > index:
+            self._frames.pop()
+            dropped += 1
+        return dropped
 
     def resend_start(self) -> int:
         """Where a new connection starts sending: the oldest frame not known to be safe."""
@@ -114,6 +155,8 @@ class AudioIn(Actor[SendAudio]):
         record: Called with coalesced ``UserAudio`` events for the journal (sync).
         on_overrun: Called with the total of frames evicted so far when the resend window
             overflows: at its first eviction, then after every further second evicted.
+        on_settled: Called with the new safe point (a frame index) each time it advances,
+            for the journal (sync).
     """
 
     def __init__(
@@ -124,6 +167,7 @@ class AudioIn(Actor[SendAudio]):
         resend_window_s: float,
         record: Callable[[UserAudio], None],
         on_overrun: Callable[[int], None] | None = None,
+        on_settled: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__("audio-in", mailbox_size=MAILBOX_SIZE)
         self.out_rate = out_rate
@@ -131,6 +175,7 @@ class AudioIn(Actor[SendAudio]):
         self.frame_bytes = pcm_frame_bytes(frame_ms, out_rate)
         capacity = math.ceil(resend_window_s * 1000 / frame_ms)
         self.log = AudioLog(self.frame_bytes, capacity)
+        self.log.on_settled = on_settled
         self._record = record
         self._on_overrun = on_overrun
         self._evicted_reported = 0
@@ -206,6 +251,37 @@ class AudioIn(Actor[SendAudio]):
         self._flush_converter(pad=True)
         self.flush_record()
 
+    def resume(self, *, settled: int, frames: list[bytes], next_index: int) -> None:
+        """Continue a journalled session: the log starts where the journal left off, holding
+        ``frames`` (the journalled frames from ``settled`` on) to send again. Frames that do
+        not reach ``next_index`` without a gap are not used (the next frame still takes
+        ``next_index``: an index is never reused)."""
+        if frames and settled + len(frames) == next_index:
+            self.log.restore(settled, frames)
+        else:
+            self.log.restore(next_index, [])
+
+    def clear(self, *, sent_end: int, in_flight: int) -> int:
+        """Discard the user audio not sent yet (``Session.clear_audio``); returns the frames
+        dropped.
+
+        Frames below ``sent_end`` went out: they are forgotten as if safe, so no reconnect
+        re-sends them. Frames from ``sent_end + in_flight`` on are dropped, and so is the
+        converter's partial frame; the ``in_flight`` frames after ``sent_end`` may be in the
+        sender's hands already, and frames already journalled keep their indices (a record
+        is never contradicted), so those are sent.
+        """
+        self._converter = None  # its partial frame goes, and the next chunk starts afresh
+        self._format = (0, 0)
+        log = self.log
+        journalled = log.end - len(self._pending)
+        cut = max(sent_end + in_flight, journalled)
+        dropped = log.truncate(cut)
+        if dropped and self._pending:
+            del self._pending[max(0, cut - self._pending_first) :]
+        log.mark_safe(sent_end)
+        return dropped
+
     def flush_record(self) -> None:
         if not self._pending:
             return
@@ -218,3 +294,89 @@ class AudioIn(Actor[SendAudio]):
         )
         self._pending = []
         self._record(event)
+
+
+class ResampledLog:
+    """One connection's view of the audio log at another input rate (a failover provider
+    whose rate is not the log's).
+
+    Frames keep their log indices and durations, so the sender's cursor and the safe-point
+    arithmetic are unchanged; each frame is resampled once, in index order, by one streaming
+    resampler (no clicks at frame edges), and comes out exactly one frame long at the new
+    rate, so a provider that counts the audio it was sent counts what the log holds. The
+    resampler emits in blocks, not per frame: the stream starts with as much silence as it
+    ever falls behind (found once, by running the same rates over silence, which takes the
+    same blocks), so no frame is ever short; the tens of milliseconds still held when the
+    connection ends are not sent.
+
+    Args:
+        log: The session's audio log.
+        in_rate: The log's rate.
+        out_rate: The connection's provider input rate.
+    """
+
+    _KEEP = 64  # converted frames kept, for a sender that reads a frame again
+    _PROBE_FRAMES = 50  # 1 s of 20 ms frames: several whole cycles of the resampler's blocks
+
+    def __init__(self, log: AudioLog, *, in_rate: int, out_rate: int) -> None:
+        self._log = log
+        self._resampler = Resampler(in_rate, out_rate)
+        self.frame_bytes = log.frame_bytes * out_rate // in_rate
+        self._lead = self._shortfall(log.frame_bytes, in_rate, out_rate)
+        self._pending = b""  # resampled audio not yet cut into frames
+        self._started = False
+        self._converted: dict[int, bytes] = {}
+        self._next = -1  # the index the resampler expects next (-1: none yet)
+
+    @property
+    def base(self) -> int:
+        return self._log.base
+
+    @property
+    def end(self) -> int:
+        return self._log.end
+
+    async def wait_beyond(self, index: int) -> None:
+        await self._log.wait_beyond(index)
+
+    def get(self, index: int) -> bytes | None:
+        """The frame at ``index`` at the connection's rate, or None when it is not there."""
+        done = self._converted.get(index)
+        if done is not None:
+            return done
+        if self._next < 0 or index < self._next:
+            self._next = index
+        while self._next <= index:
+            pcm = self._log.get(self._next)
+            if pcm is None:
+                if self._next < self._log.base:  # evicted: continue from what is there
+                    self._next = self._log.base
+                    continue
+                return None
+            self._converted[self._next] = self._cut(self._resampler.process(pcm))
+            self._next += 1
+        for stale in [i for i in self._converted if i < index - self._KEEP]:
+            del self._converted[stale]
+        return self._converted.get(index)
+
+    def _shortfall(self, frame_bytes: int, in_rate: int, out_rate: int) -> int:
+        """The most the resampler's output ever lags ``k`` whole frames (bytes, even)."""
+        probe = Resampler(in_rate, out_rate)
+        silence = bytes(frame_bytes)
+        produced = worst = 0
+        for k in range(1, self._PROBE_FRAMES + 1):
+            produced += len(probe.process(silence))
+            worst = max(worst, k * self.frame_bytes - produced)
+        return worst + worst % 2
+
+    def _cut(self, out: bytes) -> bytes:
+        """The next frame, exactly ``frame_bytes`` long, of the resampled stream."""
+        pending = self._pending + out
+        if not self._started:
+            self._started = True
+            pending = bytes(self._lead) + pending
+        size = self.frame_bytes
+        if len(pending) < size:  # not expected (see _shortfall); silence rather than a gap
+            pending = bytes(size - len(pending)) + pending
+        self._pending = pending[size:]
+        return pending[:size]

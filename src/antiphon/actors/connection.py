@@ -26,13 +26,34 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from msgspec.structs import replace
 
-from ..adapters import Disposition, ErrorClass, Handshake, Provider, Translator
-from ..errors import ConnectionLostError, ProviderTimeout, cause_code
+from ..adapters import (
+    Capabilities,
+    Connection,
+    Connector,
+    ConnectRequest,
+    Disposition,
+    ErrorClass,
+    Frame,
+    Handshake,
+    Limits,
+    Provider,
+    Translator,
+)
+from ..errors import ConnectionLostError, ProviderError, ProviderTimeout, cause_code
+from ..failover import (
+    BreakerState,
+    CircuitBreakers,
+    Failover,
+    FailoverPolicy,
+    members,
+    provider_key,
+)
 from ..protocol import (
     Command,
     CommitAudio,
@@ -50,6 +71,7 @@ from ..protocol import (
     GoAwayReceived,
     ProviderErrorEvent,
     ProviderSessionInfo,
+    ProviderSwitched,
     ResumptionHandleUpdated,
     SendText,
     SessionState,
@@ -57,14 +79,15 @@ from ..protocol import (
     ToolCallRequested,
     UserAudioCommitted,
     UserSpeechStopped,
+    fold,
 )
 from ._clock import Clock
 from ._delivery import ToolResultDelivery
 from ._link import Link
 from ._outbox import Outbox
 from ._reconnect import ReconnectReport
-from ._rotation import REQUESTED_ROTATION_DEADLINE_S, RotationDue, RotationPlanner
-from .audio_in import AudioIn
+from ._rotation import REQUESTED_ROTATION_DEADLINE_S, RotationDue, RotationPlanner, Urgency
+from .audio_in import AudioIn, ResampledLog
 from .recorder import Recorder
 from .transport_recv import MALFORMED_FRAME, TransportRecv
 from .transport_send import TransportSend
@@ -77,6 +100,13 @@ _ROTATION_RELEVANT = (
     GoAwayReceived,
     ProviderSessionInfo,
 )
+
+# The cause of a return to the first provider of a failover (a rotation across providers).
+RETURN_TO_FIRST = "failover:return"
+# The condition of a connection attempt given up because its provider's breaker opened.
+CIRCUIT_OPEN = "circuit_open"
+# While another session probes the first provider, look again this much later.
+RETURN_RECHECK_S = 1.0
 
 
 @dataclass(kw_only=True)
@@ -94,13 +124,16 @@ class ConnectionStats:
     frames_skipped: int = 0
     malformed_frames: int = 0
     last_cause: str = ""
+    provider: str = ""
+    provider_switches: int = 0
 
 
 class ConnectionManager:
     """The transport child of a session. See the module docstring.
 
     Args:
-        provider: The configured provider.
+        provider: The configured provider (a :class:`~antiphon.providers.Failover`: the
+            providers it may move between).
         recorder: The session's recorder (state, journal, app events).
         audio_in: The audio-in actor, whose log holds the user audio to send.
         outbox: Commands waiting for the provider.
@@ -118,17 +151,43 @@ class ConnectionManager:
         clock: Clock,
         fail_session: Callable[[BaseException], None],
     ) -> None:
-        self._provider = provider
-        self._limits = provider.limits
+        self._members = members(provider)
+        self._policy: FailoverPolicy | None = None
+        self._breakers: CircuitBreakers | None = None
+        self._voices: dict[str, str] = {}
+        if isinstance(provider, Failover):
+            self._policy, self._breakers = provider.policy, provider.breakers
+            self._voices = dict(provider.voices)
         self._recorder = recorder
         self._audio_in = audio_in
         self._outbox = outbox
         self._clock = clock
         self._fail_session = fail_session
-        self._connector = provider.new_connector()
+        # The provider the session is on: the one its state names (a resumed failover
+        # continues where it was), else the first.
+        state = recorder.state
+        self._member = next(
+            (
+                i
+                for i, p in enumerate(self._members)
+                if (p.name, p.model) == (state.provider, state.model)
+            ),
+            0,
+        )
+        self._connectors: dict[int, Connector] = {}
+        self._dialled = self._member  # the provider of the last connection attempt
+        self._target: int | None = None  # the provider to move to at the next attempt
+        # Providers this session left after failures since it last settled on one (a healthy
+        # connection): not tried again until then, so a burst of failures ends.
+        self._left: set[int] = set()
+        self._attempts: dict[int, int] = {}  # failures since each one's last good connection
+        self._return_at: float | None = None  # when to try the first provider again
+        self._switch_cause = ""  # why the session moves to ``_target``
+        self._probe: int | None = None  # the attempt is its provider's half-open probe
         self._delivery = ToolResultDelivery(recorder=recorder, outbox=outbox)
-        capabilities = provider.new_translator().capabilities
-        self._planner = RotationPlanner(self._limits, server_resume=capabilities.server_resume)
+        self._limits = self._provider.limits
+        self._capabilities = self._provider.new_translator().capabilities
+        self._planner = self._new_planner()
         self.epoch = recorder.state.epoch
         self.active: Link | None = None
         self._stats = ConnectionStats(epoch=self.epoch)
@@ -140,9 +199,34 @@ class ConnectionManager:
         self._bad_handle = ""
         self._retry_after_s: float | None = None
         self._failed_after_healthy = False
-        self._skipped_options: set[str] = set()
+        self._skipped_options: dict[int, set[str]] = {}
         self._closing = False
+        self._stats.provider = self._provider.name
         recorder.subscribe(self._on_events)
+
+    @property
+    def _provider(self) -> Provider:
+        """The provider the session is on."""
+        return self._members[self._member]
+
+    @property
+    def limits(self) -> Limits:
+        """The limits of the provider the session is on (a failover's current one)."""
+        return self._limits
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the provider the session is on can do (a failover's current one)."""
+        return self._capabilities
+
+    def _new_planner(self) -> RotationPlanner:
+        return RotationPlanner(self._limits, server_resume=self._capabilities.server_resume)
+
+    def _connector(self, member: int) -> Connector:
+        connector = self._connectors.get(member)
+        if connector is None:
+            connector = self._connectors[member] = self._members[member].new_connector()
+        return connector
 
     # -- supervised run ----------------------------------------------------------------------
 
@@ -181,14 +265,29 @@ class ConnectionManager:
                     await anyio.sleep_forever()
                 return None
             now = self._clock.now()
-            due = self._planner.due(now, busy=self._busy())
+            due = self._planner.due(now, busy=self._busy()) or self._return_due(now)
             if due is not None:
                 return due
             deadline = self._planner.next_deadline(now)
+            if self._return_at is not None:
+                deadline = self._return_at if deadline is None else min(deadline, self._return_at)
             within = None if deadline is None else max(0.0, deadline - now)
             await wait_any(link.done, self._poke, clock=self._clock, within_s=within)
             if self._poke.is_set():
                 self._poke = anyio.Event()
+
+    def _return_due(self, now: float) -> RotationDue | None:
+        """Time to go back to the first provider: the policy's delay passed, the turn is
+        over, and the first provider's breaker lets a connection through."""
+        if self._return_at is None or now < self._return_at:
+            return None
+        if not self._planner.at_turn_boundary(busy=self._busy()):
+            return None  # a recorded event ending the turn wakes the manager again
+        if self._breakers is not None and not self._breakers.get(self._members[0]).allows(now):
+            reopens = self._breakers.get(self._members[0]).reopens_at()
+            self._return_at = max(now + RETURN_RECHECK_S, reopens or now)
+            return None
+        return RotationDue(reason=RETURN_TO_FIRST, urgency=Urgency.SOFT)
 
     def _busy(self) -> bool:
         """Something a rotation now would cut or lose track of: a reply open or due, tool calls
@@ -203,79 +302,193 @@ class ConnectionManager:
 
     # -- opening and activating ----------------------------------------------------------------
 
-    async def _open(self) -> Link:
+    async def _open(self, member: int | None = None) -> Link:
+        """Open, set up and prime the next connection, to ``member`` (default: the provider
+        the session is on, or the one a failover moves it to)."""
         assert self._tg is not None
+        if member is None:
+            member = self._choose_member()
+        provider = self._members[member]
+        limits = provider.limits
+        self._dialled = member
         self.epoch += 1
         epoch = self.epoch
         state = self._recorder.state
-        if self._report.fresh_start or not self._handle_usable(state):
+        if member != self._member:
+            # Primed as the other provider will see it: nothing of this one's server state.
+            state = fold([self._switch_event(member, cause="")], state)
+        elif self._report.fresh_start or not self._handle_usable(state):
             state = replace(state, resumption_handle="")
         # The handshake sees the epoch it primes, so translators can name things per epoch.
         state = replace(state, epoch=epoch)
-        translator, handshake, state = self._prime(state)
+        translator, handshake, state = self._prime(state, member)
         request = translator.connect_request(state)
-        timeout = self._limits.connect_timeout_s
+        timeout = limits.connect_timeout_s
+        abandon = anyio.Event()  # set when another session opens this provider's breaker
+        key = provider_key(provider)
+        unsubscribe = (
+            None
+            if self._breakers is None
+            else self._breakers.subscribe(lambda opened: abandon.set() if opened == key else None)
+        )
         try:
-            with anyio.fail_after(timeout + self._limits.close_timeout_s):
-                connection = await self._connector.connect(request, handshake.frames)
-        except TimeoutError as exc:
-            raise ProviderTimeout(
-                f"connecting to {self._provider.name} took longer than {timeout} s",
-                provider=self._provider.name,
-                condition="connect_timeout",
-                recoverable=True,
-            ) from exc
-        capture = self._recorder.capture
-        if capture is not None:
-            for frame in handshake.frames:  # the connector sent them while connecting
-                capture.sent(epoch, frame)
-        receiver = TransportRecv(
-            epoch=epoch,
-            connection=connection,
-            translator=translator,
-            deliver=self._recorder.record,
-            now=self._clock.now,
-            capture=capture,
-        )
-        link = Link(
-            epoch=epoch,
-            translator=translator,
-            connection=connection,
-            receiver=receiver,
-            close_timeout_s=self._limits.close_timeout_s,
-            opened_at=self._clock.now(),
-            opened_wall_s=self._clock.wall_ns() / 1e9,
-            state=lambda: self._recorder.state,
-        )
-        link.history_truncated = handshake.history_truncated
-        link.resumed = handshake.resumed  # the handshake really asked the provider to resume
-        await self._tg.start(link.run)
-        await wait_any(receiver.ready, link.done, clock=self._clock, within_s=timeout)
-        if not receiver.ready.is_set():
-            failure = link.failure
-            await link.close(graceful=False)
-            if failure is not None:
-                raise failure
-            raise ProviderTimeout(
-                f"{self._provider.name} did not acknowledge the session setup within {timeout} s",
-                provider=self._provider.name,
-                condition="handshake_timeout",
-                recoverable=True,
+            connection = await self._connect(member, request, handshake.frames, abandon)
+            if member != self._member:
+                # Journalled before the new connection says anything, so what it says (its
+                # session id, its handles) lands on a state already cleared of the old one's.
+                self._switch_to(member, cause=self._switch_cause or self._report.cause)
+            capture = self._recorder.capture
+            if capture is not None:
+                for frame in handshake.frames:  # the connector sent them while connecting
+                    capture.sent(epoch, frame)
+            receiver = TransportRecv(
+                epoch=epoch,
+                connection=connection,
+                translator=translator,
+                deliver=self._recorder.record,
+                now=self._clock.now,
+                capture=capture,
             )
+            link = Link(
+                epoch=epoch,
+                translator=translator,
+                connection=connection,
+                receiver=receiver,
+                close_timeout_s=limits.close_timeout_s,
+                opened_at=self._clock.now(),
+                opened_wall_s=self._clock.wall_ns() / 1e9,
+                state=lambda: self._recorder.state,
+            )
+            link.history_truncated = handshake.history_truncated
+            link.resumed = handshake.resumed  # the handshake really asked the provider to resume
+            await self._tg.start(link.run)
+            await wait_any(receiver.ready, link.done, abandon, clock=self._clock, within_s=timeout)
+            if not receiver.ready.is_set():
+                failure = link.failure
+                await link.close(graceful=False)
+                if failure is not None:
+                    raise failure
+                if abandon.is_set():
+                    raise self._abandoned(provider)
+                raise ProviderTimeout(
+                    f"{provider.name} did not acknowledge the session setup within {timeout} s",
+                    provider=provider.name,
+                    condition="handshake_timeout",
+                    recoverable=True,
+                )
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and self._probe == member:
+                # Cancelled (the session is closing) in the middle of its breaker's probe:
+                # no verdict, so another attempt may probe.
+                assert self._breakers is not None
+                self._breakers.get(provider).released()
+                self._probe = None
+            raise
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
         self._stats.connects += 1
         return link
 
-    def _prime(self, state: SessionState) -> tuple[Translator, Handshake, SessionState]:
-        """A translator for the next connection and its handshake for ``state``.
+    async def _connect(
+        self, member: int, request: ConnectRequest, frames: Sequence[Frame], abandon: anyio.Event
+    ) -> Connection:
+        """Dial ``member`` within its connect deadline; give up when ``abandon`` is set."""
+        assert self._tg is not None
+        provider = self._members[member]
+        limits = provider.limits
+        dialling = anyio.CancelScope()
+        watching = anyio.CancelScope()
+
+        async def give_up() -> None:
+            with watching:
+                await abandon.wait()
+                dialling.cancel()
+
+        # The watcher runs in the manager's task group, not in one of its own here: errors
+        # of the dial then reach the caller as they are, not wrapped in an exception group.
+        self._tg.start_soon(give_up)
+        connection: Connection | None = None
+        try:
+            with dialling, anyio.fail_after(limits.connect_timeout_s + limits.close_timeout_s):
+                connection = await self._connector(member).connect(request, frames)
+        except TimeoutError as exc:
+            raise ProviderTimeout(
+                f"connecting to {provider.name} took longer than {limits.connect_timeout_s} s",
+                provider=provider.name,
+                condition="connect_timeout",
+                recoverable=True,
+            ) from exc
+        finally:
+            watching.cancel()
+        if connection is None:
+            raise self._abandoned(provider)
+        return connection
+
+    @staticmethod
+    def _abandoned(provider: Provider) -> ProviderError:
+        return ProviderError(
+            f"gave up connecting to {provider.name}: its circuit breaker opened",
+            provider=provider.name,
+            condition=CIRCUIT_OPEN,
+            recoverable=True,
+        )
+
+    def _choose_member(self) -> int:
+        """The provider of the next connection attempt: the one a failover decided to move
+        to, else the current one — unless its breaker is open (other sessions found it down)
+        and another provider's is not."""
+        member = self._target if self._target is not None else self._dialled
+        self._target = None
+        self._probe = None
+        if self._breakers is None:
+            return member
+        now = self._clock.now()
+        for candidate in [member, *self._candidates(after=member)]:
+            breaker = self._breakers.get(self._members[candidate])
+            half_open = breaker.state(now) is BreakerState.HALF_OPEN
+            if breaker.acquire(now):
+                if half_open:
+                    self._probe = candidate  # its failure re-opens the breaker at once
+                if candidate != member:
+                    self._switch_cause = CIRCUIT_OPEN
+                return candidate
+        return member  # every breaker is open: the call is at stake, try anyway
+
+    def _candidates(self, *, after: int) -> list[int]:
+        """Providers to move to from ``after``, in order of preference after it (wrapping
+        round), leaving out the ones this session already left after failures."""
+        n = len(self._members)
+        order = [(after + k) % n for k in range(1, n)]
+        return [m for m in order if m not in self._left]
+
+    def _switch_event(self, member: int, *, cause: str) -> ProviderSwitched:
+        provider = self._members[member]
+        return ProviderSwitched(
+            provider=provider.name,
+            model=provider.model,
+            previous_provider=self._provider.name,
+            cause=cause,
+        )
+
+    def _prime(
+        self, state: SessionState, member: int
+    ) -> tuple[Translator, Handshake, SessionState]:
+        """A translator of provider ``member`` for the next connection, and its handshake for
+        ``state``.
 
         An option the provider cannot take (recorded by an older version, or edited into a
         journal) must not make every connection fail: when the handshake raises, options are
         left out one at a time until it succeeds; what was left out is reported once and
         skipped from then on. Without any option it failing is the translator's own error.
         """
-        options = {k: v for k, v in state.options.items() if k not in self._skipped_options}
+        provider = self._members[member]
+        skipped = self._skipped_options.setdefault(member, set())
+        options = {
+            k: v for k, v in self._options_for(member, state.options).items() if k not in skipped
+        }
         state = replace(state, options=options)
-        translator = self._provider.new_translator()
+        translator = provider.new_translator()
         try:
             return translator, translator.handshake(state), state
         except Exception as exc:
@@ -284,18 +497,18 @@ class ConnectionManager:
             if not left_out:
                 continue
             trial = replace(state, options={k: v for k, v in options.items() if k not in left_out})
-            translator = self._provider.new_translator()
+            translator = provider.new_translator()
             try:
                 handshake = translator.handshake(trial)
             except Exception:
                 continue
-            self._skipped_options.update(left_out)
+            skipped.update(left_out)
             self._recorder.record(
                 [
                     ProviderErrorEvent(
                         code="option_skipped",
                         message=(
-                            f"{self._provider.name} cannot take option(s) "
+                            f"{provider.name} cannot take option(s) "
                             f"{', '.join(sorted(left_out))}: {error}"
                         )[:500],
                         recoverable=True,
@@ -304,6 +517,17 @@ class ConnectionManager:
             )
             return translator, handshake, trial
         raise error
+
+    def _options_for(self, member: int, options: dict[str, Any]) -> dict[str, Any]:
+        """The session's options as provider ``member`` gets them: a failover's voice map
+        names its voice; a session-level voice is the first provider's only (voice names are
+        per provider), the others keep their preset's."""
+        name = self._members[member].name
+        if name in self._voices:
+            return {**options, "voice": self._voices[name]}
+        if member != 0 and "voice" in options:
+            return {k: v for k, v in options.items() if k != "voice"}
+        return options
 
     def _handle_usable(self, state: SessionState) -> bool:
         """A resumption handle is used unless the provider rejected it or it is older than
@@ -322,6 +546,17 @@ class ConnectionManager:
         self.active = link
         link.activated = True
         self._recorder.epoch = link.epoch
+        self._connected_to(self._member)
+        policy = self._policy
+        if report.previous_provider and policy is not None:
+            # Another provider: its own rotation plan; and go back to the first provider
+            # later, if the policy says so.
+            self._planner = self._new_planner()
+            self._return_at = (
+                now + policy.return_after_s
+                if policy.return_after_s is not None and self._member != 0
+                else None
+            )
         state = self._recorder.state
         events: list[Event] = []
         if rotated_from is not None:
@@ -343,14 +578,19 @@ class ConnectionManager:
         if report.reply_due and not responding:
             self._outbox.put(GenerateReply())
         log = self._audio_in.log
+        rate = self._limits.input_sample_rate
         sender = TransportSend(
             epoch=link.epoch,
             connection=link.connection,
             translator=link.translator,
-            log=log,
+            log=(
+                log
+                if rate == self._audio_in.out_rate
+                else ResampledLog(log, in_rate=self._audio_in.out_rate, out_rate=rate)
+            ),
             outbox=self._outbox,
             start_index=log.resend_start(),
-            frame_ms=self._limits.frame_ms,
+            frame_ms=self._audio_in.frame_ms,
             high_water=self._high_water,
             state=lambda: self._recorder.state,
             on_sent=self._on_sent,
@@ -367,13 +607,33 @@ class ConnectionManager:
         self._stats.epoch = link.epoch
         if link.history_truncated:
             report.restored = False  # the provider's limits left part of the history out
-        reconnected = report.reconnected(epoch=link.epoch, now=now)
+        reconnected = report.reconnected(epoch=link.epoch, now=now, provider=self._provider.name)
         if reconnected is not None:
             if rotated_from is None:
                 self._stats.reconnects += 1
             self._stats.gaps_ms.append(reconnected.gap_ms)
             self._recorder.emit(reconnected)
         self._report = ReconnectReport(first=False)
+
+    def _switch_to(self, member: int, *, cause: str) -> None:
+        """The session moves to provider ``member``: journal the switch (the state drops the
+        old provider's server state) and take the new one's limits. (Its rotation plan is
+        made when its connection is activated: until then the old one may still be carrying
+        the call, and its turn facts decide when to switch.)"""
+        self._report.previous_provider = self._provider.name
+        self._recorder.record([self._switch_event(member, cause=cause)])
+        self._switch_cause = ""
+        self._member = self._dialled = member
+        self._limits = self._provider.limits
+        self._capabilities = self._provider.new_translator().capabilities
+        self._stats.provider = self._provider.name
+        self._stats.provider_switches += 1
+
+    def _connected_to(self, member: int) -> None:
+        """A connection to ``member`` works: its breaker closes, its failures are forgiven."""
+        self._left.discard(member)
+        if self._breakers is not None:
+            self._breakers.get(self._members[member]).succeeded()
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -389,24 +649,15 @@ class ConnectionManager:
         )
         self._stats.failures += 1
         self._absorb(link)
+        self._dialled = self._member  # the next attempt retries the provider the link was to
         self._failed_after_healthy = link.activated and (
             link.carried_turn or self._clock.now() - link.opened_at >= self._limits.healthy_after_s
         )
         verdict = self._classify(link.translator, exc)
         cause = link.last_error_code or cause_code(exc)
         state = self._recorder.state
-        detail = f"{verdict.reason}: {exc}" if verdict.reason else str(exc)
-        self._recorder.record(
-            [
-                *cut_generation(state, "connection lost"),
-                ConnectionLost(
-                    epoch=link.epoch,
-                    cause=cause,
-                    recoverable=verdict.disposition is not Disposition.FATAL,
-                    detail=detail[:500],
-                ),
-            ],
-            epoch=link.epoch,
+        self._record_loss(
+            link.epoch, cause, verdict, exc, cut=cut_generation(state, "connection lost")
         )
         self._stats.last_cause = cause
         self._report = ReconnectReport(
@@ -416,24 +667,103 @@ class ConnectionManager:
             first=False,
             reply_due=self._awaiting_since is not None,
         )
-        self._apply_verdict(verdict, exc)
+        self._apply_verdict(verdict, exc, member=self._member, cause=cause)
         return exc
 
     def _note_connect_failure(self, exc: Exception) -> None:
-        """A connect (or its handshake) failed: the supervisor retries with backoff, unless
-        the failure is fatal."""
+        """A connect (or its handshake) failed: journalled with its kind; the supervisor
+        retries with backoff, unless the failure is fatal (or a failover moves on)."""
         self._report.lost(self._clock.now())
-        self._apply_verdict(self._classify(self._provider.new_translator(), exc), exc)
+        member = self._dialled
+        if self._target is None and self._switch_cause == CIRCUIT_OPEN:
+            self._switch_cause = ""  # the provider chosen over an open breaker failed too
+        verdict = self._classify(self._members[member].new_translator(), exc)
+        cause = cause_code(exc)
+        # Journalled under the epoch that never opened, so `journal show` and the viewer say
+        # why an attempt failed (and why a call that ends on it ended).
+        self._record_loss(self.epoch, cause, verdict, exc)
+        self._apply_verdict(verdict, exc, member=member, cause=cause)
 
-    def _apply_verdict(self, verdict: ErrorClass, exc: Exception) -> None:
+    def _record_loss(
+        self,
+        epoch: int,
+        cause: str,
+        verdict: ErrorClass,
+        exc: Exception,
+        *,
+        cut: Sequence[Event] = (),
+    ) -> None:
+        """Journal the loss of ``epoch`` (after ``cut``, the reply it ended), classified."""
+        detail = f"{verdict.reason}: {exc}" if verdict.reason else str(exc)
+        lost = ConnectionLost(
+            epoch=epoch,
+            cause=cause,
+            recoverable=verdict.disposition is not Disposition.FATAL,
+            detail=detail[:500],
+            kind=verdict.kind.value,
+        )
+        self._recorder.record([*cut, lost], epoch=epoch)
+
+    def _apply_verdict(
+        self, verdict: ErrorClass, exc: Exception, *, member: int, cause: str
+    ) -> None:
         """A rejected resumption handle is not used again; a provider's "come back later" is
-        honoured by the backoff; a fatal failure ends the session."""
+        honoured by the backoff; a failover moves on when the failure says the provider is no
+        use for now; a fatal failure ends the session."""
         if verdict.fresh_start:
             self._bad_handle = self._recorder.state.resumption_handle
             self._report.fresh_start = True
         self._retry_after_s = verdict.retry_after_s
+        if self._move_on(verdict, exc, member=member, cause=cause):
+            return
         if verdict.disposition is Disposition.FATAL:
             self._fail_session(exc)
+
+    def _move_on(self, verdict: ErrorClass, exc: Exception, *, member: int, cause: str) -> bool:
+        """Whether a failover leaves provider ``member`` after this failure; if so, the next
+        attempt goes to the next provider, at once.
+
+        It leaves on a failure of a kind in the policy's ``move_on``; after ``attempts``
+        failed attempts in a row since its last healthy connection; when its attempt was the
+        breaker's half-open probe; and when another session's failures opened the provider's
+        breaker while this one was dialling it.
+        """
+        policy, breakers = self._policy, self._breakers
+        if policy is None or breakers is None:
+            return False
+        # A connection that had worked and then failed starts the count over; each failed
+        # attempt after it counts.
+        attempts = self._attempts[member] = (
+            0 if self._failed_after_healthy else self._attempts.get(member, 0) + 1
+        )
+        now = self._clock.now()
+        provider = self._members[member]
+        abandoned = isinstance(exc, ProviderError) and exc.condition == CIRCUIT_OPEN
+        # A connection let through a half-open breaker as its probe, and failed: the provider
+        # is still down.
+        probe = self._probe == member and not self._failed_after_healthy
+        leave = verdict.kind in policy.move_on or attempts >= policy.attempts
+        if not (abandoned or probe or leave):
+            return False
+        if not abandoned:
+            breakers.failed(provider, now)
+        if self._failed_after_healthy:
+            # The call had settled here: the providers it left before may be back.
+            self._left.clear()
+        self._left.add(member)
+        candidates = self._candidates(after=member)
+        if not candidates:
+            return False  # nowhere to go: the provider's own disposition decides
+        self._attempts[member] = 0
+        self._target = next(
+            (m for m in candidates if breakers.get(self._members[m]).allows(now)), candidates[0]
+        )
+        self._switch_cause = self._report.cause = cause
+        # The next provider is tried at once: its delay is not the one this one asked for,
+        # and leaving a provider does not count against the session's reconnect budget.
+        self._retry_after_s = None
+        self._failed_after_healthy = True
+        return True
 
     def retry_after(self) -> float:
         """The least delay before the next attempt that the provider asked for (0: none)."""
@@ -470,22 +800,34 @@ class ConnectionManager:
     async def _rotate(self, old: Link, due: RotationDue) -> Link:
         reason = due.reason
         self._report = ReconnectReport(cause=reason, since=self._clock.now(), first=False)
-        if old.translator.capabilities.make_before_break:
+        returning = reason == RETURN_TO_FIRST
+        before = self._member
+        if returning:
+            self._return_at = None
+        # Two connections to two providers can always be open at once.
+        if returning or old.translator.capabilities.make_before_break:
             try:
-                new = await self._open()
+                new = await self._open(0 if returning else self._member)
             except Exception as exc:
                 # Keep the working connection and try again a little later.
                 self._stats.failures += 1
-                self._planner.attempt_failed(self._clock.now())
                 self._stats.last_cause = f"rotation failed: {cause_code(exc)}"
+                now = self._clock.now()
+                if returning:
+                    self._returned_failed(before, now)
+                else:
+                    self._planner.attempt_failed(now)
                 return old
             now = self._clock.now()
-            if not self._planner.at_turn_boundary(
-                busy=self._busy()
-            ) and not self._planner.hard_deadline_passed(now):
+            if not self._planner.at_turn_boundary(busy=self._busy()) and (
+                returning or not self._planner.hard_deadline_passed(now)
+            ):
                 # A turn began on the old connection while the next one was opening: switching
                 # now would cut it. Drop the new connection and wait for the next boundary.
                 await new.close(graceful=True)
+                if returning:
+                    self._switch_to(before, cause=f"{RETURN_TO_FIRST}:turn_began")
+                    self._return_at = now  # at the next turn boundary
                 return old
             await old.stop_sending()
             self._absorb(old)
@@ -513,6 +855,20 @@ class ConnectionManager:
         self._stats.rotations += 1
         return new
 
+    def _returned_failed(self, before: int, now: float) -> None:
+        """The first provider could not be reached again: the session stays on ``before``
+        (journalled, if the switch was), the first provider's breaker counts the failure,
+        and the next try is after the policy's delay (or its breaker's cool-down)."""
+        assert self._policy is not None
+        assert self._breakers is not None
+        if self._member != before:
+            self._switch_to(before, cause=f"{RETURN_TO_FIRST}:failed")
+        self._dialled = before
+        first = self._members[0]
+        self._breakers.failed(first, now)
+        delay = self._policy.return_after_s or 0.0
+        self._return_at = max(now + delay, self._breakers.get(first).reopens_at() or now)
+
     def _cut_for_rotation(self, reason: str) -> None:
         """A rotation forced by its deadline may cut a reply: end it as interrupted, and say
         the switch did not restore everything."""
@@ -535,11 +891,11 @@ class ConnectionManager:
                 self._poke.set()
             match event:
                 case UserSpeechStopped():
-                    self._awaiting_since = now
+                    self._reply_due(now)
                 case UserAudioCommitted():
-                    self._awaiting_since = now  # the provider answers a committed turn
+                    self._reply_due(now)  # the provider answers a committed turn
                     if active and link is not None and link.sender is not None:
-                        self._audio_in.log.mark_safe(link.sender.safe_index(event.audio_end_ms))
+                        self._audio_in.log.mark_safe(self._safe_index(link.sender, event))
                         link.carried_turn = True
                 case GenerationStarted() | GenerationTextDelta() | GenerationAudioDelta():
                     self._awaiting_since = None
@@ -556,6 +912,15 @@ class ConnectionManager:
                         link.last_error_code = code
                 case _:
                     pass
+
+    def _safe_index(self, sender: TransportSend, event: UserAudioCommitted) -> int:
+        """The audio log index a safe point covers, less the provider's margin for audio
+        that may still have been in flight (``limits.safe_point_margin_ms``)."""
+        index = sender.safe_index(event.audio_end_ms)
+        margin_ms = self._limits.safe_point_margin_ms
+        if margin_ms > 0:
+            index = max(sender.start_index, index - margin_ms // self._audio_in.frame_ms)
+        return index
 
     def _on_unencodable(self, command: Command, error: Exception) -> None:
         """The translator could not encode ``command``: it is dropped and the app told."""
@@ -599,14 +964,21 @@ class ConnectionManager:
         elif isinstance(command, SendText):
             asks_reply = command.generate_reply
         if asks_reply and frames:
-            self._awaiting_since = self._clock.now()
+            self._reply_due(self._clock.now())
 
-    def _check_stall(self, link: Link) -> float:
-        """The watchdog: a connection that sends nothing while a reply is due has stalled."""
+    def _reply_due(self, now: float) -> None:
+        """A reply is awaited from ``now`` on: the stall watchdog starts watching."""
+        self._awaiting_since = now
+        if self.active is not None:
+            self.active.wake_watchdog()
+
+    def _check_stall(self, link: Link) -> float | None:
+        """The watchdog: a connection that sends nothing while a reply is due has stalled.
+        Nothing due (no reply awaited): None, the watchdog sleeps until woken."""
         timeout = self._limits.stall_timeout_s
         since = self._awaiting_since
         if since is None or link is not self.active:
-            return timeout / 4
+            return None
         quiet_since = max(since, link.receiver.last_frame_at)
         if self._clock.now() - quiet_since >= timeout:
             raise ProviderTimeout(
@@ -621,7 +993,9 @@ class ConnectionManager:
 
     def resume(self, *, restored: bool) -> None:
         """The session continues a journal after a process restart: the first connection is
-        reported as ``Reconnected(cause="resume")``, ``state_restored=restored``."""
+        reported as ``Reconnected(cause="resume")``, ``state_restored=restored``; the audio
+        the log holds again was sent before (it counts as re-sent)."""
+        self._high_water = self._audio_in.log.end
         self._report = ReconnectReport(
             cause="resume", since=self._clock.now(), restored=restored, first=False
         )
@@ -640,14 +1014,14 @@ class ConnectionManager:
                 await anyio.sleep(0.005)
         self._closing = True
         link = self.active
-        unsent = self._audio_in.log.end - self._sent_end()
+        unsent = self._audio_in.log.end - self.sent_end()
         if link is not None:
             await link.stop_sending()
             self._absorb(link)
             if not link.done.is_set():
                 await link.close(graceful=True)
         if unsent > 0:
-            ms = unsent * self._limits.frame_ms
+            ms = unsent * self._audio_in.frame_ms
             self._recorder.record(
                 [
                     ProviderErrorEvent(
@@ -660,7 +1034,7 @@ class ConnectionManager:
             )
         await self.release()
 
-    def _sent_end(self) -> int:
+    def sent_end(self) -> int:
         """Frames below this index were sent on some connection."""
         link = self.active
         cursor = link.sender.cursor if link is not None and link.sender is not None else 0
@@ -674,12 +1048,14 @@ class ConnectionManager:
             return True
         if link.done.is_set() or link.sender is None:
             return False  # a reconnect is under way: its link will send the rest
-        return self._sent_end() >= self._audio_in.log.end and not len(self._outbox)
+        return self.sent_end() >= self._audio_in.log.end and not len(self._outbox)
 
     async def release(self) -> None:
-        """Release what the connector holds (SDK tasks, filters); bounded, idempotent."""
-        with anyio.move_on_after(self._limits.close_timeout_s, shield=True):
-            await self._connector.aclose()
+        """Release what the connectors hold (SDK tasks, filters); bounded, idempotent."""
+        for member, connector in list(self._connectors.items()):
+            limits = self._members[member].limits
+            with anyio.move_on_after(limits.close_timeout_s, shield=True):
+                await connector.aclose()
 
     def statistics(self) -> ConnectionStats:
         stats = ConnectionStats(**{**self._stats.__dict__, "gaps_ms": list(self._stats.gaps_ms)})

@@ -23,8 +23,11 @@ provider failure: nothing of the batch is acted on, the recorder refuses every l
 with the same error, and ``on_journal_failure`` ends the session once.
 
 The journal's batch durability is met without fsyncing on the event loop: the writer defers
-its fsyncs, and :meth:`Recorder.run_flusher` (a supervised task) runs them in a worker thread
-when due; it sleeps until something is appended.
+its fsyncs. A journal that then meets its policy on its own (``flushes_itself``: the file
+journal fsyncs all its sessions together from one thread, the memory journal has nothing to
+sync) needs nothing more; for any other (Redis renews its lease by ``flush``),
+:meth:`Recorder.run_flusher` (a supervised task, see :attr:`Recorder.needs_flusher`) runs
+``flush`` in a worker thread when due, sleeping until something is appended.
 """
 
 from __future__ import annotations
@@ -99,6 +102,10 @@ class Recorder:
         self._appended = anyio.Event()
         self._on_journal_failure = on_journal_failure
         self.journal_error: JournalError | None = None
+        # Whether the session must run run_flusher: not when the journal syncs on its own.
+        self.needs_flusher = not writer.flushes_itself
+        if not self.needs_flusher:
+            writer.deferred_sync = True  # fsync never runs on the event loop
         self.stats = RecorderStats()
         # The wire capture the links call once per frame; None when the journal's mode is
         # "off", so a session without capture does no work per frame.

@@ -1,12 +1,12 @@
 """The public Session: ``open_session`` / ``resume_session`` and the calls an app makes.
 
 How this works: a session is a supervisor (rest-for-one) over, in start order, the journal
-flusher, the tool-executor, audio-in and the connection manager (which runs the
-transport-send/recv pair of each epoch). A provider failure restarts only the connection
-manager — never audio-in or the tool executor — so audio, tool calls and the conversation
-survive. Every state change goes through the recorder, which journals it before anything acts
-on it and emits the app's events in journal order; ``resume_session`` folds the journal back
-into the state and carries on.
+flusher (only for a journal that needs its owner to flush), the tool-executor, audio-in and
+the connection manager (which runs the transport-send/recv pair of each epoch). A provider
+failure restarts only the connection manager — never audio-in or the tool executor — so
+audio, tool calls and the conversation survive. Every state change goes through the
+recorder, which journals it before anything acts on it and emits the app's events in journal
+order; ``resume_session`` folds the journal back into the state and carries on.
 """
 
 from __future__ import annotations
@@ -23,14 +23,26 @@ import msgspec
 from anyio.abc import TaskStatus
 
 from ..adapters import Provider
-from ..errors import JournalError, SessionClosedError, ToolError
+from ..errors import (
+    InvalidArgument,
+    InvalidArgumentType,
+    JournalError,
+    SessionClosedError,
+    ToolError,
+)
 from ..events import AudioOverrun, SessionEnded, SessionEvent
 from ..journal import CaptureMode, FileJournal, Journal
 from ..protocol import (
+    ClearAudio,
     CommitAudio,
     ConnectionLost,
+    EditHistory,
     Event,
+    FunctionCall,
+    FunctionOutput,
     GenerateReply,
+    HistoryEdited,
+    HistoryInsert,
     InstructionsUpdated,
     Interrupt,
     OptionsUpdated,
@@ -48,10 +60,14 @@ from ..protocol import (
     ToolCallRequested,
     ToolCallStatus,
     ToolOutcome,
+    ToolSpec,
     ToolsUpdated,
     UpdateInstructions,
     UpdateOptions,
     UpdateTools,
+    UserAudio,
+    UserAudioCleared,
+    UserAudioSettled,
     UserTextSent,
 )
 from ._arguments import (
@@ -143,6 +159,7 @@ class Session:
             on_overrun=lambda evicted: self._recorder.emit(
                 AudioOverrun(frames_evicted=evicted, ms_evicted=evicted * limits.frame_ms)
             ),
+            on_settled=lambda frame: self._recorder.record([UserAudioSettled(frame=frame)]),
         )
         self._executor = ToolExecutor(
             tools=self._tools,
@@ -164,7 +181,11 @@ class Session:
         self._supervisor = Supervisor(
             f"session {session_id}",
             [
-                ChildSpec(name="journal-flusher", run=self._recorder.run_flusher),
+                *(  # a journal that syncs on its own (file, memory) needs no task per session
+                    [ChildSpec(name="journal-flusher", run=self._recorder.run_flusher)]
+                    if self._recorder.needs_flusher
+                    else []
+                ),
                 ChildSpec(name="tool-executor", run=self._executor.run),
                 ChildSpec(name="audio-in", run=self._audio_in.run),
                 ChildSpec(
@@ -305,17 +326,65 @@ class Session:
         self._recorder.record([UserTextSent(item_id=item_id, text=text)])
         self._outbox.put(SendText(text=text, item_id=item_id, generate_reply=generate_reply))
 
-    async def generate_reply(self, *, instructions: str = "") -> None:
+    async def generate_reply(
+        self,
+        *,
+        instructions: str = "",
+        tool_choice: str | None = None,
+        tools: Iterable[str] | None = None,
+    ) -> None:
         """Ask the model to respond now, optionally with instructions for this reply only.
 
+        Args:
+            instructions: Instructions for this reply only.
+            tool_choice: This reply's tool choice: ``"auto"``, ``"none"``, ``"required"`` or
+                the name of a tool it must call (None: the session's).
+            tools: Names of the session's tools this reply may call (None: all of them).
+
         Raises:
-            InvalidArgumentType: ``instructions`` is not a ``str``.
-            InvalidArgument: ``instructions`` holds a lone surrogate.
+            InvalidArgumentType: an argument has the wrong type.
+            InvalidArgument: ``instructions`` holds a lone surrogate; a tool name is not one
+                of the session's tools; ``tool_choice`` or ``tools`` is given to a provider
+                that cannot choose tools per reply (``Capabilities.reply_tools``).
             SessionClosedError: the session has ended.
         """
         self._check_open()
         instructions = check_text(instructions, "instructions")
-        self._outbox.put(GenerateReply(instructions=instructions))
+        choice, specs = self._reply_tools(tool_choice, tools)
+        self._outbox.put(GenerateReply(instructions=instructions, tool_choice=choice, tools=specs))
+
+    def _reply_tools(
+        self, tool_choice: str | None, tools: Iterable[str] | None
+    ) -> tuple[str | None, tuple[ToolSpec, ...] | None]:
+        if tool_choice is None and tools is None:
+            return None, None
+        if not self._connection.capabilities.reply_tools:
+            raise InvalidArgument(
+                f"{self.provider.name} cannot choose tools per reply; use update_options"
+                "(tool_choice=...) or update_tools",
+                argument="tool_choice" if tool_choice is not None else "tools",
+            )
+        known = {spec.name: spec for spec in self.state.tools}
+        specs: tuple[ToolSpec, ...] | None = None
+        if tools is not None:
+            if isinstance(tools, str):
+                raise InvalidArgumentType(
+                    "tools must be an iterable of tool names, not a str", argument="tools"
+                )
+            names = [check_text(name, "tools", blank=False) for name in tools]
+            unknown = [name for name in names if name not in known]
+            if unknown:
+                raise InvalidArgument(f"unknown tools {unknown}", argument="tools")
+            specs = tuple(known[name] for name in dict.fromkeys(names))
+        if tool_choice is not None:
+            tool_choice = check_text(tool_choice, "tool_choice", blank=False)
+            offered = known if specs is None else {spec.name for spec in specs}
+            if tool_choice not in ("auto", "none", "required") and tool_choice not in offered:
+                raise InvalidArgument(
+                    f"tool_choice {tool_choice!r} is neither a mode nor a tool of this reply",
+                    argument="tool_choice",
+                )
+        return tool_choice, specs
 
     async def commit_audio(self) -> None:
         """End the user's turn (manual turn-taking). It takes no arguments to check.
@@ -326,6 +395,27 @@ class Session:
         self._check_open()
         self._audio_in.flush()
         self._outbox.put(CommitAudio())
+
+    async def clear_audio(self) -> None:
+        """Discard the user audio not committed yet.
+
+        Audio not sent yet is dropped from the audio log, and what was sent since the
+        provider's last safe point will not be re-sent by a reconnect. Providers with an input
+        buffer (``Capabilities.clear_audio``: OpenAI) drop what they hold too; the others
+        have already heard the audio that went out (their turn detection runs on it).
+
+        Raises:
+            SessionClosedError: the session has ended.
+        """
+        self._check_open()
+        limits = self._connection.limits
+        # The frames of an AudioFrame being sent right now are kept: the sender's cursor moves
+        # past them when the send completes, and must not end up beyond the log's end.
+        in_flight = max(1, limits.max_chunk_ms // self._audio_in.frame_ms)
+        sent_end = self._connection.sent_end()  # frames below it went out on a connection
+        dropped = self._audio_in.clear(sent_end=sent_end, in_flight=in_flight)
+        self._recorder.record([UserAudioCleared(frames_dropped=dropped)])
+        self._outbox.put(ClearAudio())
 
     async def interrupt(self, *, played_ms: int | None = None) -> None:
         """Stop the current reply; ``played_ms`` is how much of it the user heard.
@@ -350,6 +440,82 @@ class Session:
         instructions = check_text(instructions, "instructions")
         self._recorder.record([InstructionsUpdated(instructions=instructions)])
         self._outbox.put(UpdateInstructions(instructions=instructions))
+
+    async def edit_history(
+        self, *, delete: Iterable[str] = (), insert: Iterable[HistoryInsert] = ()
+    ) -> None:
+        """Edit the conversation: delete items by id, then insert items.
+
+        The edit is journalled and folded into ``state.items``, so every later connection
+        (a reconnect, a rotation, a resume) is seeded with the edited history. Providers that
+        edit a live conversation (``Capabilities.edit_history``: OpenAI) get it at once;
+        for the others the session rotates to a fresh connection at the next turn boundary
+        (the provider's own copy of the conversation, a resumable handle, is dropped).
+
+        To change an item's content, delete it and insert it again under its id. A tool
+        call's id names the call and its output: deleting it deletes both.
+
+        Args:
+            delete: Ids of items in ``state.items``.
+            insert: Items to add, each after the item its ``after`` names (``""``: first).
+
+        Raises:
+            InvalidArgumentType: an argument has the wrong type.
+            InvalidArgument: an id to delete is not in the history, or is a tool call whose
+                output is still to be delivered; an inserted item's id is empty or already
+                in the history; an inserted tool output answers no call in the history.
+            SessionClosedError: the session has ended.
+        """
+        self._check_open()
+        edit = self._check_edit(delete, insert)
+        if not edit.delete and not edit.insert:
+            return
+        self._recorder.record([edit])
+        if self._connection.capabilities.edit_history:
+            self._outbox.put(EditHistory(delete=edit.delete, insert=edit.insert))
+        else:
+            self._connection.request_rotation("rotation:history_edit")
+
+    def _check_edit(self, delete: Iterable[str], insert: Iterable[HistoryInsert]) -> HistoryEdited:
+        if isinstance(delete, str):
+            raise InvalidArgumentType(
+                "delete must be an iterable of item ids, not a str", argument="delete"
+            )
+        ids = tuple(dict.fromkeys(check_text(i, "delete", blank=False) for i in delete))
+        inserts = tuple(insert)
+        for edit in inserts:
+            if not isinstance(edit, HistoryInsert):
+                raise InvalidArgumentType(
+                    f"insert must hold HistoryInsert items, not {type(edit).__name__}",
+                    argument="insert",
+                )
+        state = self.state
+        held = {item.id for item in state.items}
+        for item_id in ids:
+            if item_id not in held:
+                raise InvalidArgument(f"no item {item_id!r} in the history", argument="delete")
+            if state.pending_tool(item_id) is not None:
+                raise InvalidArgument(
+                    f"tool call {item_id!r} still waits for its output to be delivered",
+                    argument="delete",
+                )
+        gone = set(ids)
+        # One item of a kind per id: a tool call and its output share the call's id.
+        kept = {(type(item), item.id) for item in state.items if item.id not in gone}
+        for edit in inserts:
+            item = edit.item
+            if not item.id or (type(item), item.id) in kept:
+                raise InvalidArgument(
+                    f"inserted item id {item.id!r} is empty or already in the history",
+                    argument="insert",
+                )
+            kept.add((type(item), item.id))
+            if isinstance(item, FunctionOutput) and (FunctionCall, item.id) not in kept:
+                raise InvalidArgument(
+                    f"inserted output {item.id!r} answers no call in the history",
+                    argument="insert",
+                )
+        return HistoryEdited(delete=ids, insert=inserts)
 
     async def update_tools(self, tools: Iterable[Tool | Callable[..., Any]]) -> None:
         """Replace the tools the model may call.
@@ -739,8 +905,10 @@ async def resume_session(
     that had started run again only if their tool is idempotent, otherwise the model gets an
     ``unknown`` outcome. Calls of app-executed tools still waiting for their result are
     announced again as ``ToolCallRequested`` events, for the app to answer. Recorded but
-    undelivered results are delivered on the new connection, each exactly once. The app sees
-    ``Reconnected(cause="resume", ...)``.
+    undelivered results are delivered on the new connection, each exactly once. User audio
+    journalled after the last safe point (``UserAudioSettled``) — what the provider may not
+    have taken when the process died — is sent again first; audio still unjournalled at the
+    crash (under 200 ms) is lost. The app sees ``Reconnected(cause="resume", ...)``.
 
     Args:
         tools: The same tools as the original session (callables are not journalled).
@@ -807,11 +975,47 @@ async def resume_session(
                     call_id=waiting.call_id, name=waiting.name, arguments=waiting.arguments
                 )
             )
+    session._audio_in.resume(
+        settled=state.audio_settled,
+        frames=_unsettled_audio(journal, session_id, state, session._audio_in),
+        next_index=state.user_frames,
+    )
     session._connection.resume(restored=restored)
     async with _running(session, sources) as running:
         for call in rerun:
             running._dispatch_call(call, rerun=True)
         yield running
+
+
+def _unsettled_audio(
+    journal: Journal, session_id: str, state: SessionState, audio_in: AudioIn
+) -> list[bytes]:
+    """The journalled user audio frames from ``state.audio_settled`` on, in order: what the
+    provider may not have taken when the process died. None when they were journalled at
+    another rate or frame size than this session's (resumed with another provider preset),
+    or a span cannot be read: then nothing is sent again."""
+    frames: list[bytes] = []
+    size = audio_in.frame_bytes
+    next_frame = state.audio_settled
+    for event in journal.events(session_id):
+        if not isinstance(event, UserAudio) or event.first_frame + event.frames <= next_frame:
+            continue
+        if event.sample_rate != audio_in.out_rate or event.first_frame > next_frame:
+            return []
+        try:
+            pcm = (
+                journal.read_audio(session_id, event.span)
+                if event.span is not None
+                else event.audio
+            )
+        except JournalError:
+            return []
+        if len(pcm) != event.frames * size:
+            return []
+        skip = next_frame - event.first_frame
+        frames.extend(pcm[i : i + size] for i in range(skip * size, len(pcm), size))
+        next_frame = event.first_frame + event.frames
+    return frames
 
 
 __all__ = [

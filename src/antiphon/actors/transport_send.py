@@ -6,6 +6,13 @@ index starting at the resend point the connection manager chose. The loop sleeps
 when there is nothing to send; a new frame or a queued command wakes it. Encoding is the
 translator's pure ``encode``; the connection's ``send`` has its own deadline.
 
+Coalescing: a sender that is idle sends each new frame at once (no added latency). When
+several frames queued while it was busy (a send, a command, or an event loop running late), it
+joins them, up to ``limits.max_chunk_ms``, into one ``AudioFrame`` whose ``index`` is its first
+frame: one message instead of several, so batching appears under load by itself and the cost
+per frame falls as the load rises. The log is read only through ``get``, ``base``, ``end`` and
+``wait_beyond``, so a view of the log with that interface serves as well.
+
 Keep-alive: a provider that resets a connection after ``limits.idle_timeout_s`` without input
 (Nova) gets a ``KeepAlive`` command once nothing went out for a share of that limit
 (:class:`KeepAliveTimer`, pure). The translator decides what carries it (Nova: a few frames
@@ -23,7 +30,7 @@ from ..adapters import Connection, Frame, Translator
 from ..journal import WireCapture
 from ..protocol import AudioFrame, Command, KeepAlive, SessionState
 from ._outbox import Outbox
-from .audio_in import AudioLog
+from .audio_in import FrameSource
 
 # A keep-alive goes out once nothing was sent for this share of the provider's idle limit:
 # half the limit leaves room for a slow send or a busy event loop before the limit bites.
@@ -86,7 +93,7 @@ class TransportSend:
         epoch: int,
         connection: Connection,
         translator: Translator,
-        log: AudioLog,
+        log: FrameSource,
         outbox: Outbox,
         start_index: int,
         frame_ms: int,
@@ -124,6 +131,10 @@ class TransportSend:
         self._now = now
         self.keepalive = KeepAliveTimer(translator.limits.idle_timeout_s, now=0.0)
         self.keepalives_sent = 0
+        # Frames joined into one AudioFrame at most (1: every frame its own message).
+        self.max_frames = max(1, translator.limits.max_chunk_ms // frame_ms)
+        self.audio_commands = 0  # AudioFrame commands encoded: frames_sent / this = batching
+        self._batch = 1  # frames in the AudioFrame being sent (for the wire capture)
 
     def safe_index(self, audio_end_ms: int | None) -> int:
         """The audio log index up to which a provider safe point covers user audio.
@@ -144,6 +155,7 @@ class TransportSend:
         send_audio = self._send_audio
         now = self._now
         keepalive = self.keepalive
+        max_frames = self.max_frames
         keepalive.on_sent(now())  # the handshake just went out
         # Whether anything went out since the keep-alive timer last heard of it. The timer only
         # matters once the sender goes idle, so it is told then, not once per audio frame.
@@ -183,13 +195,29 @@ class TransportSend:
                 if keepalive.due(now()):
                     await self._keep_alive()
                 continue
+            count = 1
+            if max_frames > 1:
+                more = log.get(cursor + 1)
+                if more is not None:
+                    # Frames queued while this sender was busy: one message for all of them.
+                    parts = [pcm, more]
+                    count = 2
+                    while count < max_frames:
+                        more = log.get(cursor + count)
+                        if more is None:
+                            break
+                        parts.append(more)
+                        count += 1
+                    pcm = b"".join(parts)
+            self._batch = count
             for frame in encode(AudioFrame(pcm=pcm, index=cursor), self._state()):
                 await send_audio(frame)
             sent = True
-            self.cursor = cursor + 1
-            self.frames_sent += 1
+            self.cursor = cursor + count
+            self.frames_sent += count
+            self.audio_commands += 1
             if cursor < self.high_water:
-                self.frames_resent += 1
+                self.frames_resent += min(count, self.high_water - cursor)
 
     async def _send_captured(self, frame: Frame) -> None:
         await self._conn.send(frame)
@@ -200,7 +228,7 @@ class TransportSend:
         await self._conn.send(frame)
         assert self._capture is not None
         # The cursor moves on only after the frame's last wire frame went out.
-        self._capture.sent(self.epoch, frame, audio_index=self.cursor)
+        self._capture.sent(self.epoch, frame, audio_index=self.cursor, audio_frames=self._batch)
 
     async def _keep_alive(self) -> None:
         frames = self._translator.encode(KeepAlive(), self._state())

@@ -40,6 +40,30 @@ class Disposition(enum.StrEnum):
     FATAL = "fatal"  # configuration or client bug: end the session with the error
 
 
+class FailureKind(enum.StrEnum):
+    """What kind of failure a connection had, for deciding whether another provider could
+    carry the call on (:class:`antiphon.providers.Failover`). The disposition says whether the
+    *same* provider is worth another connection; the kind says why it failed.
+    """
+
+    TRANSIENT = "transient"
+    """A dropped socket, a timeout, a close we did not ask for: the same provider again."""
+    OUTAGE = "outage"
+    """The provider's servers failed (HTTP 5xx, an internal-error close or exception)."""
+    CAPACITY = "capacity"
+    """The provider has no room now (overloaded, model not ready, service unavailable)."""
+    QUOTA = "quota"
+    """The account's quota or rate limit is used up (429, ``RESOURCE_EXHAUSTED``, too many
+    concurrent sessions)."""
+    AUTHENTICATION = "authentication"
+    """The credentials were refused: missing, invalid, expired or revoked key; no access."""
+    MODEL_UNAVAILABLE = "model_unavailable"
+    """The model does not exist, was retired, or is not enabled for the account."""
+    INVALID_REQUEST = "invalid_request"
+    """The provider refused what we sent as malformed or unsupported (a client bug or a
+    configuration the provider does not take)."""
+
+
 class ErrorClass(msgspec.Struct, frozen=True, kw_only=True):
     """A translator's verdict on a failure (``Translator.classify``).
 
@@ -49,12 +73,15 @@ class ErrorClass(msgspec.Struct, frozen=True, kw_only=True):
         retry_after_s: Do not reconnect sooner than this (HTTP ``Retry-After``, a provider's
             documented minimum back-off); None leaves the wait to the reconnect policy.
         fresh_start: The provider's own resume state is gone: re-seed, no handle.
+        kind: Why it failed (authentication, quota, ...): whether another provider could
+            carry the call on.
     """
 
     disposition: Disposition
     reason: str = ""
     retry_after_s: float | None = None
     fresh_start: bool = False
+    kind: FailureKind = FailureKind.TRANSIENT
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +90,11 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     make_before_break: bool = False  # two connections may be open at once during a rotation
     truncate: bool = False  # assistant audio can be truncated to what was heard
     text_input: bool = True
+    # The live conversation can be edited (``EditHistory``); without it an edit reaches the
+    # provider by a rotation, whose new connection is seeded from the edited history.
+    edit_history: bool = False
+    clear_audio: bool = False  # the provider's uncommitted input audio can be discarded
+    reply_tools: bool = False  # a reply can take its own tool choice and tools
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +121,15 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         healthy_after_s: A connection that stayed up this long (or carried a turn) was
             healthy: its later loss starts the reconnect backoff over and does not count
             toward the session's reconnect budget.
+        max_chunk_ms: Longest run of user audio sent as one ``AudioFrame``: when frames
+            queued while the sender was busy, it joins up to this much into one command (one
+            message for most providers); an idle sender sends each frame at once.
+        safe_point_margin_ms: For a provider whose safe point says only "everything sent so
+            far" (Gemini, Nova: the model answered, without a position), the audio sent within
+            this margin before it is not trusted to have arrived — it may still be in flight
+            when the connection dies — and is sent again on the next connection. After an
+            answered turn it is the silence that ended the turn, so sending it twice is
+            harmless, while losing it could cut the start of the next utterance.
     """
 
     input_sample_rate: int = 24_000
@@ -109,6 +150,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     min_connection_lifetime_s: float = 30.0
     min_rotation_interval_s: float = 2.0
     healthy_after_s: float = 10.0
+    max_chunk_ms: int = 100
+    safe_point_margin_ms: int = 0
 
     @property
     def input_frame_bytes(self) -> int:

@@ -1,9 +1,10 @@
 """The websockets client, as every websocket provider's connector uses it (OpenAI/xAI, Phonic).
 
 :func:`dial` opens a socket within the connect deadline and translates what can go wrong once:
-a refused upgrade becomes ``ProviderError`` with ``http_status`` (and ``retry_after_s`` from
-``Retry-After``), a missed deadline ``ProviderTimeout``, an unreachable server a recoverable
-``ProviderError``. :class:`WebSocketConnection` moves raw frames with a deadline on every
+a refused upgrade becomes ``ProviderError`` with ``http_status``, the ``provider_code`` of its
+JSON body (:func:`refusal_code`) and ``retry_after_s`` from ``Retry-After``; a missed deadline
+``ProviderTimeout``; an unreachable server a recoverable ``ProviderError``.
+:class:`WebSocketConnection` moves raw frames with a deadline on every
 send that could wait, and turns any end of the socket we did not ask for — even a
 clean-looking 1000 — into ``ConnectionLostError`` with its ``close_code``.
 
@@ -15,7 +16,9 @@ carries the redaction filter.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
@@ -104,10 +107,13 @@ async def dial(
     except InvalidStatus as exc:
         status = exc.response.status_code
         hint = f" ({refused_hint})" if refused_hint and status in (401, 403) else ""
+        code = refusal_code(exc.response.body)
+        named = f" ({code})" if code else ""
         raise ProviderError(
-            f"{provider}: server refused the websocket upgrade with HTTP {status}{hint}",
+            f"{provider}: server refused the websocket upgrade with HTTP {status}{named}{hint}",
             provider=provider,
             http_status=status,
+            provider_code=code,
             recoverable=recoverable_status(status),
             retry_after_s=parse_retry_after(exc.response.headers.get("Retry-After")),
         ) from exc
@@ -118,6 +124,29 @@ async def dial(
             condition="connect_failed",
             recoverable=True,
         ) from exc
+
+
+_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def refusal_code(body: bytes | bytearray | None) -> str:
+    """The provider's error code in the JSON body of a refused upgrade (OpenAI's
+    ``{"error": {"code": ...}}``, xAI's ``{"code": ...}``); "" when there is none.
+
+    Only the code is kept, never the message: a provider's message may quote part of the
+    credential it refused.
+    """
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    error = data.get("error")
+    code = error.get("code") if isinstance(error, dict) else data.get("code")
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else ""
 
 
 class WebSocketConnection:

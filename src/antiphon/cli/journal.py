@@ -30,6 +30,7 @@ from antiphon.protocol import (
     GenerationStarted,
     GenerationTextDelta,
     GoAwayReceived,
+    HistoryEdited,
     InputTranscriptDelta,
     InputTranscriptFailed,
     InputTranscriptFinal,
@@ -38,6 +39,7 @@ from antiphon.protocol import (
     ProviderErrorEvent,
     ProviderResumed,
     ProviderSessionInfo,
+    ProviderSwitched,
     RateLimitsUpdated,
     ResumptionHandleUpdated,
     SessionClosed,
@@ -55,7 +57,9 @@ from antiphon.protocol import (
     UnknownProviderEvent,
     Usage,
     UserAudio,
+    UserAudioCleared,
     UserAudioCommitted,
+    UserAudioSettled,
     UserSpeechStarted,
     UserSpeechStopped,
     UserTextSent,
@@ -147,14 +151,20 @@ def summarize(event: Event) -> str:
             return ", ".join(t.name for t in event.tools) or "no tools"
         case OptionsUpdated():
             return _clip(json.dumps(event.options, default=str))
+        case HistoryEdited():
+            added = ", ".join(f"{i.item.id} after {i.after or 'start'}" for i in event.insert)
+            return _clip(f"deleted {', '.join(event.delete) or 'none'}; added {added or 'none'}")
         case ConnectionOpened():
             extra = " (resumed)" if event.resumed else ""
             return f"epoch {event.epoch} {event.provider_session_id}{extra}".rstrip()
         case ConnectionLost():
             kind = "recoverable" if event.recoverable else "fatal"
-            return _clip(f"epoch {event.epoch}: {event.cause} ({kind}) {event.detail}")
+            why = f", {event.kind}" if event.kind else ""
+            return _clip(f"epoch {event.epoch}: {event.cause} ({kind}{why}) {event.detail}")
         case ConnectionRotated():
             return f"epoch {event.previous_epoch} -> {event.epoch}: {event.cause}"
+        case ProviderSwitched():
+            return f"{event.previous_provider} -> {event.provider} ({event.model}): {event.cause}"
         case ProviderSessionInfo():
             return f"{event.provider_session_id} {event.conversation_id}".strip()
         case GoAwayReceived():
@@ -174,6 +184,10 @@ def summarize(event: Event) -> str:
             return f"assistant audio {_audio_ms(event):.0f} ms"
         case UserAudioCommitted():
             return f"{event.item_id}".strip() or "committed"
+        case UserAudioCleared():
+            return f"cleared ({event.frames_dropped} frames not sent)"
+        case UserAudioSettled():
+            return f"frames below {event.frame} settled"
         case UserSpeechStarted() | UserSpeechStopped():
             return event.item_id
         case UserTextSent():

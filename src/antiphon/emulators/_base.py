@@ -7,16 +7,18 @@ ended) in :attr:`Emulator.records`, and takes faults through one call::
 
     emu.fault(Fault.drop(), at=Trigger.reply_audio(3))          # mid-reply, once
     emu.fault(Fault.refuse(), times=2)                          # the next two connects fail
+    emu.fault(Fault.refuse(status=401))                         # ... with a bad key
     emu.fault(Fault.go_away(time_left_s=2.0), at=Trigger.turn_end())
     emu.fault(Fault.stall(seconds=1.5))                         # now, on the newest connection
 
 A :class:`Fault` says *what* goes wrong in provider-neutral terms (a :class:`FaultKind` and
 its typed parameters); each emulator maps it to its provider's real wire behaviour (OpenAI's
 ``expire`` is a ``session_expired`` error then close 1001, Nova's is
-``modelTimeoutException``, Gemini's is close 1011 "Deadline expired"). A :class:`Trigger`
-says *when*: now, or at an event of the scripted conversation (:class:`TriggerKind`). A kind
-or parameter an emulator cannot do is a :class:`ValueError` when the fault is scheduled,
-never a surprise later.
+``modelTimeoutException``, Gemini's is close 1011 "Deadline expired"; a ``refuse`` may say
+how the provider refuses — an HTTP status, an exception name, a close — and gets that
+provider's own words for it). A :class:`Trigger` says *when*: now, or at an event of the
+scripted conversation (:class:`TriggerKind`). A kind or parameter an emulator cannot do is a
+:class:`ValueError` when the fault is scheduled, never a surprise later.
 
 Counting. A triggered fault counts its event on one connection from the moment it was
 scheduled (or the connection opened, whichever is later) and fires at the ``after``-th
@@ -32,8 +34,8 @@ Adding an emulator (the next provider is the fifth user):
    conversation, ...); append every received frame to ``frames`` and every decoded audio
    chunk to ``audio``, and call :meth:`Record.end` once when the connection ends.
 2. Subclass ``Emulator[YourRecord]``; set :attr:`Emulator.fault_kinds` to the kinds your
-   provider has a wire form for, and override :meth:`Emulator._check_fault` for parameters
-   it cannot honour.
+   provider has a wire form for and :attr:`Emulator.refuse_parameters` to the ways it can
+   refuse, and override :meth:`Emulator._check_fault` for parameters it cannot honour.
 3. At each conversation event call ``self._due(TriggerKind.X, record.index)`` and apply the
    faults it returns, in order, at that exact point of the frame stream; append each applied
    fault to ``record.faults``.
@@ -94,6 +96,7 @@ _PARAMETERS: dict[FaultKind, frozenset[str]] = {
     FaultKind.GO_AWAY: frozenset({"time_left_s"}),
     FaultKind.STALL: frozenset({"seconds"}),
     FaultKind.ERROR: frozenset({"code", "message", "recoverable"}),
+    FaultKind.REFUSE: frozenset({"status", "code", "message", "close_code", "reason"}),
 }
 
 
@@ -104,11 +107,17 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, tag="fault", repr_omit_de
         kind: What goes wrong.
         code: ``error``: the provider's error code (Nova: the exception name, e.g.
             ``"throttlingException"``); None: the provider's generic server error.
-        message: ``error``: its message; None: the provider's usual one.
+            ``refuse``: the code the refusal carries (OpenAI: the body's ``code``; Nova: the
+            exception that refuses the new stream).
+        message: ``error``, ``refuse``: its message; None: the provider's usual one.
         recoverable: ``error``: the flag, on a wire that carries one.
         close_code: ``close``: the close code (Nova: the HTTP/2 RST_STREAM error code);
-            None: the provider's usual one.
-        reason: ``close``: the close reason; None: the provider's usual one.
+            None: the provider's usual one. ``refuse``: the connection is accepted, then
+            closed at once with this code (a provider that refuses by closing).
+        reason: ``close``, ``refuse`` with a ``close_code``: the close reason; None: the
+            provider's usual one.
+        status: ``refuse``: the HTTP status of the refused upgrade, answered with the body
+            the provider sends for it; None: the provider's usual refusal.
         time_left_s: ``go_away``: the time announced before the provider ends the session.
         seconds: ``stall``: how long; None: until the connection ends.
 
@@ -124,10 +133,11 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, tag="fault", repr_omit_de
     reason: str | None = None
     time_left_s: float = 0.0
     seconds: float | None = None
+    status: int | None = None
 
     def __post_init__(self) -> None:
         allowed = _PARAMETERS.get(self.kind, frozenset())
-        for name in ("code", "message", "recoverable", "close_code", "reason"):
+        for name in _DEFAULTS:
             if name not in allowed and getattr(self, name) != _DEFAULTS[name]:
                 raise ValueError(f"a {self.kind} fault takes no {name!r}")
         if self.kind is not FaultKind.GO_AWAY and self.time_left_s:
@@ -138,6 +148,12 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, tag="fault", repr_omit_de
             raise ValueError("time_left_s must be >= 0")
         if self.seconds is not None and self.seconds <= 0:
             raise ValueError("seconds must be > 0 (None: until the connection ends)")
+        if self.status is not None and not 400 <= self.status <= 599:
+            raise ValueError("a refusal's status is an HTTP error status (400-599)")
+        if self.status is not None and self.close_code is not None:
+            raise ValueError("a refusal is an HTTP status or a close, not both")
+        if self.kind is FaultKind.REFUSE and self.reason is not None and self.close_code is None:
+            raise ValueError("a refusal's 'reason' goes with its 'close_code'")
 
     @classmethod
     def drop(cls) -> Fault:
@@ -182,9 +198,38 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, tag="fault", repr_omit_de
         return cls(kind=FaultKind.UNKNOWN)
 
     @classmethod
-    def refuse(cls) -> Fault:
-        """A connection attempt fails."""
-        return cls(kind=FaultKind.REFUSE)
+    def refuse(
+        cls,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        close_code: int | None = None,
+        reason: str | None = None,
+    ) -> Fault:
+        """A connection attempt fails; with no argument, the way the provider usually
+        refuses (the emulator's docstring says how).
+
+        Args:
+            status: The HTTP status of the refused upgrade (``401``, ``429``, ...).
+            code: The provider's code for the refusal (Nova: the exception name, e.g.
+                ``"accessDeniedException"``).
+            message: The refusal's message.
+            close_code: Accept the connection, then close it at once with this code.
+            reason: That close's reason.
+
+        Raises:
+            ValueError: ``status`` is not an HTTP error status, or given with
+                ``close_code``; ``reason`` without ``close_code``.
+        """
+        return cls(
+            kind=FaultKind.REFUSE,
+            status=status,
+            code=code,
+            message=message,
+            close_code=close_code,
+            reason=reason,
+        )
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -193,6 +238,7 @@ _DEFAULTS: dict[str, Any] = {
     "recoverable": True,
     "close_code": None,
     "reason": None,
+    "status": None,
 }
 
 
@@ -353,10 +399,13 @@ class Emulator[R: Record](ABC):
 
     Attributes:
         fault_kinds: The fault kinds this provider can do.
+        refuse_parameters: The parameters of :meth:`Fault.refuse` this provider has a wire
+            form for (``status``, ``code``, ``message``, ``close_code``, ``reason``).
         records: One record per connection, in the order they opened.
     """
 
     fault_kinds: ClassVar[frozenset[FaultKind]] = frozenset()
+    refuse_parameters: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.records: list[R] = []
@@ -389,6 +438,13 @@ class Emulator[R: Record](ABC):
             raise ValueError(
                 f"{type(self).__name__} cannot inject {fault.kind.value!r} (it can: {can})"
             )
+        if fault.kind is FaultKind.REFUSE:
+            for name, default in _DEFAULTS.items():
+                if name not in self.refuse_parameters and getattr(fault, name) != default:
+                    takes = ", ".join(sorted(self.refuse_parameters)) or "nothing"
+                    raise ValueError(
+                        f"{type(self).__name__} refuses with no {name!r} (it takes: {takes})"
+                    )
         self._check_fault(fault)
         if times < 1:
             raise ValueError("times must be >= 1")

@@ -26,7 +26,11 @@ complete." when the time runs out; ``expire`` is that close at once; ``close`` i
 frame (1011 "The service is currently unavailable." unless given); ``drop`` aborts the TCP
 stream; ``stall`` stops sending and reading; ``malformed`` is a frame that is not JSON;
 ``unknown`` one whose only top-level key is unknown; ``refuse`` answers the upgrade with HTTP
-503. The Live API reports errors by closing, so there is no ``error`` fault.
+503: ``Fault.refuse(status=429)`` with that status and Google's error body for it
+(``{"error": {"code", "message", "status"}}``, ``status`` replaced by the fault's ``code``),
+and ``Fault.refuse(close_code=1011, reason=QUOTA_EXCEEDED)`` accepts the connection and
+closes it as the setup arrives, the way the Live API refuses a session over the project's
+quota. The Live API reports errors by closing, so there is no ``error`` fault.
 """
 
 from __future__ import annotations
@@ -229,8 +233,14 @@ class _Connection:
         kind, body = first
         if kind != "setup" or not isinstance(body, dict):
             await self.close(1007, "Request contains an invalid argument.")
+        due = self.emu._on_open.pop(self.ws, [])
+        for fault in due:
+            if fault.kind is FaultKind.REFUSE:  # a refusal by close answers the setup
+                self.record.faults.append(fault)
+                assert fault.close_code is not None  # an HTTP refusal went at the upgrade
+                await self.close(fault.close_code, fault.reason or "", by=ClosedBy.FAULT)
         await self._setup(body)
-        for fault in self.emu._on_open.pop(self.ws, []):
+        for fault in due:
             await self.apply(fault)
         while True:
             await self._open_gate.wait()  # a stall stops reading too: the client backs up
@@ -564,6 +574,41 @@ class _Connection:
             await self.close(1011, DEADLINE_EXPIRED, by=ClosedBy.FAULT)
 
 
+# The body of a refused upgrade, by status: (message, status name) as Google's APIs send them.
+_REFUSALS: dict[int, tuple[str, str]] = {
+    400: ("API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"),
+    401: ("Request had invalid authentication credentials.", "UNAUTHENTICATED"),
+    403: (
+        "Method doesn't allow unregistered callers (callers without established identity)."
+        " Please use API Key or other form of API consumer identity to call this API.",
+        "PERMISSION_DENIED",
+    ),
+    404: ("Requested entity was not found.", "NOT_FOUND"),
+    429: (
+        "You exceeded your current quota, please check your plan and billing details. For more"
+        " information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+        "RESOURCE_EXHAUSTED",
+    ),
+    500: ("Internal error encountered.", "INTERNAL"),
+    503: (UNAVAILABLE, "UNAVAILABLE"),
+}
+
+QUOTA_EXCEEDED = _cut_reason(_REFUSALS[429][0])
+"""The reason of the 1011 close with which the Live API refuses a session over the project's
+quota (concurrent sessions included), as the client receives it: cut at 123 bytes."""
+
+
+def _refusal(connection: ServerConnection, fault: Fault, status: int) -> Response:
+    """The upgrade refused with ``status`` and Google's JSON error body for it."""
+    generic = "INTERNAL" if status >= 500 else "FAILED_PRECONDITION"
+    message, name = _REFUSALS.get(status, ("The request was refused.", generic))
+    error = {"code": status, "message": fault.message or message, "status": fault.code or name}
+    response = connection.respond(status, json.dumps({"error": error}) + "\n")
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json; charset=UTF-8"
+    return response
+
+
 def _api_key(request: Request) -> str:
     key = request.headers.get("x-goog-api-key")
     if key:
@@ -600,6 +645,7 @@ class GeminiEmulator(Emulator[GeminiRecord]):
     """
 
     fault_kinds = frozenset(FaultKind) - {FaultKind.ERROR}
+    refuse_parameters = frozenset({"status", "code", "message", "close_code", "reason"})
 
     def __init__(
         self,
@@ -715,8 +761,11 @@ class GeminiEmulator(Emulator[GeminiRecord]):
         if PATH_RE.match(path) is None:
             return connection.respond(404, f"no such method: {path}\n")
         due = self._due(TriggerKind.CONNECT, len(self.records))
-        if any(f.kind is FaultKind.REFUSE for f in due):
-            return connection.respond(503, "The service is currently unavailable.\n")
+        refusal = next((f for f in due if f.kind is FaultKind.REFUSE), None)
+        if refusal is not None and refusal.close_code is None:
+            if refusal.status is None:
+                return connection.respond(503, "The service is currently unavailable.\n")
+            return _refusal(connection, refusal, refusal.status)
         if due:
             self._on_open[connection] = due
         return None

@@ -28,7 +28,11 @@ stream opened (``modelTimeoutException``) and ``idle_reset_s`` without input (th
 Faults use the shared vocabulary (:mod:`antiphon.emulators._base`), now or at a trigger:
 ``emu.fault(Fault.expire(), at=Trigger.user_turn(2))``. Here ``expire`` is the stream limit's
 ``modelTimeoutException``; ``error`` sends the exception named by ``code`` (default
-``internalServerException``); ``refuse`` is a ``throttlingException`` as the stream opens;
+``internalServerException``); ``refuse`` is a ``throttlingException`` as the stream opens,
+and ``Fault.refuse(code="accessDeniedException")`` refuses the stream request the way the
+service refuses a new stream: that exception's HTTP status (403 here; 400, 404, 429, 503 ...
+by exception) with ``x-amzn-errortype`` and the service's usual message unless ``message``
+is given (the stream's own error events carry only the six exceptions the SDK models there);
 ``close`` is RST_STREAM with ``close_code`` as the HTTP/2 error code (default NO_ERROR);
 ``drop`` aborts the TCP connection (every stream on it); ``stall`` holds the stream's output
 (input is still read); ``malformed`` is a chunk whose payload is not JSON; ``unknown`` a
@@ -87,6 +91,39 @@ IDLE_RESET_MESSAGE = (
 )
 HISTORY_BEFORE_AUDIO_MESSAGE = "Chat history should be sent completely before streaming audio."
 THROTTLING_MESSAGE = "Too many requests, please wait before trying again."
+# The HTTP status of a refused stream, by the exception it names (PROVIDERS §1.8).
+REFUSAL_STATUSES = {
+    "accessDeniedException": 403,
+    "unrecognizedClientException": 403,
+    "validationException": 400,
+    "serviceQuotaExceededException": 400,
+    "resourceNotFoundException": 404,
+    "modelTimeoutException": 408,
+    "modelErrorException": 424,
+    "modelStreamErrorException": 424,
+    "throttlingException": 429,
+    "modelNotReadyException": 429,
+    "internalServerException": 500,
+    "serviceUnavailableException": 503,
+}
+# What the service says when it refuses a new stream, by exception (a refuse fault's code).
+REFUSAL_MESSAGES = {
+    "throttlingException": THROTTLING_MESSAGE,
+    "accessDeniedException": (
+        "User: arn:aws:iam::000000000000:user/antiphon-test is not authorized to perform:"
+        " bedrock:InvokeModelWithBidirectionalStream because no identity-based policy allows"
+        " the bedrock:InvokeModelWithBidirectionalStream action"
+    ),
+    "serviceQuotaExceededException": (
+        "Your request exceeds the service quota for concurrent bidirectional streams."
+    ),
+    "modelNotReadyException": "Model is not ready to serve inference requests. Try again later.",
+    "serviceUnavailableException": "Service Unavailable. Please try your request again.",
+    "resourceNotFoundException": (
+        "Could not resolve the foundation model from the provided model identifier."
+    ),
+    "validationException": "The provided model identifier is invalid.",
+}
 
 _NS = uuid.UUID("0b8e5a0c-8f0e-4d5e-a7f4-5b1f3c2d9e10")
 _CHUNK_HEADERS = {
@@ -742,8 +779,9 @@ class _Stream:
                 self.send_exception(
                     "modelTimeoutException", MODEL_TIMEOUT_MESSAGE, by=ClosedBy.FAULT
                 )
-            case FaultKind.REFUSE:
-                self.send_exception("throttlingException", THROTTLING_MESSAGE, by=ClosedBy.FAULT)
+            case FaultKind.REFUSE:  # one with a code refused the request (_Connection._refuse)
+                message = fault.message or THROTTLING_MESSAGE
+                self.send_exception("throttlingException", message, by=ClosedBy.FAULT)
             case FaultKind.ERROR:
                 name = fault.code or "internalServerException"
                 message = fault.message or f"{name} injected by the emulator"
@@ -859,6 +897,11 @@ class _Connection:
 
         model_id = unquote(path[len(_PATH_PREFIX) : -len(_PATH_SUFFIX)])
         emu = self.emu
+        due = emu._due(TriggerKind.CONNECT, len(emu.records))
+        refusal = next((f for f in due if f.kind is FaultKind.REFUSE and f.code), None)
+        if refusal is not None and refusal.code is not None:
+            self._refuse(stream_id, refusal.code, refusal.message)
+            return
         record = NovaRecord(index=len(emu.records), model_id=model_id, headers=headers)
         emu.records.append(record)
         self.h2.send_headers(
@@ -871,8 +914,23 @@ class _Connection:
         )
         stream = _Stream(emu, self, stream_id, record)
         self.streams[stream_id] = stream
-        for fault in emu._due(TriggerKind.CONNECT, record.index):
+        for fault in due:
             stream.apply(fault)
+
+    def _refuse(self, stream_id: int, name: str, message: str | None) -> None:
+        """Refuse the stream request with exception ``name`` (a refused stream is no stream:
+        it leaves no record)."""
+        member = _member(name)
+        text = message or REFUSAL_MESSAGES.get(member, f"{member} refusing the stream (emulator)")
+        self.h2.send_headers(
+            stream_id,
+            [
+                (":status", str(REFUSAL_STATUSES.get(member, 400))),
+                ("x-amzn-errortype", member[:1].upper() + member[1:]),
+                ("content-type", "application/json"),
+            ],
+        )
+        self.h2.send_data(stream_id, json.dumps({"message": text}).encode(), end_stream=True)
 
     async def send(self, stream_id: int, data: bytes | None) -> bool:
         """Send ``data`` on a stream within flow-control windows; None ends the stream.
@@ -958,6 +1016,7 @@ class NovaEmulator(Emulator[NovaRecord]):
     """
 
     fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
+    refuse_parameters = frozenset({"code", "message"})
 
     def __init__(
         self,

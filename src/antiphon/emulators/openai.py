@@ -23,7 +23,11 @@ aborts the TCP socket (1006), ``close`` sends a close frame (1011 "Internal serv
 unless given), ``expire`` is the real cap's ``session_expired`` error then close 1001,
 ``stall`` holds back every outgoing frame, ``error`` is an ``error`` event (``code``, default
 ``server_error``), ``malformed`` a text frame that is not JSON, ``unknown`` an event of an
-unknown type, and ``refuse`` answers the upgrade with HTTP 503. OpenAI has no goAway.
+unknown type, and ``refuse`` answers the upgrade with HTTP 503; ``Fault.refuse(status=401)``
+with that status and the body the provider sends for it (OpenAI: ``{"error": {"message",
+"type", "code"}}``, e.g. ``invalid_api_key`` for 401, ``insufficient_quota`` for 429,
+``model_not_found`` for 404; xAI: ``{"code", "error"}``), its ``code`` and ``message``
+replaced when given. OpenAI has no goAway.
 
 Outgoing frames go through one writer task per connection, so a fault lands at an exact
 point of the frame stream, and a stall holds back every frame (replies included) while the
@@ -76,6 +80,67 @@ Variant = Literal["openai", "xai"]
 _DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant (antiphon emulator)."
 _DEFAULT_DURATION_S = 3600.0
 _MAX_FRAME = 32 * 2**20  # one append may carry 15 MiB of audio; base64 adds a third
+
+# The body of a refused upgrade, by status: (message, type, code) as OpenAI's API sends them.
+_OPENAI_REFUSALS: dict[int, tuple[str, str, str | None]] = {
+    400: (
+        "Missing required parameter: 'model'.",
+        "invalid_request_error",
+        "missing_required_parameter",
+    ),
+    401: (
+        "Incorrect API key provided: sk-***. You can find your API key at"
+        " https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    403: (
+        "Country, region, or territory not supported",
+        "request_forbidden",
+        "unsupported_country_region_territory",
+    ),
+    404: (
+        "The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        "model_not_found",
+    ),
+    429: (
+        "You exceeded your current quota, please check your plan and billing details. For more"
+        " information on this error, read the docs:"
+        " https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "insufficient_quota",
+        "insufficient_quota",
+    ),
+    500: (
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        None,
+    ),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+}
+# Messages of the codes a test may name instead of the status's usual one.
+_OPENAI_CODE_MESSAGES: dict[str, str] = {
+    "rate_limit_exceeded": "Rate limit reached for requests. Please try again in 1s.",
+}
+# xAI's refusals: {"code": <the gRPC status, in words>, "error": <message>}.
+_XAI_REFUSALS: dict[int, tuple[str, str]] = {
+    400: ("Client specified an invalid argument", "Incorrect request."),
+    401: (
+        "The request does not have valid authentication credentials",
+        "Incorrect API key provided: xai-***. You can obtain an API key from https://console.x.ai.",
+    ),
+    403: (
+        "The caller does not have permission to execute the specified operation",
+        "Your team has either used all available credits or reached its monthly spending limit.",
+    ),
+    404: (
+        "Some requested entity was not found",
+        "The model {model} does not exist or your team does not have access to it.",
+    ),
+    429: ("Some resource has been exhausted", "Your team has exceeded its rate limit."),
+    500: ("Internal error", "The service encountered an internal error."),
+    503: ("The service is currently unavailable", "The service is currently unavailable."),
+}
 
 
 @dataclass(kw_only=True)
@@ -1350,6 +1415,7 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
     """
 
     fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
+    refuse_parameters = frozenset({"status", "code", "message"})
 
     def __init__(
         self,
@@ -1468,13 +1534,48 @@ class OpenAIEmulator(Emulator[OpenAIRecord]):
                 "Missing bearer authentication in header\n",
             )
         due = self._due(TriggerKind.CONNECT, len(self.records))
-        if any(f.kind is FaultKind.REFUSE for f in due):
-            return ws.respond(
-                HTTPStatus.SERVICE_UNAVAILABLE, "The server is overloaded; try again later.\n"
-            )
+        refusal = next((f for f in due if f.kind is FaultKind.REFUSE), None)
+        if refusal is not None:
+            if refusal.status is None:
+                return ws.respond(
+                    HTTPStatus.SERVICE_UNAVAILABLE, "The server is overloaded; try again later.\n"
+                )
+            return self._refusal(ws, request, refusal, refusal.status)
         if due:
             self._on_open[ws] = due
         return None
+
+    def _refusal(
+        self, ws: ServerConnection, request: Request, fault: Fault, status: int
+    ) -> Response:
+        """The upgrade refused with ``status`` and the provider's JSON body for it."""
+        model = self.model_name(request.path)
+        body: dict[str, Any]
+        if self.variant == "xai":
+            name, usual = _XAI_REFUSALS.get(status, (HTTPStatus(status).phrase, ""))
+            body = {
+                "code": fault.code or name,
+                "error": fault.message or usual.format(model=model) or name,
+            }
+        else:
+            generic = "server_error" if status >= 500 else "invalid_request_error"
+            message, kind, code = _OPENAI_REFUSALS.get(
+                status, (HTTPStatus(status).phrase, generic, None)
+            )
+            if fault.code is not None and fault.code != code:
+                code, message = fault.code, _OPENAI_CODE_MESSAGES.get(fault.code, fault.code)
+            body = {
+                "error": {
+                    "message": fault.message or message.format(model=model),
+                    "type": kind,
+                    "param": None,
+                    "code": code,
+                }
+            }
+        response = ws.respond(status, json.dumps(body) + "\n")
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
 
     async def _handler(self, ws: ServerConnection) -> None:
         request = ws.request

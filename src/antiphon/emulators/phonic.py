@@ -34,7 +34,11 @@ the audio as sent on the wire and decoded, the config, what was sent back, how i
   too; any other code ends the conversation (4800 ``conversation ended`` ...).
 * ``expire``: the grace window has passed: the socket is dropped and the conversation ended,
   so the client's reconnect gets 4800.
-* ``stall``, ``error``, ``malformed``, ``unknown``; ``refuse``: HTTP 503 on the upgrade.
+* ``stall``, ``error``, ``malformed``, ``unknown``; ``refuse``: HTTP 503 on the upgrade;
+  ``Fault.refuse(status=401)`` that status (``message`` the body); ``Fault.refuse(
+  close_code=4010)`` accepts the connection and closes it at once, as Phonic refuses a
+  conversation over the account's concurrency limit (4010), for lack of capacity (4004) or
+  for an account problem (4000); ``reason`` replaces the usual reason.
 """
 
 from __future__ import annotations
@@ -81,6 +85,20 @@ __all__ = [
 
 PATH: Final = "/v1/sts/ws"
 MAX_CHUNK_MS: Final = 40
+# The body of a refused upgrade, by status (``None``: the usual refusal, no capacity).
+_REFUSAL_BODIES: Final[dict[int | None, str]] = {
+    None: "No capacity, try again later",
+    401: "Invalid API key",
+    403: "Forbidden",
+    429: "Too many requests",
+    503: "No capacity, try again later",
+}
+# The reason of a refusal by close, by code.
+_REFUSAL_REASONS: Final[dict[int, str]] = {
+    4000: "invalid API key",
+    4004: "no capacity",
+    4010: "concurrency limit reached",
+}
 CONVERSATION_EXPIRED: Final = 4800
 """Close code for a reconnect after the grace window."""
 CONVERSATION_UNKNOWN: Final = 4801
@@ -300,6 +318,11 @@ class _Conn:
                 self.out.put_nowait((None, '{"type": "audio_chunk", "audio": '))
             case FaultKind.UNKNOWN:
                 self.send({"type": "emulator_unknown_event", "detail": "an event no client knows"})
+            case FaultKind.REFUSE:  # by a close (an HTTP refusal never opens a connection)
+                assert fault.close_code is not None
+                usual = _REFUSAL_REASONS.get(fault.close_code, "")
+                reason = fault.reason if fault.reason is not None else usual
+                self.end_with(_Close(fault.close_code, reason), ClosedBy.FAULT)
             case _:  # pragma: no cover - refused by fault_kinds
                 raise ValueError(f"unsupported fault {fault.kind}")
 
@@ -665,6 +688,9 @@ class PhonicEmulator(Emulator[PhonicRecord]):
             FaultKind.REFUSE,
         }
     )
+    refuse_parameters: ClassVar[frozenset[str]] = frozenset(
+        {"status", "message", "close_code", "reason"}
+    )
 
     def __init__(
         self,
@@ -892,9 +918,14 @@ class PhonicEmulator(Emulator[PhonicRecord]):
         if not (auth.startswith("Bearer ") and auth[7:].strip()) and not query.get("session_token"):
             return ws.respond(HTTPStatus.UNAUTHORIZED, "Missing bearer authentication\n")
         faults = self._due(TriggerKind.CONNECT, len(self.records))
-        if any(f.kind is FaultKind.REFUSE for f in faults):
+        refusal = next((f for f in faults if f.kind is FaultKind.REFUSE), None)
+        if refusal is not None:
             self._refused += 1
-            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "No capacity, try again later\n")
+            if refusal.close_code is None:
+                body = refusal.message or _REFUSAL_BODIES.get(
+                    refusal.status, HTTPStatus(refusal.status or 503).phrase
+                )
+                return ws.respond(refusal.status or HTTPStatus.SERVICE_UNAVAILABLE, body + "\n")
         self._connect_faults[id(ws)] = faults
         return None
 

@@ -163,6 +163,12 @@ class JournalWriter:
         self._backend.defer_sync(self._lease, deferred)
 
     @property
+    def flushes_itself(self) -> bool:
+        """Once deferred, nobody needs to call :meth:`flush` by :attr:`flush_deadline`: the
+        journal meets its durability policy on its own (``JournalBackend.flushes_itself``)."""
+        return self._backend.flushes_itself
+
+    @property
     def flush_deadline(self) -> float | None:
         """``time.monotonic()`` value by which :meth:`flush` should be called so that appended
         records meet the durability policy even if no further append comes; None when nothing
@@ -364,7 +370,8 @@ class JournalBackend(abc.ABC):
     * :meth:`sessions`;
 
     and may override the durability hooks :meth:`flush`, :meth:`flush_deadline` and
-    :meth:`defer_sync` when appending does not make records durable by itself. A backend that
+    :meth:`defer_sync` when appending does not make records durable by itself; one that meets
+    its policy on its own once deferred sets :attr:`flushes_itself`. A backend that
     holds resources of its own overrides :meth:`close` and calls ``super().close()``.
 
     Unless stated otherwise a method may be called from any thread, and a method given the id
@@ -384,6 +391,12 @@ class JournalBackend(abc.ABC):
     """
 
     capture: CaptureMode = "metadata"
+    flushes_itself: bool = False
+    """True when a deferred writer (:meth:`defer_sync`) needs no owner calling :meth:`flush`
+    by :meth:`flush_deadline`: the backend meets its durability policy on its own (the file
+    journal fsyncs all its deferred writers together from one thread of its own; the memory
+    journal has nothing to make durable). False (the default): the owner runs :meth:`flush`
+    by the deadline, as the session runtime does with a task per session."""
 
     def __init__(self, *, snapshot_every: int = 1000, capture: CaptureMode = "metadata") -> None:
         if snapshot_every < 1:

@@ -98,9 +98,12 @@ class WireFrame(msgspec.Struct, frozen=True, kw_only=True, tag="wire.frame", arr
         payload: ``full`` only: the frame's bytes (UTF-8 for a text frame), redacted, audio
             payloads replaced by references to ``audio``; None in ``metadata`` mode.
         audio: ``full`` only: spans of the ``wire-audio`` stream cut out of the payload.
-        audio_index: For a frame that carries user audio, the session-wide index of the audio
-            frame it was encoded from (-1 for any other frame): replay encodes that frame
-            again, so a translator that counts the audio it sent counts the same.
+        audio_index: For a frame that carries user audio, the session-wide index of the
+            first audio frame it was encoded from (-1 for any other frame): replay encodes
+            those frames again, so a translator that counts the audio it sent counts the same.
+        audio_frames: How many consecutive audio frames, from ``audio_index`` on, it was
+            encoded from (the sender joins frames that queued while it was busy); 1 in
+            captures written before frames were joined.
     """
 
     epoch: int
@@ -115,6 +118,7 @@ class WireFrame(msgspec.Struct, frozen=True, kw_only=True, tag="wire.frame", arr
     payload: bytes | None = None
     audio: tuple[AudioSpan, ...] = ()
     audio_index: int = -1
+    audio_frames: int = 1
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -173,14 +177,17 @@ class WireCapture:
         self.frames = 0
         self.errors = 0
 
-    def sent(self, epoch: int, frame: str | bytes, *, audio_index: int = -1) -> None:
+    def sent(
+        self, epoch: int, frame: str | bytes, *, audio_index: int = -1, audio_frames: int = 1
+    ) -> None:
         """Capture a frame sent to the provider on connection ``epoch``; ``audio_index`` is
-        the index of the user audio frame it carries, if it carries one."""
-        self._capture(epoch, "sent", frame, audio_index)
+        the index of the first user audio frame it carries, if it carries any, and
+        ``audio_frames`` how many it carries."""
+        self._capture(epoch, "sent", frame, audio_index, audio_frames)
 
     def received(self, epoch: int, frame: str | bytes) -> None:
         """Capture a frame received from the provider on connection ``epoch``."""
-        self._capture(epoch, "received", frame, -1)
+        self._capture(epoch, "received", frame, -1, 1)
 
     def _capture(
         self,
@@ -188,6 +195,7 @@ class WireCapture:
         direction: Literal["sent", "received"],
         frame: str | bytes,
         audio_index: int,
+        audio_frames: int,
     ) -> None:
         if self.errors:
             return
@@ -215,6 +223,7 @@ class WireCapture:
                 payload=payload,
                 audio=spans,
                 audio_index=audio_index,
+                audio_frames=audio_frames,
             )
             body = _ENCODER.encode(entry)
             pad = b"\0" if len(body) % 2 else b""

@@ -17,6 +17,14 @@ is framed as ``[u32 length][u32 crc32c(payload)][payload]``. Every ``append`` is
 ``write`` of all its frames, so after it returns the records are in the OS (a process crash
 loses nothing); fsync follows the :class:`Durability` policy.
 
+Batch durability without a task per session. A writer whose owner defers its fsyncs (the
+session runtime does: fsync must never block its event loop) is synced by the journal itself:
+one flusher thread per :class:`FileJournal` fsyncs every dirty deferred writer together, at
+most ``interval_s`` after the first append that found it clean. The thread starts with the
+first such append and ends when the journal's last deferred writer closes; an idle writer
+costs it nothing (it is woken only when a clean writer is appended to). A writer that is not
+deferred fsyncs inside ``append`` once ``interval_s`` passed, and on ``flush``/``close``.
+
 Damage. When a writer opens a stream, a torn tail of the last segment (a short header, a
 length past the end, a checksum mismatch with nothing intact after it, zeros left by a crash)
 is truncated. A damaged record followed by intact ones is never skipped: reading stops there
@@ -283,6 +291,8 @@ class _OpenStream:
         self.dir = directory
         self.holder = ""  # the token of the current lease
         self.open = True
+        self.failure: JournalError | None = None  # why the journal's flusher closed it
+        self._flusher = journal._flusher
         self._lock_fd = lock_fd
         self._durability = journal.durability
         self._always = journal.durability.policy == "always"
@@ -296,7 +306,7 @@ class _OpenStream:
         self._dirty = False
         self._audio_dirty: set[str] = set()
         self._last_sync = time.monotonic()
-        self.deferred_sync = False
+        self.deferred_sync = False  # synced by the journal's flusher (set_deferred)
         # Makes each append's check-and-write atomic when two leases' writers append from
         # different threads; held by appends only, so it is never contended in practice.
         self._append_lock = threading.Lock()
@@ -374,7 +384,7 @@ class _OpenStream:
         data = b"".join([b for p in payloads for b in (pack(len(p), crc(p)), p)])
         with self._append_lock:
             if not self.open:
-                raise JournalError(f"journal {session_id!r}: the stream was released")
+                raise self._closed_error(session_id)
             if self.next_seq != expected_seq:
                 raise JournalConflict(session_id, expected_seq, self.next_seq)
             if not payloads:
@@ -388,12 +398,12 @@ class _OpenStream:
                 if self._always:
                     self._sync()
                 elif self._batch:
-                    self._dirty = True
-                    if (
-                        not self.deferred_sync
-                        and time.monotonic() - self._last_sync >= self._durability.interval_s
-                    ):
-                        self._sync()
+                    if self.deferred_sync:
+                        self._mark_dirty()
+                    else:
+                        self._dirty = True
+                        if time.monotonic() - self._last_sync >= self._durability.interval_s:
+                            self._sync()
             except OSError as exc:
                 self.close()
                 raise JournalError(f"journal {session_id!r}: append failed: {exc}") from exc
@@ -401,7 +411,7 @@ class _OpenStream:
     def append_audio(self, session_id: str, stream: str, pcm: bytes, sample_rate: int) -> int:
         with self._append_lock:
             if not self.open:
-                raise JournalError(f"journal {session_id!r}: the stream was released")
+                raise self._closed_error(session_id)
             try:
                 fd = self._audio_fds.get(stream)
                 if fd is None:
@@ -417,7 +427,7 @@ class _OpenStream:
                 _write_all(fd, pcm)
                 self._audio_size[stream] = offset + len(pcm)
                 self._audio_dirty.add(stream)
-                self._dirty = True
+                self._mark_dirty()
                 return offset
             except OSError as exc:
                 self.close()
@@ -444,6 +454,44 @@ class _OpenStream:
                 tmp.unlink()
             raise JournalError(f"cannot write snapshot {path}: {exc}") from exc
 
+    def _closed_error(self, session_id: str) -> JournalError:
+        if self.failure is not None:
+            return self.failure
+        return JournalError(f"journal {session_id!r}: the stream was released")
+
+    def _mark_dirty(self) -> None:
+        # The first write since the last sync wakes the journal's flusher (when deferred):
+        # one wake-up per interval at most, none while the writer is idle. A sync running
+        # meanwhile on the flusher's thread either covers this write or clears the flag
+        # before this check, which then wakes the flusher again.
+        if not self._dirty:
+            self._dirty = True
+            if self.deferred_sync and self._batch:
+                self._flusher.wake()
+
+    def set_deferred(self, deferred: bool) -> None:
+        """Whether the journal's flusher syncs this stream (else ``append`` does)."""
+        self.deferred_sync = deferred
+        if not self._batch:
+            return
+        if deferred:
+            self._flusher.add(self)
+            if self._dirty:
+                self._flusher.wake()
+        else:
+            self._flusher.remove(self)
+
+    def sync_deferred(self) -> None:
+        """The flusher's round: fsync what was written since the last sync. A failure closes
+        the stream; its next append raises the error."""
+        if not (self.open and self._dirty):
+            return
+        try:
+            self._sync()
+        except OSError as exc:
+            self.failure = JournalError(f"journal {self.dir.name!r}: fsync failed: {exc}")
+            self.close()
+
     def _sync(self) -> None:
         # Audio first: a durable record must never point at audio that is not. The
         # descriptors are duplicated under the lock, so the (slow) fsyncs run without it and
@@ -464,7 +512,8 @@ class _OpenStream:
 
     @property
     def flush_deadline(self) -> float | None:
-        if not (self._batch and self._dirty and self.open):
+        # A deferred stream is the journal flusher's to sync: nobody else needs to.
+        if not (self._batch and self._dirty and self.open) or self.deferred_sync:
             return None
         return self._last_sync + self._durability.interval_s
 
@@ -485,6 +534,7 @@ class _OpenStream:
         if not self.open:
             return
         self.open = False
+        self._flusher.remove(self)
         with self._fd_lock:
             for fd in [self._fd, *self._audio_fds.values(), self._lock_fd]:
                 if fd >= 0:
@@ -496,6 +546,66 @@ class _OpenStream:
             key = str(self.dir)
             if _open_streams.get(key) is self:
                 del _open_streams[key]
+
+
+class _Flusher:
+    """The batch fsyncs of one journal's deferred streams, from one thread for all of them.
+
+    Woken by a stream's first write since its last sync; it then waits ``interval_s`` (the
+    batch window: everything appended meanwhile, by any stream, goes with this round) and
+    fsyncs every dirty stream. The thread exists only while a deferred stream is open and has
+    written since the thread last ran out of streams.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval = interval_s
+        self._cond = threading.Condition()
+        self._streams: set[_OpenStream] = set()
+        self._due = False
+        self._thread: threading.Thread | None = None
+        self.rounds = 0  # fsync rounds run (for tests and benches)
+
+    def add(self, stream: _OpenStream) -> None:
+        with self._cond:
+            self._streams.add(stream)
+
+    def remove(self, stream: _OpenStream) -> None:
+        with self._cond:
+            self._streams.discard(stream)
+            if not self._streams:
+                self._cond.notify()  # the thread, if any, ends
+
+    def wake(self) -> None:
+        with self._cond:
+            if self._due or not self._streams:
+                return  # a round is coming, and will take this write with it
+            self._due = True
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="antiphon-journal-flusher", daemon=True
+                )
+                self._thread.start()
+            else:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._due and self._streams:
+                    cond.wait()
+                if self._streams:
+                    # The batch window; cut short only when the last stream closes.
+                    cond.wait_for(lambda: not self._streams, timeout=self._interval)
+                if not self._streams:
+                    self._thread = None
+                    self._due = False
+                    return
+                self._due = False
+                streams = list(self._streams)
+            for stream in streams:
+                stream.sync_deferred()
+            self.rounds += 1
 
 
 class FileJournal(JournalBackend):
@@ -521,6 +631,8 @@ class FileJournal(JournalBackend):
         JournalError: bad options, or the directory cannot be created.
     """
 
+    flushes_itself = True  # deferred writers are synced by the journal's flusher thread
+
     def __init__(
         self,
         directory: str | os.PathLike[str],
@@ -537,6 +649,7 @@ class FileJournal(JournalBackend):
         self.directory = Path(directory)
         self.durability = durability
         self.segment_bytes = segment_bytes
+        self._flusher = _Flusher(durability.interval_s)
         # The streams held by this object's leases, by lease token (a lease that was taken
         # over still finds the stream: its appends are then refused by seq, not by surprise).
         self._leases: dict[str, _OpenStream] = {}
@@ -650,7 +763,7 @@ class FileJournal(JournalBackend):
         return None if stream is None else stream.flush_deadline
 
     def defer_sync(self, lease: Lease, deferred: bool) -> None:
-        self._held(lease).deferred_sync = deferred
+        self._held(lease).set_deferred(deferred)
 
     def sessions(self) -> list[str]:
         try:

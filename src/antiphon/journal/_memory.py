@@ -36,6 +36,8 @@ class MemoryJournal(JournalBackend):
         snapshot_every: Store a snapshot every this many events (when ``append`` gets a state).
     """
 
+    flushes_itself = True  # nothing to make durable: no owner needs to call flush
+
     def __init__(self, *, snapshot_every: int = 1000, capture: CaptureMode = "metadata") -> None:
         super().__init__(snapshot_every=snapshot_every, capture=capture)
         self._streams: dict[str, _Stream] = {}

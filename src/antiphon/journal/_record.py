@@ -56,8 +56,10 @@ class Durability(msgspec.Struct, frozen=True, kw_only=True):
     * ``batch(interval_s)``: fsync at most every ``interval_s`` seconds, checked on ``append``,
       and on ``flush``/``close``. Call ``flush`` when the session goes idle (see
       ``JournalWriter.flush_deadline``). The default, 0.2 s, bounds what a machine crash can
-      lose to the last 0.2 s of a call while costing a live session about 3 fsyncs a second
-      per file (the runtime runs them in a worker thread).
+      lose to the last 0.2 s of a call while costing a live session at most 5 fsyncs a second
+      per file. A file journal whose writers are deferred (the runtime's are) runs them on
+      one flusher thread of its own for all its sessions, at most ``interval_s`` after the
+      first write that found a session's files synced.
     * ``always``: fsync inside every ``append`` call; it blocks the caller for the duration of
       the fsync.
     """

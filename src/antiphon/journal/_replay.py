@@ -28,9 +28,11 @@ from antiphon.errors import JournalCorrupt, JournalError, ProtocolError
 from antiphon.protocol import (
     AudioFrame,
     AudioSpan,
+    ConnectionOpened,
     Event,
     GenerationAudioDelta,
     ProviderErrorEvent,
+    ProviderSwitched,
     ResumptionHandleUpdated,
     SessionStarted,
     SessionState,
@@ -139,6 +141,7 @@ def replay_capture(
             " capture='full'"
         )
     translators: dict[int, ReplayTranslator] = {}
+    providers = _providers_by_epoch(started.provider, records)
     read = _SpanReader(journal, session_id).read
     user_audio = _UserAudio(read, records)
     encoded: dict[int, int] = {}  # epoch -> the audio frame index last encoded again
@@ -152,7 +155,8 @@ def replay_capture(
             folded += 1
         translator = translators.get(frame.epoch)
         if translator is None:
-            translator = translators[frame.epoch] = new_translator(started.provider)
+            provider = providers.get(frame.epoch, state.provider or started.provider)
+            translator = translators[frame.epoch] = new_translator(provider)
             # Priming is best effort: what is compared is decoding.
             with contextlib.suppress(Exception):
                 translator.handshake(msgspec.structs.replace(state, epoch=frame.epoch))
@@ -162,7 +166,14 @@ def replay_capture(
             index = frame.audio_index
             if index >= 0 and encoded.get(frame.epoch) != index:
                 encoded[frame.epoch] = index
-                pcm = user_audio.frame(index)
+                # A message may carry several frames the sender joined: encode them joined.
+                parts = [user_audio.frame(i) for i in range(index, index + frame.audio_frames)]
+                pcm = None if None in parts else b"".join(p for p in parts if p is not None)
+                rate = _input_rate(translator)
+                if pcm is not None and rate and user_audio.rate and rate != user_audio.rate:
+                    # The runtime resampled this connection's audio (another provider of a
+                    # failover): the same duration at the provider's rate.
+                    pcm = bytes(len(pcm) * rate // user_audio.rate // 2 * 2)
                 if pcm is not None:
                     # Only the encoding's effect on the translator's counts matters.
                     with contextlib.suppress(Exception):
@@ -236,10 +247,34 @@ class _SpanReader:
         return data[at : at + span.length]
 
 
+def _providers_by_epoch(first: str, records: Sequence[Record]) -> dict[int, str]:
+    """The provider each opened connection was to: the session's first, until a
+    ``ProviderSwitched`` (a failover) names another."""
+    provider = first
+    providers: dict[int, str] = {}
+    for record in records:
+        event = record.event
+        if isinstance(event, ProviderSwitched):
+            provider = event.provider
+        elif isinstance(event, ConnectionOpened):
+            providers[event.epoch] = provider
+    return providers
+
+
+def _input_rate(translator: ReplayTranslator) -> int:
+    """The input sample rate of a translator's provider (0: unknown)."""
+    limits = getattr(translator, "limits", None)
+    rate = getattr(limits, "input_sample_rate", 0)
+    return rate if isinstance(rate, int) else 0
+
+
 class _UserAudio:
     """The user audio frames of a session by index, from its ``UserAudio`` records."""
 
     def __init__(self, read: Callable[[AudioSpan], bytes], records: list[Record]) -> None:
+        self.rate = next(
+            (r.event.sample_rate for r in records if isinstance(r.event, UserAudio)), 0
+        )
         self._read = read
         self._runs = sorted(
             (r.event.first_frame, r.event.frames, r.event.span)

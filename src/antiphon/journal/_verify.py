@@ -45,6 +45,7 @@ from antiphon.protocol import (
     ToolResultDelivered,
     UnknownProviderEvent,
     UserAudio,
+    UserAudioCleared,
     UserAudioCommitted,
     UserSpeechStarted,
     UserSpeechStopped,
@@ -173,6 +174,9 @@ def verify_session(journal: JournalBackend, session_id: str) -> VerifyReport:
                     epoch_end.setdefault(previous, seq)
                 case UserAudioCommitted(audio_end_ms=audio_end_ms):
                     commits.append((record.epoch, seq, audio_end_ms))
+                case UserAudioCleared():
+                    # Discarded on purpose: what went out is settled, as at a safe point.
+                    commits.append((record.epoch, seq, None))
                 case ToolCallRequested(call_id=call_id):
                     requested.setdefault(call_id, seq)
                 case ToolCallFinished(call_id=call_id):
@@ -248,8 +252,12 @@ def verify_session(journal: JournalBackend, session_id: str) -> VerifyReport:
     for frame in read_capture(journal, session_id):
         if frame.direction == "sent" and frame.audio_index >= 0:
             sent = sent_on.setdefault(frame.epoch, [])
-            if not sent or sent[-1][0] != frame.audio_index:  # one audio frame, many wire frames
-                sent.append((frame.audio_index, frame.seq))
+            # One wire frame may carry several audio frames (joined by the sender), and one
+            # audio frame may take several wire frames: each index counts once, in order.
+            last = sent[-1][0] if sent else -1
+            for index in range(frame.audio_index, frame.audio_index + frame.audio_frames):
+                if index > last:
+                    sent.append((index, frame.seq))
     if sent_on and frame_ms > 0:
         missing = _frames_lost(sent_on, commits, epoch_end, frame_ms, next_frame)
         if missing:

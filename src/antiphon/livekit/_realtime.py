@@ -16,6 +16,15 @@ which journals it and delivers it to the provider exactly once, on the current c
 on the next one after a reconnect. ``chat_ctx`` is built from antiphon's own conversation
 state every time it is read, so what LiveKit compares against is what antiphon holds.
 
+History edits: ``update_chat_ctx`` computes LiveKit's diff between ``chat_ctx`` and the
+context it is given, after naming LiveKit's items by antiphon's ids where both hold the same
+item (a tool call by its call id; a message LiveKit made of a reply or a typed text by its
+role and text). Deletions, insertions and changed messages become one
+``Session.edit_history``: journalled, applied live where the provider can edit its
+conversation (OpenAI), by a rotation to a fresh connection seeded with the edited history
+elsewhere. A user message or tool output appended at the end goes the ordinary way
+(``send_text``, ``submit_tool_result``), live on every provider.
+
 The error contract: LiveKit closes an ``AgentSession`` on the first ``RealtimeModelError``
 with ``recoverable=False``. antiphon reconnects, rotates and re-seeds by itself, so provider
 notices it survived go out as recoverable errors, and ``recoverable=False`` is emitted only
@@ -38,8 +47,9 @@ from livekit import rtc
 from livekit.agents import llm, utils
 from livekit.agents.metrics import RealtimeModelMetrics
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import is_given
 
-from ..actors import Backoff, Intensity, Session, Tool, open_session
+from ..actors import Backoff, Intensity, Session, Tool, open_session, resume_session
 from ..adapters import Provider
 from ..errors import AntiphonError
 from ..events import (
@@ -57,12 +67,16 @@ from ..events import (
     UserSpeechStopped,
     UserTranscript,
 )
+from ..failover import members
 from ..journal import Journal
 from ..protocol import (
     AssistantMessage,
     FunctionCall,
     FunctionOutput,
     GenerationEndReason,
+    HistoryInsert,
+    Item,
+    ToolCallStatus,
     ToolOutcome,
     ToolSpec,
     UserMessage,
@@ -83,21 +97,23 @@ _USER_TRANSCRIPTION = {"openai", "xai", "gemini", "nova", "phonic"}
 
 
 def _capabilities(provider: Provider) -> llm.RealtimeCapabilities:
-    caps = provider.new_translator().capabilities
+    """What the model declares. For a failover, only what every one of its providers can do:
+    the session may be on any of them when LiveKit relies on it."""
+    each = [p.new_translator().capabilities for p in members(provider)]
     return llm.RealtimeCapabilities(
-        message_truncation=caps.truncate,
-        turn_detection=caps.server_vad,
-        user_transcription=provider.name in _USER_TRANSCRIPTION,
+        message_truncation=all(c.truncate for c in each),
+        turn_detection=all(c.server_vad for c in each),
+        user_transcription=all(p.name in _USER_TRANSCRIPTION for p in members(provider)),
         # antiphon asks for the reply itself once the last output of a turn is delivered.
         auto_tool_reply_generation=True,
         audio_output=True,
         manual_function_calls=False,
-        # Appending user messages and tool outputs works; deleting or editing history does
-        # not, and LiveKit must not rely on it.
-        mutable_chat_context=False,
+        # Every provider takes history edits: live where it can edit its conversation
+        # (caps.edit_history), else on a fresh connection at the next turn boundary.
+        mutable_chat_context=True,
         mutable_instructions=True,
         mutable_tools=True,
-        per_response_tool_choice=False,
+        per_response_tool_choice=all(c.reply_tools for c in each),
     )
 
 
@@ -118,6 +134,14 @@ class RealtimeModel(llm.RealtimeModel):
         reconnect: Reconnect budget (see :func:`antiphon.open_session`).
         backoff: Delay between reconnect attempts.
         generate_reply_timeout_s: How long ``generate_reply`` waits for the reply to start.
+        resume: The id of a session in ``journal`` to carry on (a LiveKit agent restarted
+            after a crash): the first session this model makes resumes it with
+            :func:`antiphon.resume_session`, so the provider is primed with the journalled
+            conversation and undelivered tool outputs are delivered. The agent's starting
+            chat context then adds to the journalled history and removes nothing.
+
+    Raises:
+        ValueError: ``resume`` is given without a ``journal``.
     """
 
     def __init__(
@@ -129,11 +153,15 @@ class RealtimeModel(llm.RealtimeModel):
         reconnect: Intensity | None = None,
         backoff: Backoff | None = None,
         generate_reply_timeout_s: float = 10.0,
+        resume: str | None = None,
     ) -> None:
+        if resume is not None and journal is None:
+            raise ValueError("resume names a session of a journal: give the journal too")
         super().__init__(capabilities=_capabilities(provider))
         self.antiphon_provider = provider
         self.journal = journal
         self.session_id = session_id
+        self.resume = resume
         self.reconnect = reconnect
         self.backoff = backoff
         self.generate_reply_timeout_s = generate_reply_timeout_s
@@ -159,7 +187,8 @@ class RealtimeModel(llm.RealtimeModel):
         the provider detects turns as its preset says.
         """
         session_id, self.session_id = self.session_id, None  # a session id is used once
-        created = RealtimeSession(self, session_id=session_id)
+        resume, self.resume = self.resume, None
+        created = RealtimeSession(self, session_id=session_id, resume=resume)
         self._sessions.append(created)
         return created
 
@@ -194,10 +223,16 @@ class RealtimeSession(llm.RealtimeSession[Never]):
     :meth:`RealtimeModel.session`; see the module docstring for how it maps LiveKit's calls.
     """
 
-    def __init__(self, model: RealtimeModel, *, session_id: str | None = None) -> None:
+    def __init__(
+        self, model: RealtimeModel, *, session_id: str | None = None, resume: str | None = None
+    ) -> None:
         super().__init__(model)
         self._model = model
         self._session_id = session_id
+        self._resume = resume
+        # A resumed session's history comes from its journal: the agent's first context
+        # (LiveKit sends it when the session starts) adds to it, never deletes from it.
+        self._keep_history = resume is not None
         self._session: Session | None = None
         self._opened = asyncio.Event()
         self._commands: deque[_Command] = deque()
@@ -240,58 +275,96 @@ class RealtimeSession(llm.RealtimeSession[Never]):
         self._queue(lambda s: s.update_instructions(instructions))
 
     async def update_tools(self, tools: list[llm.Tool]) -> None:
+        self._queue(self._set_tools(tools))
+
+    def _set_tools(self, tools: list[llm.Tool]) -> _Command:
         context = llm.ToolContext(tools)
         specs = [
             _tool_spec(schema) for schema in context.parse_function_tools("openai", strict=False)
         ]
         self._tools = context
-        self._queue(lambda s: s.update_tools([Tool(spec=spec) for spec in specs]))
+        return lambda s: s.update_tools([Tool(spec=spec) for spec in specs])
 
     def update_options(self, *, tool_choice: NotGivenOr[llm.ToolChoice | None] = NOT_GIVEN) -> None:
         if isinstance(tool_choice, str):
             choice: Any = tool_choice
         elif isinstance(tool_choice, dict):
-            choice = {"type": "function", "name": tool_choice["function"]["name"]}
+            choice = {"type": "function", "name": _tool_choice(tool_choice)}
         else:
             return
         self._queue(lambda s: s.update_options(tool_choice=choice))
 
     async def update_chat_ctx(self, chat_ctx: llm.ChatContext) -> None:
-        """Apply what ``chat_ctx`` adds to antiphon's conversation.
+        """Make antiphon's conversation what ``chat_ctx`` says (see the module docstring).
 
-        Tool outputs are submitted (each delivered exactly once); user messages are added as
-        text, without asking for a reply. Other edits (deleting or rewriting items) are not
-        applied: the model declares ``mutable_chat_context=False``.
+        Tool outputs for calls waiting for them are submitted (each delivered exactly once);
+        a user message appended at the end is sent as text, without asking for a reply;
+        every other difference (items deleted, inserted or changed) is one history edit.
 
         Raises:
             llm.RealtimeError: an output answers a call antiphon does not know or that
-                already has its output (it is not delivered again), or the session is not
-                open.
+                already has another output (it is not delivered again); antiphon refused
+                the edit; or the session is not open.
         """
         session = await self._wait_open()
-        mirrored = self.chat_ctx.items
-        known = {item.id for item in mirrored}
-        # LiveKit keeps its own ids for the outputs it made: the same output again is the
-        # one already recorded, not a second answer.
-        answered = {
-            (item.call_id, item.output)
-            for item in mirrored
-            if isinstance(item, llm.FunctionCallOutput)
-        }
-        refused: list[str] = []
-        for item in chat_ctx.items:
-            if item.id in known:
+        keep_history, self._keep_history = self._keep_history, False
+        wanted = [item for item in chat_ctx.items if _conversational(item)]
+        refused, dropped = _submit_outputs(session, wanted)
+        wanted = [item for item in wanted if item.id not in dropped]
+        ours = list(self.chat_ctx.items)
+        theirs = _aligned(wanted, ours)
+        held = {item.id for item in ours}
+        # LiveKit's empty messages are placeholders (or content it does not sync): an empty
+        # message is neither created nor, when antiphon holds it, deleted.
+        theirs = [item for item in theirs if not _empty(item) or item.id in held]
+        by_id = {item.id: item for item in theirs}
+        diff = llm.utils.compute_chat_ctx_diff(llm.ChatContext(ours), llm.ChatContext(theirs))
+        ours_by_id = {item.id: item for item in ours}
+
+        def antiphon_id(chat_id: str | None) -> str:
+            """The antiphon id of a chat item (a tool call's and its output's: the call id)."""
+            if chat_id is None:
+                return ""
+            item = by_id.get(chat_id) or ours_by_id.get(chat_id)
+            if isinstance(item, llm.FunctionCall | llm.FunctionCallOutput):
+                return item.call_id
+            return chat_id
+
+        delete = [
+            item_id
+            for item_id in diff.to_remove
+            if not keep_history and not _empty(ours_by_id[item_id])
+        ]
+        creates = list(diff.to_create)
+        texts: list[str] = []
+        # A user message appended at the end (with nothing after it) is plain typed text.
+        while creates and theirs and creates[-1][1] == theirs[-1].id:
+            last = by_id[creates[-1][1]]
+            if not (isinstance(last, llm.ChatMessage) and last.role == "user"):
+                break
+            texts.insert(0, last.text_content or "")
+            creates.pop()
+            theirs.pop()
+        insert: list[HistoryInsert] = []
+        for previous, item_id in creates:
+            item = _antiphon_item(by_id[item_id])
+            if item is None:  # an output antiphon could not take (refused above)
                 continue
-            if isinstance(item, llm.FunctionCallOutput) and (item.call_id, item.output) in answered:
-                continue
-            if isinstance(item, llm.FunctionCallOutput):
-                outcome = ToolOutcome.ERROR if item.is_error else ToolOutcome.OK
-                try:
-                    session.submit_tool_result(item.call_id, item.output, outcome=outcome)
-                except AntiphonError as exc:  # unknown or answered call, session ended, ...
-                    refused.append(str(exc))
-            elif isinstance(item, llm.ChatMessage) and item.role == "user" and item.text_content:
-                self._queue(_user_text(item.text_content))
+            insert.append(HistoryInsert(item=item, after=antiphon_id(previous)))
+        if not keep_history:
+            for previous, item_id in diff.to_update:
+                item = _antiphon_item(by_id[item_id])
+                if item is not None:
+                    delete.append(item_id)
+                    insert.append(HistoryInsert(item=item, after=antiphon_id(previous)))
+        delete = list(dict.fromkeys(antiphon_id(item_id) for item_id in delete))
+        if delete or insert:
+            try:
+                await session.edit_history(delete=delete, insert=insert)
+            except AntiphonError as exc:
+                refused.append(str(exc))
+        for text in texts:
+            self._queue(_user_text(text))
         if refused:
             raise llm.RealtimeError("; ".join(refused), code="tool_output_refused")
 
@@ -312,8 +385,11 @@ class RealtimeSession(llm.RealtimeSession[Never]):
     ) -> asyncio.Future[llm.GenerationCreatedEvent]:
         """Ask for a reply; the future resolves with its ``GenerationCreatedEvent``.
 
-        ``tool_choice`` and ``tools`` for this reply only are not supported
-        (``per_response_tool_choice=False``); use ``update_options`` / ``update_tools``.
+        ``tool_choice`` and ``tools`` apply to this reply only where the provider can choose
+        tools per reply (``per_response_tool_choice``: OpenAI); elsewhere LiveKit sets them
+        for the session with ``update_options`` / ``update_tools`` instead. A tool offered
+        here that the session does not have yet is added to the session's tools first (its
+        calls must reach LiveKit like the others').
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[llm.GenerationCreatedEvent] = loop.create_future()
@@ -322,7 +398,14 @@ class RealtimeSession(llm.RealtimeSession[Never]):
             return future
         self._replies.append(future)
         text = instructions if isinstance(instructions, str) else ""
-        self._queue(lambda s: s.generate_reply(instructions=text))
+        choice = _tool_choice(tool_choice) if is_given(tool_choice) else None
+        names: list[str] | None = None
+        if isinstance(tools, list):
+            context = llm.ToolContext(tools)
+            names = list(context.function_tools)
+            if set(names) - set(self._tools.function_tools):
+                self._queue(self._set_tools([*self._tools.flatten(), *context.flatten()]))
+        self._queue(lambda s: s.generate_reply(instructions=text, tool_choice=choice, tools=names))
 
         def expire() -> None:
             if not future.done():
@@ -338,8 +421,10 @@ class RealtimeSession(llm.RealtimeSession[Never]):
         self._queue(lambda s: s.commit_audio())
 
     def clear_audio(self) -> None:
-        """Not forwarded: antiphon keeps the user's audio since the provider's last safe point
-        so a reconnect can resend it, and has no command that discards it."""
+        """Discard the user audio not committed yet (``Session.clear_audio``): antiphon drops
+        what it has not sent and will not re-send what it sent; OpenAI clears its input
+        buffer. Other providers have heard what was sent already."""
+        self._queue(lambda s: s.clear_audio())
 
     def interrupt(self) -> None:
         """Stop the reply being generated; nothing is sent when no reply is open (LiveKit
@@ -393,15 +478,8 @@ class RealtimeSession(llm.RealtimeSession[Never]):
         return self._session
 
     async def _main(self) -> None:
-        model = self._model
         try:
-            async with open_session(
-                model.antiphon_provider,
-                journal=model.journal,
-                session_id=self._session_id,
-                reconnect=model.reconnect,
-                backoff=model.backoff,
-            ) as session:
+            async with self._open() as session:
                 self._session = session
                 self._opened.set()
                 pump = asyncio.create_task(self._pump(session), name="antiphon.livekit.pump")
@@ -421,6 +499,28 @@ class RealtimeSession(llm.RealtimeSession[Never]):
                 future = self._replies.popleft()
                 if not future.done():
                     future.set_exception(llm.RealtimeError("the antiphon session has ended"))
+
+    def _open(self) -> contextlib.AbstractAsyncContextManager[Session]:
+        model = self._model
+        if self._resume is not None and model.journal is not None:
+            # Calls of LiveKit's tools still waiting for their outputs are announced again,
+            # for the agent to run: the journalled tools are app-executed.
+            specs = model.journal.replay(self._resume).tools
+            return resume_session(
+                model.journal,
+                self._resume,
+                model.antiphon_provider,
+                tools=[Tool(spec=spec) for spec in specs],
+                reconnect=model.reconnect,
+                backoff=model.backoff,
+            )
+        return open_session(
+            model.antiphon_provider,
+            journal=model.journal,
+            session_id=self._session_id,
+            reconnect=model.reconnect,
+            backoff=model.backoff,
+        )
 
     async def _pump(self, session: Session) -> None:
         while True:
@@ -610,6 +710,108 @@ class RealtimeSession(llm.RealtimeSession[Never]):
         if self.antiphon_error is None:
             self.antiphon_error = error
             self._emit_error(error, recoverable=False)
+
+
+def _submit_outputs(session: Session, items: list[llm.ChatItem]) -> tuple[list[str], set[str]]:
+    """Submit the outputs in ``items`` of calls that wait for theirs. Returns why others were
+    refused (they answer no call in ``items`` or in antiphon's history, or a call that has
+    another output already) and the ids of those refused outputs."""
+    state = session.state
+    answered = {i.id: i.output for i in state.items if isinstance(i, FunctionOutput)}
+    calls = {i.id for i in state.items if isinstance(i, FunctionCall)}
+    calls.update(i.call_id for i in items if isinstance(i, llm.FunctionCall))
+    refused: list[str] = []
+    dropped: set[str] = set()
+    for item in items:
+        if not isinstance(item, llm.FunctionCallOutput):
+            continue
+        if answered.get(item.call_id, item.output) != item.output:
+            refused.append(f"tool call {item.call_id!r} already has its output")
+            dropped.add(item.id)
+            continue
+        call = state.pending_tool(item.call_id)
+        if call is not None and call.status is not ToolCallStatus.FINISHED:
+            outcome = ToolOutcome.ERROR if item.is_error else ToolOutcome.OK
+            try:
+                session.submit_tool_result(item.call_id, item.output, outcome=outcome)
+            except AntiphonError as exc:  # the session ended, ...
+                refused.append(str(exc))
+                dropped.add(item.id)
+        elif item.call_id not in calls:
+            refused.append(f"no tool call {item.call_id!r} to answer")
+            dropped.add(item.id)
+    return refused, dropped
+
+
+def _conversational(item: llm.ChatItem) -> bool:
+    """An item antiphon's conversation can hold (not LiveKit's instructions, handoffs or
+    configuration records)."""
+    if isinstance(item, llm.ChatMessage):
+        return item.role in ("user", "assistant")
+    return isinstance(item, llm.FunctionCall | llm.FunctionCallOutput)
+
+
+def _empty(item: llm.ChatItem) -> bool:
+    return isinstance(item, llm.ChatMessage) and not (item.text_content or "").strip()
+
+
+def _aligned(theirs: list[llm.ChatItem], ours: list[llm.ChatItem]) -> list[llm.ChatItem]:
+    """LiveKit's items, each under antiphon's id where both hold the same item: a tool call
+    or output by its call id; a message LiveKit made itself (of a reply, or of typed text)
+    by its role and text, matched in order (a reply's text may be what was heard of it)."""
+    held = {item.id for item in ours}
+    calls = {i.call_id: i.id for i in ours if isinstance(i, llm.FunctionCall)}
+    outputs = {i.call_id: i.id for i in ours if isinstance(i, llm.FunctionCallOutput)}
+    claimed = {item.id for item in theirs if item.id in held}
+    free = [i for i in ours if isinstance(i, llm.ChatMessage) and i.id not in claimed]
+    aligned: list[llm.ChatItem] = []
+    for item in theirs:
+        our_id: str | None = None
+        if item.id in held:
+            pass
+        elif isinstance(item, llm.FunctionCall):
+            our_id = calls.get(item.call_id)
+        elif isinstance(item, llm.FunctionCallOutput):
+            our_id = outputs.get(item.call_id)
+        elif isinstance(item, llm.ChatMessage):
+            match = next((m for m in free if _same_message(m, item)), None)
+            if match is not None:
+                free.remove(match)
+                our_id = match.id
+        aligned.append(item if our_id is None else item.model_copy(update={"id": our_id}))
+    return aligned
+
+
+def _same_message(ours: llm.ChatItem, theirs: llm.ChatMessage) -> bool:
+    if not isinstance(ours, llm.ChatMessage) or ours.role != theirs.role:
+        return False
+    mine, said = (ours.text_content or "").strip(), (theirs.text_content or "").strip()
+    if not said:
+        return False
+    # LiveKit keeps what was heard of a reply: a prefix of what antiphon holds.
+    return mine.startswith(said) if theirs.role == "assistant" else mine == said
+
+
+def _antiphon_item(item: llm.ChatItem) -> Item | None:
+    """A LiveKit item as an item of antiphon's conversation."""
+    if isinstance(item, llm.ChatMessage):
+        text = item.text_content or ""
+        if item.role == "user":
+            return UserMessage(id=item.id, text=text)
+        return AssistantMessage(id=item.id, text=text, interrupted=item.interrupted)
+    if isinstance(item, llm.FunctionCall):
+        return FunctionCall(id=item.call_id, name=item.name, arguments=item.arguments)
+    if isinstance(item, llm.FunctionCallOutput):
+        outcome = ToolOutcome.ERROR if item.is_error else ToolOutcome.OK
+        return FunctionOutput(id=item.call_id, name=item.name, output=item.output, outcome=outcome)
+    return None
+
+
+def _tool_choice(choice: llm.ToolChoice) -> str:
+    """LiveKit's tool choice as antiphon's: a mode, or the name of the tool to call."""
+    if isinstance(choice, str):
+        return choice
+    return choice["function"]["name"]
 
 
 def _user_text(text: str) -> _Command:

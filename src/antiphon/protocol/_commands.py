@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from ._items import HistoryInsert
 from ._tools import ToolOutcome, ToolSpec
 
 
@@ -45,7 +46,13 @@ class SendText(CommandBase, frozen=True, kw_only=True, tag="send_text"):
 
 
 class GenerateReply(CommandBase, frozen=True, kw_only=True, tag="generate_reply"):
+    """Ask for a reply now. ``instructions``, ``tool_choice`` and ``tools`` apply to this reply
+    only; ``None`` keeps the session's tool choice or tools (``tools=()`` offers none).
+    ``tool_choice`` is ``"auto"``, ``"none"``, ``"required"`` or a tool's name."""
+
     instructions: str = ""
+    tool_choice: str | None = None
+    tools: tuple[ToolSpec, ...] | None = None
 
 
 class Interrupt(CommandBase, frozen=True, kw_only=True, tag="interrupt"):
@@ -57,6 +64,24 @@ class Interrupt(CommandBase, frozen=True, kw_only=True, tag="interrupt"):
 
 class CommitAudio(CommandBase, frozen=True, kw_only=True, tag="commit_audio"):
     """End of a user turn under manual turn-taking."""
+
+
+class ClearAudio(CommandBase, frozen=True, kw_only=True, tag="clear_audio"):
+    """Discard the user audio the provider holds uncommitted (its input buffer), where it has
+    one (``Capabilities.clear_audio``)."""
+
+
+class EditHistory(CommandBase, frozen=True, kw_only=True, tag="edit_history"):
+    """Edit the conversation the provider holds, live: delete items, then insert items.
+
+    Sent only to providers that edit a live conversation (``Capabilities.edit_history``); the
+    edit itself is journalled first (``HistoryEdited``), and every later connection is seeded
+    with the edited history. An item whose content changes is deleted and inserted again
+    under its id. A tool call's id names the call and its output: deleting it deletes both.
+    """
+
+    delete: tuple[str, ...] = ()
+    insert: tuple[HistoryInsert, ...] = ()
 
 
 class DeliverToolResult(CommandBase, frozen=True, kw_only=True, tag="deliver_tool_result"):
@@ -112,6 +137,8 @@ Command = (
     | GenerateReply
     | Interrupt
     | CommitAudio
+    | ClearAudio
+    | EditHistory
     | DeliverToolResult
     | SubmitToolResult
     | UpdateInstructions

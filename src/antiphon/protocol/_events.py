@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ._base import AudioSpan
+from ._items import HistoryInsert
 from ._tools import ToolOutcome, ToolSpec
 
 
@@ -56,6 +57,16 @@ class OptionsUpdated(EventBase, frozen=True, kw_only=True, tag="options.updated"
     options: dict[str, Any]
 
 
+class HistoryEdited(EventBase, frozen=True, kw_only=True, tag="history.edited"):
+    """The app edited the conversation (``Session.edit_history``): ``delete`` names items to
+    remove (a tool call's id removes the call and its output), then ``insert`` adds items,
+    each after the item it names. The provider's own resumable state no longer matches, so
+    its resumption handle is dropped and the next connection is seeded from the history."""
+
+    delete: tuple[str, ...] = ()
+    insert: tuple[HistoryInsert, ...] = ()
+
+
 # --- connection ---------------------------------------------------------------------------
 
 
@@ -69,10 +80,39 @@ class ConnectionOpened(EventBase, frozen=True, kw_only=True, tag="connection.ope
 
 
 class ConnectionLost(EventBase, frozen=True, kw_only=True, tag="connection.lost"):
+    """A connection ended without us asking.
+
+    Attributes:
+        kind: Why, as the provider's translator classified it (a ``FailureKind`` value:
+            ``"transient"``, ``"quota"``, ``"authentication"``, ...); "" when not classified
+            (a process restart).
+    """
+
     epoch: int
     cause: str
     recoverable: bool
     detail: str = ""
+    kind: str = ""
+
+
+class ProviderSwitched(EventBase, frozen=True, kw_only=True, tag="provider.switched"):
+    """The session moved to another provider (failover, or back to its first provider).
+
+    What belonged to the old provider's server (resumption handle, session and conversation
+    ids, expiry, announced limits) is dropped from the state; the conversation, the tools and
+    the pending calls are the session's and carry over.
+
+    Attributes:
+        provider: The provider moved to (its name, as ``SessionStarted.provider``).
+        model: Its model.
+        previous_provider: The provider left.
+        cause: Why (the failure's cause code, ``"circuit_open"``, ``"return"``).
+    """
+
+    provider: str
+    model: str
+    previous_provider: str
+    cause: str
 
 
 class ConnectionRotated(EventBase, frozen=True, kw_only=True, tag="connection.rotated"):
@@ -150,6 +190,22 @@ class UserAudioCommitted(EventBase, frozen=True, kw_only=True, tag="user.audio_c
 
     item_id: str = ""
     audio_end_ms: int | None = None  # None: everything sent so far
+
+
+class UserAudioCleared(EventBase, frozen=True, kw_only=True, tag="user.audio_cleared"):
+    """The app discarded the user audio not committed yet (``Session.clear_audio``): what went
+    out before it is settled, as at a safe point covering everything sent; ``frames_dropped``
+    frames that had not gone out were dropped (never journalled, their indices reused)."""
+
+    frames_dropped: int = 0
+
+
+class UserAudioSettled(EventBase, frozen=True, kw_only=True, tag="user.audio_settled"):
+    """User audio frames below ``frame`` are settled: in the provider's conversation (a safe
+    point covered them) or cleared by the app. A session resumed after a crash sends the
+    journalled frames from here on again, so audio that was in flight is not lost."""
+
+    frame: int
 
 
 class UserSpeechStarted(EventBase, frozen=True, kw_only=True, tag="user.speech_started"):
@@ -373,8 +429,10 @@ Event = (
     | InstructionsUpdated
     | ToolsUpdated
     | OptionsUpdated
+    | HistoryEdited
     | ConnectionOpened
     | ConnectionLost
+    | ProviderSwitched
     | ConnectionRotated
     | ProviderSessionInfo
     | GoAwayReceived
@@ -385,6 +443,8 @@ Event = (
     | UnknownProviderEvent
     | UserAudio
     | UserAudioCommitted
+    | UserAudioCleared
+    | UserAudioSettled
     | UserSpeechStarted
     | UserSpeechStopped
     | UserTextSent

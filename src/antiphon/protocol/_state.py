@@ -30,6 +30,7 @@ from ._events import (
     GenerationStarted,
     GenerationTextDelta,
     GoAwayReceived,
+    HistoryEdited,
     InputTranscriptDelta,
     InputTranscriptFailed,
     InputTranscriptFinal,
@@ -38,6 +39,7 @@ from ._events import (
     ProviderErrorEvent,
     ProviderResumed,
     ProviderSessionInfo,
+    ProviderSwitched,
     RateLimit,
     RateLimitsUpdated,
     ResumptionHandleUpdated,
@@ -57,53 +59,11 @@ from ._events import (
     Usage,
     UserAudio,
     UserAudioCommitted,
+    UserAudioSettled,
     UserTextSent,
 )
+from ._items import AssistantMessage, FunctionCall, FunctionOutput, Item, UserMessage
 from ._tools import ToolOutcome, ToolSpec
-
-# --- conversation items -------------------------------------------------------------------
-
-
-class ItemBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
-    id: str
-
-
-class UserMessage(ItemBase, frozen=True, kw_only=True, tag="user"):
-    """A user turn: typed text, or speech whose transcript may still be arriving.
-
-    ``error`` says why a spoken turn has no transcript (the provider's transcription failed:
-    ``"<code>: <message>"``); the turn is final then, and the model did hear it."""
-
-    text: str = ""
-    from_audio: bool = False
-    final: bool = True
-    error: str = ""
-
-
-class AssistantMessage(ItemBase, frozen=True, kw_only=True, tag="assistant"):
-    text: str = ""
-    interrupted: bool = False
-    heard_ms: int | None = None  # set when truncated after a barge-in
-    phase: str = ""  # provider's label: "commentary" (a preamble), "final_answer", or ""
-
-
-class FunctionCall(ItemBase, frozen=True, kw_only=True, tag="function_call"):
-    """``id`` is the provider's call id."""
-
-    name: str
-    arguments: str = "{}"
-
-
-class FunctionOutput(ItemBase, frozen=True, kw_only=True, tag="function_output"):
-    """``id`` is the call id this output answers."""
-
-    name: str
-    output: str
-    outcome: ToolOutcome = ToolOutcome.OK
-
-
-Item = UserMessage | AssistantMessage | FunctionCall | FunctionOutput
-
 
 # --- tool calls in flight -----------------------------------------------------------------
 
@@ -180,6 +140,9 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
             when it said nothing.
         rate_limits: The provider's newest rate limits (``RateLimitsUpdated``).
         user_audio_bytes / assistant_audio_bytes: Audio positions in the audio store.
+        user_frames: User audio frames journalled: the index the next one gets.
+        audio_settled: User audio frames below this are settled (``UserAudioSettled``): a
+            session resumed after a crash sends the journalled frames from here on again.
     """
 
     schema: int = SCHEMA_VERSION
@@ -204,6 +167,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     usage: UsageTotals = UsageTotals()
     user_audio_bytes: int = 0
     user_frames: int = 0
+    audio_settled: int = 0
     assistant_audio_bytes: int = 0
     generations: int = 0
     interrupted_generations: int = 0
@@ -304,6 +268,25 @@ def _options(s: SessionState, e: OptionsUpdated) -> SessionState:
     return replace(s, options={**s.options, **e.options})
 
 
+def _history_edited(s: SessionState, e: HistoryEdited) -> SessionState:
+    # A call whose output is still to be delivered stays: its output will join it.
+    gone = set(e.delete).difference(c.call_id for c in s.pending_tools)
+    items = tuple(item for item in s.items if item.id not in gone)
+    for insert in e.insert:
+        item = insert.item
+        if any(type(i) is type(item) and i.id == item.id for i in items):
+            continue  # one item of a kind per id (a call and its output share theirs)
+        if isinstance(item, FunctionOutput) and not any(
+            isinstance(i, FunctionCall) and i.id == item.id for i in items
+        ):
+            continue  # an output answers a call in the history, or is not there at all
+        # After the named item; first for "", last for an id the history does not hold.
+        at = 0 if not insert.after else (_find(items, insert.after) + 1 or len(items))
+        items = (*items[:at], item, *items[at:])
+    # The provider's own copy of the conversation (a resumable handle) is the old one.
+    return replace(s, items=items, resumption_handle="", resumption_handle_at_s=0.0)
+
+
 def _opened(s: SessionState, e: ConnectionOpened) -> SessionState:
     return replace(
         s,
@@ -361,6 +344,23 @@ def _handle(s: SessionState, e: ResumptionHandleUpdated) -> SessionState:
     return replace(s, resumption_handle=e.handle, resumption_handle_at_s=e.received_at_s)
 
 
+def _switched(s: SessionState, e: ProviderSwitched) -> SessionState:
+    """Another provider: nothing of the old provider's server state is kept."""
+    return replace(
+        s,
+        provider=e.provider,
+        model=e.model,
+        resumption_handle="",
+        resumption_handle_at_s=0.0,
+        provider_session_id="",
+        conversation_id="",
+        expires_at_s=None,
+        go_away_ms=None,
+        provider_resumed=None,
+        rate_limits=(),
+    )
+
+
 def _provider_resumed(s: SessionState, e: ProviderResumed) -> SessionState:
     return replace(
         s, provider_resumed=e.resumed, conversation_id=e.conversation_id or s.conversation_id
@@ -382,6 +382,10 @@ def _unknown(s: SessionState, e: UnknownProviderEvent) -> SessionState:
 def _user_audio(s: SessionState, e: UserAudio) -> SessionState:
     n = e.span.length if e.span is not None else len(e.audio)
     return replace(s, user_audio_bytes=s.user_audio_bytes + n, user_frames=s.user_frames + e.frames)
+
+
+def _settled(s: SessionState, e: UserAudioSettled) -> SessionState:
+    return replace(s, audio_settled=e.frame) if e.frame > s.audio_settled else s
 
 
 def _committed(s: SessionState, e: UserAudioCommitted) -> SessionState:
@@ -596,6 +600,7 @@ _HANDLERS: dict[type[EventBase], _Handler] = {
     InstructionsUpdated: _instructions,
     ToolsUpdated: _tools,
     OptionsUpdated: _options,
+    HistoryEdited: _history_edited,
     ConnectionOpened: _opened,
     ConnectionLost: _lost,
     ConnectionRotated: _rotated,
@@ -604,9 +609,11 @@ _HANDLERS: dict[type[EventBase], _Handler] = {
     ResumptionHandleUpdated: _handle,
     ProviderErrorEvent: _provider_error,
     ProviderResumed: _provider_resumed,
+    ProviderSwitched: _switched,
     RateLimitsUpdated: _rate_limits,
     UnknownProviderEvent: _unknown,
     UserAudio: _user_audio,
+    UserAudioSettled: _settled,
     UserAudioCommitted: _committed,
     UserTextSent: _user_text,
     InputTranscriptDelta: _transcript_delta,

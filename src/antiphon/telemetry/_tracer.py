@@ -20,6 +20,7 @@ from ..protocol import (
     GenerationTextDelta,
     InputTranscriptFinal,
     ProviderErrorEvent,
+    ProviderSwitched,
     SessionClosed,
     SessionStarted,
     ToolCallFinished,
@@ -113,6 +114,12 @@ class CallTracer:
                     span.set_attribute("antiphon.connection.end_cause", f"rotation:{cause}")
                     span.end(end_time=wall_ns)
                 self._event("reconnect", wall_ns, cause=f"rotation:{cause}", gap_ms=0.0)
+            case ProviderSwitched(provider=provider, previous_provider=previous, cause=cause):
+                self._event(
+                    "provider_switched", wall_ns, provider=provider, previous=previous, cause=cause
+                )
+                # Spans from here on name the provider and model that produced them.
+                self._provider, self._model = provider, event.model
             case InputTranscriptFinal(text=text):
                 self._user_text.append(text)
             case GenerationStarted(generation_id=gid):

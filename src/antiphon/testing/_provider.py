@@ -25,7 +25,10 @@ lost, close code 1006), ``close`` (``close_code``, 1011 unless given), ``expire`
 connection ends: it answers nothing and takes nothing it receives into the conversation; a
 timed stall would need a clock, which this provider does not read), ``error`` (a provider
 error frame, with ``recoverable``), ``malformed`` (a frame that is not JSON), ``unknown`` (a
-frame of an unknown type), ``refuse`` (a connect fails). The scripted wire has no goAway.
+frame of an unknown type), ``refuse`` (a connect fails with a recoverable ``ProviderError``;
+``Fault.refuse(status=401, code=..., message=...)`` gives it that ``http_status``,
+``provider_code`` and message, recoverable as HTTP says: 408, 429 and 5xx). The scripted
+wire has no goAway.
 
 The connection is a pair of in-memory queues, so no sockets are involved; the server logic
 runs synchronously inside the client's ``send``.
@@ -190,6 +193,7 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
     model = "scripted-1"
     handle_max_age_s: float | None = None  # no server-side resumption, so no handles
     fault_kinds = frozenset(FaultKind) - {FaultKind.GO_AWAY}
+    refuse_parameters = frozenset({"status", "code", "message"})
 
     def __init__(
         self,
@@ -220,11 +224,16 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
         self.session_seconds = session_seconds
         self._wall_clock = wall_clock
         self.connectors_closed = 0
+        self.connect_attempts = 0
+        """Connection attempts, refused ones included."""
         """How many times a connector's ``aclose()`` was called (a session makes one)."""
         self._live: list[_Connection] = []
         # Ids unique across instances too: a test that resumes a journal with a new provider
         # instance must not see its new items overwrite the journal's old ones.
-        self._ids = f"p{next(_INSTANCE_NUMBERS)}-"
+        number = next(_INSTANCE_NUMBERS)
+        self._ids = f"p{number}-"
+        self.url = f"memory://scripted/{number}"
+        """Where it "listens": one per instance, so circuit breakers tell instances apart."""
         self._turns = 0
         self._replies = 0
         self._calls = 0
@@ -300,14 +309,19 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
     # -- server logic ------------------------------------------------------------------------
 
     def _accept(self, request: ConnectRequest) -> _Connection:
+        self.connect_attempts += 1
         index = len(self.records)
         due = self._due(TriggerKind.CONNECT, index)
-        if any(f.kind is FaultKind.REFUSE for f in due):
+        refusal = next((f for f in due if f.kind is FaultKind.REFUSE), None)
+        if refusal is not None:
+            status = refusal.status
             raise ProviderError(
-                "scripted provider refused the connection",
+                refusal.message or "scripted provider refused the connection",
                 provider="scripted",
+                http_status=status,
+                provider_code=refusal.code or "",
                 condition="refused",
-                recoverable=True,
+                recoverable=status is None or status in (408, 429) or status >= 500,
             )
         record = ScriptedRecord(index=index, query=dict(request.query))
         self.records.append(record)
@@ -343,7 +357,12 @@ class ScriptedProvider(Emulator[ScriptedRecord]):
                 )
                 conn.push(encode(t="ready", id=f"conn-{record.index}", expires_at=expires))
             case "audio":
-                self._on_audio(conn, base64.b64decode(msg.b64))
+                # A message may carry several frames (the runtime joins frames that queued
+                # while its sender was busy): count in frames, as a provider counts audio.
+                pcm = base64.b64decode(msg.b64)
+                size = self.limits.input_frame_bytes
+                for i in range(0, len(pcm), size):
+                    self._on_audio(conn, pcm[i : i + size])
             case "text":
                 record.texts.append(msg.text)
                 if msg.reply:

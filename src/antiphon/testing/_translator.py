@@ -12,10 +12,12 @@ from ..adapters import (
     ConnectRequest,
     Disposition,
     ErrorClass,
+    FailureKind,
     Frame,
     Handshake,
     Limits,
 )
+from ..adapters._http import http_status_kind
 from ..errors import ConnectionLostError, ProtocolError, ProviderError
 from ..protocol import (
     AssistantMessage,
@@ -86,6 +88,7 @@ class ScriptedTranslator:
             instructions=state.instructions,
             tools=[t.name for t in state.tools],
             history=history,
+            options=dict(state.options),
         )
         return Handshake(frames=(setup,))
 
@@ -178,16 +181,24 @@ class ScriptedTranslator:
 
     def classify(self, error: BaseException) -> ErrorClass:
         """Any lost connection is recoverable; other provider errors are as the provider
-        flagged them (an injected error says ``recoverable``), honouring ``retry_after_s``."""
+        flagged them (an injected error says ``recoverable``), honouring ``retry_after_s``.
+
+        ``kind``: a refusal's from its HTTP status (401 authentication, 429 quota, ...);
+        otherwise transient when recoverable, a refused request when not."""
         if isinstance(error, ConnectionLostError):
             return ErrorClass(
                 disposition=Disposition.RECOVERABLE, reason=f"closed:{error.close_code}"
             )
         if isinstance(error, ProviderError):
             what = error.provider_code or error.condition
+            status = error.http_status
             if not error.recoverable:
-                return ErrorClass(disposition=Disposition.FATAL, reason=what)
+                kind = FailureKind.INVALID_REQUEST if status is None else http_status_kind(status)
+                return ErrorClass(disposition=Disposition.FATAL, reason=what, kind=kind)
             return ErrorClass(
-                disposition=Disposition.RECOVERABLE, reason=what, retry_after_s=error.retry_after_s
+                disposition=Disposition.RECOVERABLE,
+                reason=what,
+                retry_after_s=error.retry_after_s,
+                kind=FailureKind.TRANSIENT if status is None else http_status_kind(status),
             )
         return ErrorClass(disposition=Disposition.RECOVERABLE)  # the runtime names the cause

@@ -28,6 +28,7 @@ class Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
     instructions: str = ""
     tools: list[str] = []
     history: list[dict[str, Any]] = []
+    options: dict[str, Any] = {}
 
 
 ENCODER = msgspec.json.Encoder()

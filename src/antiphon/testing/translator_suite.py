@@ -13,7 +13,8 @@ translator (one per connection)::
 The suite checks what the runtime relies on whatever the provider: the decode path is total
 (any frame gives events or the project's :class:`~antiphon.errors.ProtocolError`), a new
 connection is primed from the state (history included, each tool output awaiting delivery
-sent exactly once), every command encodes, failures are classified (a named wait is honoured),
+sent exactly once), every command encodes, failures are classified (a named wait is honoured,
+every verdict says why: a refused key is ``AUTHENTICATION``, a 429 ``QUOTA``),
 the limits are usable, and each connection gets its own translator.
 
 This module needs pytest and hypothesis (``pip install 'antiphon[testing]'``); importing
@@ -27,20 +28,23 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from antiphon.adapters import Disposition, ErrorClass, Handshake, Translator
+from antiphon.adapters import Disposition, ErrorClass, FailureKind, Handshake, Translator
 from antiphon.codecs import SUPPORTED_RATES
 from antiphon.errors import ConnectionLostError, ProtocolError, ProviderError, ProviderTimeout
 from antiphon.protocol import (
     AssistantMessage,
     AudioFrame,
+    ClearAudio,
     CloseSession,
     Command,
     CommitAudio,
     DeliverToolResult,
+    EditHistory,
     EventBase,
     FunctionCall,
     FunctionOutput,
     GenerateReply,
+    HistoryInsert,
     Interrupt,
     KeepAlive,
     PendingToolCall,
@@ -86,6 +90,9 @@ COMMANDS: list[Command] = [
     GenerateReply(),
     Interrupt(played_ms=200),
     CommitAudio(),
+    ClearAudio(),
+    # Sent only to a translator that declares ``edit_history``; any other encodes nothing.
+    EditHistory(delete=("u1",), insert=(HistoryInsert(item=UserMessage(id="u9", text="hi")),)),
     DeliverToolResult(call_id="c1", name="get_weather", output='"sunny"'),
     UpdateInstructions(instructions="Be kind."),
     UpdateTools(tools=()),
@@ -199,6 +206,37 @@ class TranslatorConformance:
         )
         assert timeout.disposition is Disposition.RECOVERABLE
         assert isinstance(translator.classify(ValueError("odd")), ErrorClass)
+
+    def test_every_failure_has_a_kind(self) -> None:
+        # Why a connection failed decides whether another provider could carry the call on.
+        translator = self.make()
+        failures: list[BaseException] = [
+            *(
+                ConnectionLostError("closed", close_code=code, recoverable=code < 4000)
+                for code in (1000, 1001, 1006, 1007, 1008, 1011, 1012, 1013, 4000, 4010, 4999)
+            ),
+            ConnectionLostError("eof", condition="eof", recoverable=True),
+            ProviderTimeout("slow", condition="connect_timeout", recoverable=True),
+            *(
+                ProviderError("refused", http_status=status, recoverable=status >= 500)
+                for status in (400, 401, 403, 404, 408, 429, 500, 502, 503)
+            ),
+            ProviderError("odd", provider_code="an_unknown_code", recoverable=True),
+            ProviderError("odd", provider_code="an_unknown_code"),
+            ProviderError("odd", condition="an_unknown_condition"),
+            ProtocolError("not a frame"),
+            ValueError("odd"),
+        ]
+        for failure in failures:
+            verdict = translator.classify(failure)
+            assert isinstance(verdict.kind, FailureKind), (failure, verdict)
+
+    def test_a_refused_key_and_a_spent_quota_say_so(self) -> None:
+        translator = self.make()
+        key = translator.classify(ProviderError("bad key", http_status=401))
+        assert (key.disposition, key.kind) == (Disposition.FATAL, FailureKind.AUTHENTICATION)
+        quota = translator.classify(ProviderError("quota", http_status=429, recoverable=True))
+        assert quota.kind is FailureKind.QUOTA
 
     def test_a_server_that_names_a_wait_is_waited_for(self) -> None:
         # Busy (HTTP 503 with Retry-After) is worth another attempt, after the wait it asked.

@@ -36,6 +36,7 @@ from antiphon.protocol import (
     InputTranscriptDelta,
     InputTranscriptFinal,
     ProviderErrorEvent,
+    ProviderSwitched,
     SessionClosed,
     SessionStarted,
     SessionState,
@@ -438,6 +439,9 @@ class CallBuilder:
                     self._close_epoch(epoch, t, seq, "closed", event.reason)
             case GoAwayReceived():
                 label = f"go away: {event.time_left_ms} ms left"
+                self._markers.append(Marker(kind=record.tag, t_ms=t, seq=seq, label=label))
+            case ProviderSwitched():
+                label = f"provider {event.previous_provider} -> {event.provider}: {event.cause}"
                 self._markers.append(Marker(kind=record.tag, t_ms=t, seq=seq, label=label))
             case ProviderErrorEvent():
                 label = f"error {event.code}: {event.message}"

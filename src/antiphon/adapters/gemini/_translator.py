@@ -107,14 +107,18 @@ from .._contract import (
     ConnectRequest,
     Disposition,
     ErrorClass,
+    FailureKind,
     Frame,
     Handshake,
     Limits,
 )
+from .._http import http_status_kind
 from .._schema import gemini_schema
 from . import _wire as w
 
 __all__ = [
+    "CLOSE_CODES",
+    "CLOSE_REASON_KINDS",
     "DEFAULT_LIMITS",
     "FATAL_CLOSE_CODES",
     "RETRYABLE_HTTP_STATUSES",
@@ -134,11 +138,47 @@ DEFAULT_LIMITS = Limits(
     connect_timeout_s=10.0,
     send_timeout_s=5.0,
     close_timeout_s=2.0,
+    # The model's first answer says only "everything sent so far is in": audio sent just
+    # before it may not have arrived.
+    safe_point_margin_ms=300,
 )
 
-FATAL_CLOSE_CODES = frozenset({1007, 1008})
+CLOSE_CODES: Mapping[int, tuple[Disposition, FailureKind]] = {
+    1007: (Disposition.FATAL, FailureKind.INVALID_REQUEST),  # a bad setup or field
+    1008: (Disposition.FATAL, FailureKind.INVALID_REQUEST),  # a wrong model or a policy
+    1011: (Disposition.RECOVERABLE, FailureKind.OUTAGE),  # "Internal error occurred."
+    1013: (Disposition.RECOVERABLE, FailureKind.CAPACITY),  # try again later
+    1014: (Disposition.RECOVERABLE, FailureKind.OUTAGE),  # bad gateway
+}
+"""What a close code means (PROVIDERS §5.6); any other close is worth a reconnect, with the
+handle. Gemini says more in the reason than in the code: see :data:`CLOSE_REASON_KINDS`."""
+
+FATAL_CLOSE_CODES = frozenset(
+    code for code, (disposition, _) in CLOSE_CODES.items() if disposition is Disposition.FATAL
+)
 """Close codes that refuse the request (PROVIDERS §5.6): 1007 a bad setup or field, 1008 a
 wrong model or a policy. A 1008 for an unknown resumption handle is the exception."""
+
+CLOSE_REASON_KINDS: tuple[tuple[str, FailureKind], ...] = (
+    ("you exceeded your current quota", FailureKind.QUOTA),  # 1011: concurrent sessions too
+    ("quota exceeded", FailureKind.QUOTA),
+    ("resource_exhausted", FailureKind.QUOTA),
+    ("resource has been exhausted", FailureKind.QUOTA),
+    ("api key not valid", FailureKind.AUTHENTICATION),  # 1007
+    ("api key expired", FailureKind.AUTHENTICATION),  # 1007
+    ("api_key_invalid", FailureKind.AUTHENTICATION),
+    ("permission_denied", FailureKind.AUTHENTICATION),
+    ("does not have permission", FailureKind.AUTHENTICATION),
+    ("unregistered callers", FailureKind.AUTHENTICATION),  # 1008: no key at all
+    ("token has been used too many times", FailureKind.AUTHENTICATION),  # ephemeral token
+    ("is not found for api version", FailureKind.MODEL_UNAVAILABLE),  # 1008: models/X is ...
+    ("is not supported for bidigeneratecontent", FailureKind.MODEL_UNAVAILABLE),
+    ("service is currently unavailable", FailureKind.CAPACITY),  # 1011
+    ("deadline expired", FailureKind.TRANSIENT),  # 1011: goAway ignored, a backend timeout
+)
+"""Why a close happened, from its reason (lower-cased; first match wins): Gemini closes with
+1007, 1008 and 1011 for many causes and names the cause only in the reason. A reason not
+matched leaves the kind to the close code (:data:`CLOSE_CODES`)."""
 
 RETRYABLE_HTTP_STATUSES = frozenset({408, 429})
 """HTTP statuses of a refused upgrade that a later attempt may pass, besides any 5xx."""
@@ -180,19 +220,34 @@ def classify_close(code: int, reason: str) -> ErrorClass:
     * any other code of :data:`FATAL_CLOSE_CODES` (1007, 1008): fatal;
     * 1011 "Token has been used too many times": fatal (an ephemeral token is spent);
     * anything else (1000 we did not ask for, 1001, 1006, 1011, 1012-1014, ...): recoverable
-      with the handle.
+      with the handle. A quota close (1011 "You exceeded your current quota") is one of
+      these: the concurrent-session and per-minute quotas free up, and the runtime's backoff
+      and restart budget bound the attempts; its ``kind`` (``QUOTA``) lets a failover move
+      on at once.
+
+    The ``kind`` is the reason's (:data:`CLOSE_REASON_KINDS`) where it names the cause, else
+    the code's (:data:`CLOSE_CODES`).
     """
-    if code == 1008 and _SESSION_NOT_FOUND in reason.lower():
+    lowered = reason.lower()
+    if code == 1008 and _SESSION_NOT_FOUND in lowered:
         return ErrorClass(
             disposition=Disposition.RECOVERABLE,
             reason="resumption handle unknown",
             fresh_start=True,
         )
-    if code in FATAL_CLOSE_CODES:
-        return ErrorClass(disposition=Disposition.FATAL, reason=f"close {code}: {reason}".rstrip())
+    disposition, kind = CLOSE_CODES.get(code, (Disposition.RECOVERABLE, FailureKind.TRANSIENT))
+    kind = next((k for needle, k in CLOSE_REASON_KINDS if needle in lowered), kind)
+    if disposition is Disposition.FATAL:
+        return ErrorClass(
+            disposition=disposition, reason=f"close {code}: {reason}".rstrip(), kind=kind
+        )
     if _TOKEN_USED_UP in reason:
-        return ErrorClass(disposition=Disposition.FATAL, reason="ephemeral token used up")
-    return ErrorClass(disposition=Disposition.RECOVERABLE, reason=f"connection lost (close {code})")
+        return ErrorClass(
+            disposition=Disposition.FATAL, reason="ephemeral token used up", kind=kind
+        )
+    return ErrorClass(
+        disposition=Disposition.RECOVERABLE, reason=f"connection lost (close {code})", kind=kind
+    )
 
 
 def _text_of_items(items: Sequence[Item]) -> list[dict[str, Any]]:
@@ -639,6 +694,11 @@ class GeminiTranslator:
         * a dropped socket with no close code, a missed deadline, a malformed frame:
           recoverable;
         * anything else: recoverable if the connector said so, else fatal.
+
+        ``kind``: a close's from :func:`classify_close`, a refusal's from its status
+        (:func:`~antiphon.adapters._http.http_status_kind`); a failure with neither is
+        transient when recoverable and a refused request (our configuration: TLS, the event
+        loop, a setup the SDK cannot hold) when fatal.
         """
         if isinstance(error, ProtocolError):
             return ErrorClass(disposition=Disposition.RECOVERABLE, reason="malformed frame")
@@ -654,6 +714,7 @@ class GeminiTranslator:
                     disposition=Disposition.RECOVERABLE if ok else Disposition.FATAL,
                     reason=f"HTTP {status}",
                     retry_after_s=error.retry_after_s if ok else None,
+                    kind=http_status_kind(status),
                 )
             what = error.provider_code or error.condition or "provider error"
             if isinstance(error, ConnectionLostError) or error.recoverable:
@@ -662,7 +723,17 @@ class GeminiTranslator:
                     reason=f"connection lost ({what})",
                     retry_after_s=error.retry_after_s,
                 )
-            return ErrorClass(disposition=Disposition.FATAL, reason=what)
+            return ErrorClass(
+                disposition=Disposition.FATAL, reason=what, kind=FailureKind.INVALID_REQUEST
+            )
         if isinstance(error, AntiphonError):
-            return ErrorClass(disposition=Disposition.FATAL, reason=type(error).__name__)
-        return ErrorClass(disposition=Disposition.FATAL, reason=repr(error)[:200])
+            return ErrorClass(
+                disposition=Disposition.FATAL,
+                reason=type(error).__name__,
+                kind=FailureKind.INVALID_REQUEST,
+            )
+        return ErrorClass(
+            disposition=Disposition.FATAL,
+            reason=repr(error)[:200],
+            kind=FailureKind.INVALID_REQUEST,
+        )

@@ -114,6 +114,11 @@ DEFAULT_LIMITS = Limits(
     max_history_bytes=40_000,
     # A TLS failure surfaces 12-30 s after connect (PROVIDERS.md §1.8).
     connect_timeout_s=35.0,
+    # Nova takes ~32 ms frames at real-time pace; its samples send up to 1024 samples (64 ms).
+    max_chunk_ms=64,
+    # A USER FINAL transcript says only "the turn is in": audio sent just before it may not
+    # have arrived.
+    safe_point_margin_ms=300,
 )
 """Conservative Nova defaults (PROVIDERS.md §0); every one is configuration."""
 

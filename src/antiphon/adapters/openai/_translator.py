@@ -30,9 +30,9 @@ Decisions:
   ``input_audio_buffer_commit_empty``, ``conversation_already_has_active_response``) are just
   recoverable events and keep the connection.
 * :meth:`~OpenAITranslator.classify` reads the error's typed fields, each against its own
-  table: HTTP statuses (:func:`http_status_recoverable`), close codes
-  (:func:`close_code_recoverable`) and the provider's error codes
-  (:data:`FATAL_PROVIDER_CODES`, :data:`RECOVERABLE_PROVIDER_CODES`).
+  table, for whether a reconnect helps and why it failed (``FailureKind``): HTTP statuses
+  (:func:`http_status_recoverable`), close codes (:data:`CLOSE_CODES`) and the provider's
+  error codes (:data:`PROVIDER_CODES`).
 * xAI resumes server-side. Every xAI ``session.update`` asks for it
   (``resumption: {"enabled": true}``), and the ``conversation_id`` of ``conversation.created``
   is the session's resumption handle, refreshed at every ``response.done``. A connection for
@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import binascii
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
@@ -83,10 +84,12 @@ from ...protocol import (
     AssistantMessage,
     AssistantTruncated,
     AudioFrame,
+    ClearAudio,
     CloseSession,
     Command,
     CommitAudio,
     DeliverToolResult,
+    EditHistory,
     Event,
     FunctionCall,
     FunctionOutput,
@@ -96,6 +99,7 @@ from ...protocol import (
     GenerationEndReason,
     GenerationStarted,
     GenerationTextDelta,
+    HistoryInsert,
     InputTranscriptDelta,
     InputTranscriptFailed,
     InputTranscriptFinal,
@@ -130,17 +134,21 @@ from .._contract import (
     ConnectRequest,
     Disposition,
     ErrorClass,
+    FailureKind,
     Frame,
     Handshake,
     Limits,
 )
+from .._http import http_status_kind
 from .._schema import json_schema
 from . import _wire as w
 
 __all__ = [
+    "CLOSE_CODES",
     "CONFIGURATION_ERROR_CODES",
     "FATAL_CLOSE_CODES",
     "FATAL_PROVIDER_CODES",
+    "PROVIDER_CODES",
     "RECOVERABLE_PROVIDER_CODES",
     "RETRYABLE_HTTP_STATUSES",
     "OpenAITranslator",
@@ -152,15 +160,26 @@ __all__ = [
 
 Variant = Literal["openai", "xai"]
 
+_FATAL, _AGAIN = Disposition.FATAL, Disposition.RECOVERABLE
+
+PROVIDER_CODES: Final[Mapping[str, tuple[Disposition, FailureKind]]] = {
+    "invalid_api_key": (_FATAL, FailureKind.AUTHENTICATION),
+    "authentication_error": (_FATAL, FailureKind.AUTHENTICATION),
+    "permission_denied": (_FATAL, FailureKind.AUTHENTICATION),
+    "insufficient_quota": (_FATAL, FailureKind.QUOTA),  # billing: no reconnect pays it
+    "model_not_found": (_FATAL, FailureKind.MODEL_UNAVAILABLE),
+    "invalid_model": (_FATAL, FailureKind.MODEL_UNAVAILABLE),
+    "session_expired": (_AGAIN, FailureKind.TRANSIENT),  # the 60 min cap
+    "server_error": (_AGAIN, FailureKind.OUTAGE),
+    "rate_limit_exceeded": (_AGAIN, FailureKind.QUOTA),
+    "rate_limit_error": (_AGAIN, FailureKind.QUOTA),
+}
+"""What the provider's own error codes mean: whether a reconnect gets past them, and why they
+happened. A code not listed (``invalid_request_error`` and the codes of its type) is as
+recoverable as the connector flagged it: a refused request when it is not."""
+
 FATAL_PROVIDER_CODES: Final = frozenset(
-    {
-        "invalid_api_key",
-        "insufficient_quota",
-        "model_not_found",
-        "invalid_model",
-        "authentication_error",
-        "permission_denied",
-    }
+    code for code, (disposition, _) in PROVIDER_CODES.items() if disposition is _FATAL
 )
 """The provider's error codes that no reconnect can fix: configuration or account problems."""
 
@@ -172,11 +191,24 @@ deployment is missing, the model is unknown): the app must fix its settings; a r
 would fail the same way, and the session can go on without transcripts."""
 
 RECOVERABLE_PROVIDER_CODES: Final = frozenset(
-    {"session_expired", "server_error", "rate_limit_exceeded", "rate_limit_error"}
+    code for code, (disposition, _) in PROVIDER_CODES.items() if disposition is _AGAIN
 )
 """The provider's error codes that a new connection primed from the session state gets past."""
 
-FATAL_CLOSE_CODES: Final = frozenset({1008})
+CLOSE_CODES: Final[Mapping[int, tuple[Disposition, FailureKind]]] = {
+    1008: (_FATAL, FailureKind.INVALID_REQUEST),  # policy violation: refuses this client
+    1011: (_AGAIN, FailureKind.OUTAGE),  # internal server error
+    1012: (_AGAIN, FailureKind.TRANSIENT),  # service restart
+    1013: (_AGAIN, FailureKind.CAPACITY),  # try again later
+    1014: (_AGAIN, FailureKind.OUTAGE),  # bad gateway
+}
+"""What a websocket close code means. Not listed: the 4000-4999 application range refuses
+this client (fatal; which refusal the code alone does not say, so it counts as a refused
+request), any other close we did not ask for is worth a reconnect."""
+
+FATAL_CLOSE_CODES: Final = frozenset(
+    code for code, (disposition, _) in CLOSE_CODES.items() if disposition is _FATAL
+)
 """Websocket close codes that refuse this client (policy violation); the 4000-4999
 application range refuses it too (bad key, no quota)."""
 
@@ -191,9 +223,19 @@ def close_code_recoverable(code: int | None) -> bool:
     included, since a close we did not ask for is never the end of the session — is worth a
     reconnect; so is an end without a code.
     """
+    return _close_verdict(code)[0] is Disposition.RECOVERABLE
+
+
+def _close_verdict(code: int | None) -> tuple[Disposition, FailureKind]:
+    """What a close with ``code`` means (:data:`CLOSE_CODES`; None: no close frame)."""
     if code is None:
-        return True
-    return not (code in FATAL_CLOSE_CODES or 4000 <= code <= 4999)
+        return _AGAIN, FailureKind.TRANSIENT
+    verdict = CLOSE_CODES.get(code)
+    if verdict is not None:
+        return verdict
+    if 4000 <= code <= 4999:
+        return _FATAL, FailureKind.INVALID_REQUEST
+    return _AGAIN, FailureKind.TRANSIENT
 
 
 def http_status_recoverable(status: int) -> bool:
@@ -279,6 +321,10 @@ class OpenAITranslator:
             make_before_break=True,
             truncate=variant == "openai",
             text_input=True,
+            # xAI's resumed conversations are not edited in place: edits go by rotation.
+            edit_history=variant == "openai",
+            clear_audio=variant == "openai",
+            reply_tools=variant == "openai",
         )
         self._ready = False
         self._calls_seen: set[str] = set()
@@ -297,6 +343,16 @@ class OpenAITranslator:
         self._seed: tuple[Frame, ...] = ()
         self._encoded = False  # a frame beyond the handshake went out on this connection
         self._pending: list[Frame] = []  # owed to the server ahead of anything else
+        # History edits address the server's item ids on this connection. Items the server
+        # made (speech, replies) carry the session's id; the ids of items the client created
+        # (history seeds, typed text) are learnt from their echoes, which come in the order
+        # the items were sent; tool items by call id (see _learn_item).
+        self._on_server: set[str] = set()  # item ids the server has announced
+        self._server_ids: dict[str, list[str]] = {}  # session item id -> server item ids
+        self._created: deque[str] = deque()  # session ids of messages awaiting their echo
+        self._doomed: set[str] = set()  # ...of those, the ones an edit deleted meanwhile
+        self._seeded: frozenset[Item] = frozenset()  # the history the handshake sent
+        self._inserted = 0  # items inserted by history edits (their ids are ours)
 
     def __repr__(self) -> str:
         return (
@@ -335,6 +391,7 @@ class OpenAITranslator:
         ]
         history = state.history()
         kept = self._capped(history)
+        self._seeded = frozenset(kept)
         seed = tuple(
             _dumps({"type": "conversation.item.create", "item": item})
             for item in self._history(kept)
@@ -345,6 +402,9 @@ class OpenAITranslator:
             self._seed = seed
             self._known = frozenset(item.id for item in state.items)
             return Handshake(frames=tuple(frames), history_truncated=truncated, resumed=True)
+        self._created.extend(
+            i.id for i in kept if isinstance(i, UserMessage | AssistantMessage) and i.text
+        )
         return Handshake(frames=(*frames, *seed), history_truncated=truncated)
 
     def _settle_resume(self, conversation_id: str | None) -> list[Event]:
@@ -441,6 +501,7 @@ class OpenAITranslator:
             return []
         if item.id and item.phase:
             self._phases[item.id] = item.phase
+        self._learn_item(item)
         if self._resuming and not self._encoded:
             # xAI replays a resumed conversation before the connection carries anything new.
             self._replayed += 1
@@ -448,6 +509,34 @@ class OpenAITranslator:
                 delete = {"type": "conversation.item.delete", "item_id": item.id}
                 self._pending.append(_dumps(delete))
         return []
+
+    def _learn_item(self, item: w.ItemInfo) -> None:
+        """Note the server id of an item that entered the conversation (history edits need
+        it). An echo of a message the client created is matched with the oldest such message
+        still awaiting its echo: the server takes client events in order."""
+        if not item.id or item.id in self._on_server:
+            return
+        self._on_server.add(item.id)
+        if item.type in ("function_call", "function_call_output"):
+            if item.call_id:
+                self._server_ids.setdefault(item.call_id, []).append(item.id)
+        elif item.type == "message" and self._created and _client_made(item):
+            session_id = self._created.popleft()
+            if session_id in self._doomed:  # deleted before the server named it
+                self._doomed.discard(session_id)
+                self._on_server.discard(item.id)
+                delete = {"type": "conversation.item.delete", "item_id": item.id}
+                self._pending.append(_dumps(delete))
+            else:
+                self._server_ids.setdefault(session_id, []).append(item.id)
+
+    def _server_id(self, item_id: str) -> str | None:
+        """The server's id of a session item on this connection (the newest, for a tool call
+        and its output), or None when the server does not hold it."""
+        known = self._server_ids.get(item_id)
+        if known:
+            return known[-1]
+        return item_id if item_id in self._on_server else None
 
     def _unrecorded(self, item: w.ItemInfo) -> bool:
         """A replayed item the session never recorded (see the module docstring)."""
@@ -666,20 +755,30 @@ class OpenAITranslator:
                 if not self._server_responds(state.options):
                     frames.append(_dumps({"type": "response.create"}))
                 return frames
-            case SendText(text=text, generate_reply=reply):
+            case SendText(text=text, item_id=item_id, generate_reply=reply):
                 item = _user_item(text)
+                self._created.append(item_id)
                 frames = [_dumps({"type": "conversation.item.create", "item": item})]
                 if reply:
                     frames.append(_dumps({"type": "response.create"}))
                 return frames
-            case GenerateReply(instructions=instructions):
+            case GenerateReply(instructions=instructions, tool_choice=choice, tools=tools):
+                response: dict[str, Any] = {}
                 if instructions:
-                    payload = {
-                        "type": "response.create",
-                        "response": {"instructions": instructions},
-                    }
-                    return [_dumps(payload)]
+                    response["instructions"] = instructions
+                if choice is not None:
+                    response["tool_choice"] = _tool_choice(choice)
+                if tools is not None:
+                    response["tools"] = [_tool(t) for t in tools]
+                if response:
+                    return [_dumps({"type": "response.create", "response": response})]
                 return [_dumps({"type": "response.create"})]
+            case ClearAudio():
+                if not self.capabilities.clear_audio:
+                    return []
+                return [_dumps({"type": "input_audio_buffer.clear"})]
+            case EditHistory(delete=delete, insert=insert):
+                return self._edit_history(delete, insert, state)
             case Interrupt(played_ms=played_ms):
                 return self._interrupt(played_ms, state)
             case DeliverToolResult(call_id=call_id, output=output, respond=respond):
@@ -702,6 +801,55 @@ class OpenAITranslator:
             case KeepAlive() | CloseSession() | SendAudio() | SubmitToolResult():
                 return []
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
+
+    def _edit_history(
+        self, delete: tuple[str, ...], insert: tuple[HistoryInsert, ...], state: SessionState
+    ) -> list[Frame]:
+        """``conversation.item.delete`` for each deleted item the server holds, then
+        ``conversation.item.create`` for each inserted item, placed after the nearest item
+        before it that the server holds (``"root"`` when none). Inserted items get ids of
+        ours, so later inserts of the same edit can be placed after them. An edit recorded
+        before this connection opened is in its seed already: its inserts are not sent again,
+        and what it deleted was never sent. A deleted item whose echo has not come yet is
+        deleted when it comes (ahead of the next frame out)."""
+        if not self.capabilities.edit_history:
+            return []
+        frames: list[Frame] = []
+        for item_id in delete:
+            gone = self._server_ids.pop(item_id, None) or (
+                [item_id] if item_id in self._on_server else []
+            )
+            if not gone and item_id in self._created:
+                self._doomed.add(item_id)  # deleted once its echo names it
+            for server_id in gone:
+                self._on_server.discard(server_id)
+                frames.append(_dumps({"type": "conversation.item.delete", "item_id": server_id}))
+        order = [item.id for item in state.items]
+        for edit in insert:
+            if edit.item in self._seeded:
+                continue  # an edit made before this connection: its handshake seeded it
+            wire = self._history((edit.item,))
+            if not wire:
+                continue  # nothing the provider can hold (a message without text)
+            self._inserted += 1
+            server_id = f"antiphon_edit_{self._inserted}"
+            self._on_server.add(server_id)
+            self._server_ids.setdefault(edit.item.id, []).append(server_id)
+            previous = self._previous(edit.after, order)
+            frame = {"type": "conversation.item.create", "previous_item_id": previous}
+            frames.append(_dumps({**frame, "item": {"id": server_id, **wire[0]}}))
+        return frames
+
+    def _previous(self, after: str, order: list[str]) -> str:
+        """The server id of ``after``, or of the nearest item before it the server holds."""
+        if not after:
+            return "root"
+        end = order.index(after) + 1 if after in order else len(order)
+        for item_id in reversed(order[:end]):
+            server_id = self._server_id(item_id)
+            if server_id is not None:
+                return server_id
+        return "root"
 
     def _interrupt(self, played_ms: int | None, state: SessionState) -> list[Frame]:
         frames: list[Frame] = [_dumps({"type": "response.cancel"})]
@@ -740,41 +888,59 @@ class OpenAITranslator:
         ``fresh_start`` (drop the resumption handle) is set for OpenAI, which has no
         server-side state, and for an xAI connection that failed while its resumption was
         unanswered: a conversation the server will not take up must not be asked for again.
+
+        ``kind`` (why it failed) comes from the same fields: the provider's code
+        (:data:`PROVIDER_CODES`) where it names one, else the close code
+        (:data:`CLOSE_CODES`) or the refused upgrade's status
+        (:func:`~antiphon.adapters._http.http_status_kind`: 401/403 authentication, 404
+        model, 429 quota, 503 capacity, other 5xx outage). Any other fatal failure is a
+        refused request; any other recoverable one transient.
         """
         fresh = not self.capabilities.server_resume or bool(
             self._resuming and not self._resume_settled
         )
 
-        def again(reason: str, retry_after_s: float | None = None) -> ErrorClass:
+        def again(
+            reason: str,
+            retry_after_s: float | None = None,
+            kind: FailureKind = FailureKind.TRANSIENT,
+        ) -> ErrorClass:
             return ErrorClass(
                 disposition=Disposition.RECOVERABLE,
                 reason=reason,
                 retry_after_s=retry_after_s,
                 fresh_start=fresh,
+                kind=kind,
             )
 
-        def fatal(reason: str) -> ErrorClass:
-            return ErrorClass(disposition=Disposition.FATAL, reason=reason)
+        def fatal(reason: str, kind: FailureKind = FailureKind.INVALID_REQUEST) -> ErrorClass:
+            return ErrorClass(disposition=Disposition.FATAL, reason=reason, kind=kind)
 
         if not isinstance(error, ProviderError):
             return again(f"{type(error).__name__}: {error}")
         if isinstance(error, ProviderTimeout):
             return again(f"timeout: {error}")
         code = error.provider_code
-        if code in FATAL_PROVIDER_CODES:
-            return fatal(f"{code}: {error}")
+        named = PROVIDER_CODES.get(code)
+        if named is not None and named[0] is Disposition.FATAL:
+            return fatal(f"{code}: {error}", named[1])
         if isinstance(error, ConnectionLostError):
             close = error.close_code
-            if close_code_recoverable(close):
-                return again(f"connection lost (close {close or 'none'})")
-            return fatal(f"connection refused (close {close})")
+            disposition, kind = _close_verdict(close)
+            kind = named[1] if named is not None else kind  # the code says more than the close
+            if disposition is Disposition.RECOVERABLE:
+                return again(f"connection lost (close {close or 'none'})", kind=kind)
+            return fatal(f"connection refused (close {close})", kind)
         status = error.http_status
         if status is not None:
+            kind = named[1] if named is not None else http_status_kind(status)
             if http_status_recoverable(status):
-                return again(f"HTTP {status}: {error}", error.retry_after_s)
-            return fatal(f"HTTP {status}: {error}")
+                return again(f"HTTP {status}: {error}", error.retry_after_s, kind)
+            return fatal(f"HTTP {status}: {error}", kind)
         what = code or error.condition or "provider error"
-        if code in RECOVERABLE_PROVIDER_CODES or error.recoverable:
+        if named is not None:
+            return again(f"{what}: {error}", error.retry_after_s, named[1])
+        if error.recoverable:
             return again(f"{what}: {error}", error.retry_after_s)
         return fatal(f"{what}: {error}")
 
@@ -943,6 +1109,21 @@ def _usage(usage: w.TokenUsage) -> Usage:
         output_details=_modality(usage.output_token_details),
         cached_details=_modality(inp.cached_tokens_details if inp is not None else None),
     )
+
+
+def _client_made(item: w.ItemInfo) -> bool:
+    """A message item only a client creates: user text, or assistant text with no audio."""
+    parts = {p.type for p in item.content or ()}
+    if item.role == "user":
+        return parts == {"input_text"}
+    return item.role == "assistant" and bool(parts) and parts <= {"output_text", "text"}
+
+
+def _tool_choice(choice: str) -> str | dict[str, str]:
+    """A neutral tool choice (a mode, or a tool's name) in OpenAI's shape."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "name": choice}
 
 
 def _user_item(text: str) -> dict[str, Any]:

@@ -34,6 +34,8 @@ DEFAULT_LIMITS = Limits(
     # Phonic streams silent audio between turns, so a quiet socket while a reply is due
     # is a stall.
     stall_timeout_s=15.0,
+    # Phonic rejects an audio_chunk over 40 ms (PROVIDERS.md §4).
+    max_chunk_ms=40,
 )
 
 

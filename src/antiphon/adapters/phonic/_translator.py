@@ -70,10 +70,12 @@ from ...protocol import (
     AssistantMessage,
     AssistantTruncated,
     AudioFrame,
+    ClearAudio,
     CloseSession,
     Command,
     CommitAudio,
     DeliverToolResult,
+    EditHistory,
     Event,
     FunctionCall,
     FunctionOutput,
@@ -112,16 +114,20 @@ from .._contract import (
     ConnectRequest,
     Disposition,
     ErrorClass,
+    FailureKind,
     Frame,
     Handshake,
     Limits,
 )
+from .._http import http_status_kind
 from .._schema import json_schema
 from . import _wire as w
 
 __all__ = [
+    "ACCOUNT_REASON_KINDS",
     "AUDIO_FORMATS",
     "CONVERSATION_GONE_CLOSE_CODES",
+    "ENDED_CLOSE_KINDS",
     "FATAL_CLOSE_CODES",
     "MAX_CHUNK_MS",
     "NO_CAPACITY_CLOSE_CODES",
@@ -156,14 +162,40 @@ reason ``restarting``, and a socket that ended without any close frame)."""
 CONVERSATION_GONE_CLOSE_CODES: Final = frozenset({4800, 4801})
 """The conversation is over server-side (the grace window passed): start a new one."""
 
-NO_CAPACITY_CLOSE_CODES: Final = frozenset({4004, 4010})
+NO_CAPACITY_CLOSE_CODES: Final[Mapping[int, FailureKind]] = {
+    4004: FailureKind.CAPACITY,
+    4010: FailureKind.QUOTA,
+}
 """No capacity (4004) and the account's concurrency limit (4010): worth another try only
 after a wait, never at once."""
 
-FATAL_CLOSE_CODES: Final = frozenset({1008, 4000, 4500})
+FATAL_CLOSE_CODES: Final[Mapping[int, FailureKind]] = {
+    1008: FailureKind.INVALID_REQUEST,
+    4000: FailureKind.AUTHENTICATION,  # unless the reason says quota (ACCOUNT_REASON_KINDS)
+    4500: FailureKind.TRANSIENT,  # the user said nothing: the call is over, no one failed
+}
 """Closes no reconnect fixes: policy, account problems (4000, the reason says which) and the
 end of a conversation for lack of input (4500, ``no_input_end_conversation_sec``). Any other
-4000-4999 code is treated the same way."""
+4000-4999 code is treated the same way (as a refused request)."""
+
+ACCOUNT_REASON_KINDS: Final[tuple[tuple[str, FailureKind], ...]] = (
+    ("quota", FailureKind.QUOTA),
+    ("credit", FailureKind.QUOTA),
+    ("billing", FailureKind.QUOTA),
+    ("balance", FailureKind.QUOTA),
+    ("payment", FailureKind.QUOTA),
+    ("concurren", FailureKind.QUOTA),
+)
+"""Why a 4000 close refused the account, from its reason (lower-cased; first match wins);
+any other reason (a bad or revoked key) is ``AUTHENTICATION``."""
+
+ENDED_CLOSE_KINDS: Final[Mapping[int, FailureKind]] = {
+    1011: FailureKind.OUTAGE,
+    1013: FailureKind.CAPACITY,
+    1014: FailureKind.OUTAGE,
+}
+"""Why a close that ended the conversation (recoverable, fresh) happened, where its code says;
+any other is ``TRANSIENT``."""
 
 _RESTARTING: Final = "restarting"
 
@@ -293,7 +325,9 @@ class PhonicTranslator:
         if not 0 < chunk_ms <= MAX_CHUNK_MS:
             raise ValueError(f"chunk_ms must be in 1..{MAX_CHUNK_MS}, got {chunk_ms}")
         if limits is None:
-            limits = Limits(input_sample_rate=in_rate, output_sample_rate=out_rate, frame_ms=20)
+            limits = Limits(
+                input_sample_rate=in_rate, output_sample_rate=out_rate, frame_ms=20, max_chunk_ms=40
+            )
         elif (limits.input_sample_rate, limits.output_sample_rate) != (in_rate, out_rate):
             raise ValueError(
                 f"limits rates {limits.input_sample_rate}/{limits.output_sample_rate} Hz do not"
@@ -714,6 +748,8 @@ class PhonicTranslator:
             case (
                 Interrupt()
                 | CommitAudio()
+                | ClearAudio()
+                | EditHistory()
                 | KeepAlive()
                 | CloseSession()
                 | SendAudio()
@@ -764,18 +800,32 @@ class PhonicTranslator:
           that conversation).
         * A refused upgrade: 408, 429 and 5xx recoverable (after ``Retry-After``), other
           statuses fatal.
+
+        ``kind``: 4010 is ``QUOTA`` and 4004 ``CAPACITY`` (:data:`NO_CAPACITY_CLOSE_CODES`);
+        4000 ``AUTHENTICATION`` unless its reason names a quota (:data:`ACCOUNT_REASON_KINDS`);
+        1008 and unknown 4000-4999 codes a refused request; 1011 ``OUTAGE``
+        (:data:`ENDED_CLOSE_KINDS`); a refusal's from its HTTP status
+        (:func:`~antiphon.adapters._http.http_status_kind`). The end of a conversation by
+        design (4500, the assistant ended it) and every other loss are ``TRANSIENT``.
         """
 
-        def again(reason: str, *, fresh: bool, retry_after_s: float | None = None) -> ErrorClass:
+        def again(
+            reason: str,
+            *,
+            fresh: bool,
+            retry_after_s: float | None = None,
+            kind: FailureKind = FailureKind.TRANSIENT,
+        ) -> ErrorClass:
             return ErrorClass(
                 disposition=Disposition.RECOVERABLE,
                 reason=reason,
                 retry_after_s=retry_after_s,
                 fresh_start=fresh,
+                kind=kind,
             )
 
-        def fatal(reason: str) -> ErrorClass:
-            return ErrorClass(disposition=Disposition.FATAL, reason=reason)
+        def fatal(reason: str, kind: FailureKind = FailureKind.INVALID_REQUEST) -> ErrorClass:
+            return ErrorClass(disposition=Disposition.FATAL, reason=reason, kind=kind)
 
         if not isinstance(error, ProviderError):
             return again(f"{type(error).__name__}: {error}", fresh=True)
@@ -785,9 +835,12 @@ class PhonicTranslator:
             return self._classify_close(error, again, fatal)
         status = error.http_status
         if status is not None:
+            kind = http_status_kind(status)
             if status in (408, 429) or status >= 500:
-                return again(f"HTTP {status}", fresh=False, retry_after_s=error.retry_after_s)
-            return fatal(f"HTTP {status}: {error}")
+                return again(
+                    f"HTTP {status}", fresh=False, retry_after_s=error.retry_after_s, kind=kind
+                )
+            return fatal(f"HTTP {status}: {error}", kind)
         if error.recoverable:
             return again(
                 f"{error.condition or error.provider_code or 'error'}: {error}", fresh=False
@@ -798,11 +851,11 @@ class PhonicTranslator:
         self,
         error: ConnectionLostError,
         again: Callable[..., ErrorClass],
-        fatal: Callable[[str], ErrorClass],
+        fatal: Callable[[str, FailureKind], ErrorClass],
     ) -> ErrorClass:
         code = error.close_code
         if self._assistant_ended:
-            return fatal("the assistant ended the conversation")
+            return fatal("the assistant ended the conversation", FailureKind.TRANSIENT)
         if resumable_close(code, error.provider_code):
             return again(f"connection lost (close {code or 'none'})", fresh=False)
         assert code is not None  # resumable_close takes every close without a code
@@ -811,11 +864,19 @@ class PhonicTranslator:
         if code in NO_CAPACITY_CLOSE_CODES:
             what = "no capacity" if code == 4004 else "concurrency limit"
             return again(
-                f"{what} (close {code})", fresh=False, retry_after_s=self.capacity_retry_after_s
+                f"{what} (close {code})",
+                fresh=False,
+                retry_after_s=self.capacity_retry_after_s,
+                kind=NO_CAPACITY_CLOSE_CODES[code],
             )
         if code in FATAL_CLOSE_CODES or 4000 <= code <= 4999:
-            return fatal(f"connection refused (close {code}): {error}")
-        return again(f"conversation ended (close {code})", fresh=True)
+            kind = FATAL_CLOSE_CODES.get(code, FailureKind.INVALID_REQUEST)
+            if code == 4000:
+                reason = error.provider_code.lower()  # the connector keeps the close reason here
+                kind = next((k for needle, k in ACCOUNT_REASON_KINDS if needle in reason), kind)
+            return fatal(f"connection refused (close {code}): {error}", kind)
+        kind = ENDED_CLOSE_KINDS.get(code, FailureKind.TRANSIENT)
+        return again(f"conversation ended (close {code})", fresh=True, kind=kind)
 
 
 def _text(frame: Frame) -> str:

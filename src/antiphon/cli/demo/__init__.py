@@ -8,7 +8,8 @@ received (user frames lost or duplicated).
 How it is cut: :mod:`._target` is the shared demo target (the conversation, the summary, the
 journal and WAV output), :mod:`._faults` the fault schedule of every emulator, and one module
 per provider (:mod:`.openai` for OpenAI and xAI, :mod:`.gemini`, :mod:`.nova`,
-:mod:`.phonic`) starts its emulator and points its preset at it. A provider module is
+:mod:`.phonic`) starts its emulator and points its preset at it; :mod:`.failover` runs
+one call on two of them (OpenAI, then Gemini). A provider module is
 imported only when that provider is chosen, so a provider whose extra is not installed does
 not stop the others.
 """
@@ -66,12 +67,19 @@ def _phonic(fault: str) -> _Target:
     return open_target(fault)
 
 
+def _failover(fault: str) -> _Target:
+    from .failover import open_target
+
+    return open_target(fault)
+
+
 _TARGETS: dict[str, Callable[[str], _Target]] = {
     "openai": _openai,
     "xai": _xai,
     "gemini": _gemini,
     "nova": _nova,
     "phonic": _phonic,
+    "failover": _failover,
 }
 PROVIDERS = tuple(_TARGETS)
 """The ``--provider`` choices."""

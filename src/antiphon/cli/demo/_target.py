@@ -39,7 +39,14 @@ from ...events import (
 )
 from ...journal import FileJournal
 
-__all__ = ["DemoReport", "DemoTarget", "get_weather", "play"]
+__all__ = [
+    "DemoReport",
+    "DemoTarget",
+    "FrameAccount",
+    "account_by_bytes",
+    "get_weather",
+    "play",
+]
 
 USER_RATE = 48_000  # the demo's user audio is 48 kHz, so the resampler is exercised too
 CHUNK_MS = 20
@@ -59,6 +66,36 @@ async def get_weather(city: str) -> str:
     return f"sunny and 21 degrees in {city}" if city else "unknown"
 
 
+@dataclass(frozen=True, kw_only=True)
+class FrameAccount:
+    """What became of the user frames a correct runtime must deliver.
+
+    Attributes:
+        received: Frames the emulators got (counted per connection that got one).
+        lost: Frames no emulator got.
+        duplicated: Frames one connection got more than once.
+    """
+
+    received: int
+    lost: int
+    duplicated: int
+
+
+def account_by_bytes(expected: list[bytes], received: list[bytes]) -> FrameAccount:
+    """Frames matched byte for byte (one provider, at the rate the runtime framed them). A
+    received chunk may hold several frames: the runtime joins the frames that queued while its
+    sender was busy into one message."""
+    size = len(expected[0]) if expected else 0
+    if size:
+        received = [c[i : i + size] for c in received for i in range(0, len(c), size)]
+    counts = collections.Counter(received)
+    return FrameAccount(
+        received=len(received),
+        lost=sum(1 for f in expected if counts[f] == 0),
+        duplicated=sum(n - 1 for n in counts.values() if n > 1),
+    )
+
+
 @dataclass(kw_only=True)
 class DemoTarget:
     """A provider pointed at a running emulator, and the emulator's side of the story.
@@ -69,6 +106,9 @@ class DemoTarget:
         received_frames: Every user audio frame the emulator received, across connections.
         connections: Connections (streams) the emulator has accepted so far.
         emulator: The emulator itself (to schedule more faults on it, or read its records).
+        others: The emulators of the other providers a failover target may move to.
+        account: How the expected user frames are matched with what the emulators got
+            (None: byte for byte against ``received_frames``).
     """
 
     provider: Provider
@@ -76,6 +116,8 @@ class DemoTarget:
     received_frames: Callable[[], list[bytes]]
     connections: Callable[[], int]
     emulator: Emulator[Any]
+    others: tuple[Emulator[Any], ...] = ()
+    account: Callable[[list[bytes]], FrameAccount] | None = None
 
 
 @dataclass(kw_only=True)
@@ -84,6 +126,7 @@ class DemoReport:
 
     provider: str
     fault: str
+    providers: list[str] = field(default_factory=list)
     turns: int = 0
     tool_calls: int = 0
     reconnects: int = 0
@@ -171,6 +214,7 @@ async def play(
             backoff=Backoff(base_s=0.05, max_s=0.5),
         ) as session:
             report.session_id = session.session_id
+            report.providers.append(session.state.provider)
             say(f"session {session.session_id} connected (epoch {session.state.epoch})")
 
             async def watch(session: Session) -> None:
@@ -204,9 +248,16 @@ async def play(
                                 if event.state_restored
                                 else ("a reply was cut off")
                             )
+                            moved = (
+                                f", moved from {event.previous_provider} to {event.provider}"
+                                if event.previous_provider
+                                else ""
+                            )
+                            if event.previous_provider:
+                                report.providers.append(event.provider)
                             say(
-                                f"reconnected: epoch {event.epoch}, cause {event.cause}, "
-                                f"{restored}, gap {event.gap_ms:.0f} ms"
+                                f"reconnected: epoch {event.epoch}, cause {event.cause}"
+                                f"{moved}, {restored}, gap {event.gap_ms:.0f} ms"
                             )
                             if not event.state_restored:
                                 # The cut-off reply is gone; ask for it again.
@@ -233,13 +284,16 @@ async def play(
             stats = session.statistics()
             state = session.state
 
-        received = target.received_frames()
+        account = (
+            target.account(expected)
+            if target.account is not None
+            else account_by_bytes(expected, target.received_frames())
+        )
     report.seconds = round(time.monotonic() - started, 2)
-    counts = collections.Counter(received)
     report.user_frames_sent = len(expected)
-    report.user_frames_received = len(received)
-    report.user_frames_lost = sum(1 for f in expected if counts[f] == 0)
-    report.user_frames_duplicated = sum(n - 1 for n in counts.values() if n > 1)
+    report.user_frames_received = account.received
+    report.user_frames_lost = account.lost
+    report.user_frames_duplicated = account.duplicated
     report.turns = sum(1 for item in state.items if type(item).__name__ == "UserMessage")
     report.transcript = [
         {"role": type(item).__name__, "text": getattr(item, "text", getattr(item, "name", ""))}

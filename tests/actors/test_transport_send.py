@@ -1,0 +1,130 @@
+"""transport-send: an idle sender sends each frame at once; frames that queued while it was
+busy go out joined, as one ``AudioFrame`` of at most ``limits.max_chunk_ms``; the cursor, the
+counters, the safe-point arithmetic and the wire capture count every frame exactly."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import anyio
+import pytest
+
+from antiphon.actors._outbox import Outbox
+from antiphon.actors.audio_in import AudioLog
+from antiphon.actors.transport_send import TransportSend
+from antiphon.adapters import Capabilities, Frame, Limits
+from antiphon.journal import MemoryJournal, WireCapture, read_capture
+from antiphon.protocol import Command, SessionState
+from antiphon.testing._translator import ScriptedTranslator
+
+FRAME_BYTES = 640  # 20 ms at 16 kHz
+
+
+class _Wire:
+    """A connection whose ``send`` waits until the test takes the frame (an unbuffered
+    in-memory stream): while the test does not read, the sender is busy."""
+
+    def __init__(self) -> None:
+        self.tx, self.rx = anyio.create_memory_object_stream[Frame](0)
+
+    async def send(self, frame: Frame) -> None:
+        await self.tx.send(frame)
+
+    async def receive(self) -> Frame:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        self.tx.close()
+
+    async def sender_blocked(self) -> None:
+        with anyio.fail_after(10):
+            while self.rx.statistics().tasks_waiting_send == 0:
+                await anyio.lowlevel.checkpoint()
+
+    async def take(self) -> bytes:
+        with anyio.fail_after(10):
+            frame = await self.rx.receive()
+        assert isinstance(frame, str)
+        return base64.b64decode(json.loads(frame)["b64"])
+
+
+def _frame(i: int) -> bytes:
+    return bytes([i]) * FRAME_BYTES
+
+
+def _sender(
+    wire: _Wire, log: AudioLog, max_chunk_ms: int, capture: WireCapture | None = None
+) -> TransportSend:
+    limits = Limits(input_sample_rate=16_000, frame_ms=20, max_chunk_ms=max_chunk_ms)
+
+    def on_sent(command: Command, epoch: int, frames: int) -> None:
+        pass
+
+    def on_unencodable(command: Command, error: Exception) -> None:
+        raise AssertionError(error)
+
+    return TransportSend(
+        epoch=1,
+        connection=wire,
+        translator=ScriptedTranslator(capabilities=Capabilities(), limits=limits),
+        log=log,
+        outbox=Outbox(log.wake),
+        start_index=0,
+        frame_ms=20,
+        high_water=3,  # frames 0..2 went out on an earlier connection
+        state=SessionState,
+        on_sent=on_sent,
+        on_unencodable=on_unencodable,
+        capture=capture,
+    )
+
+
+@pytest.mark.anyio
+async def test_a_busy_sender_joins_the_frames_that_queued_up_to_the_limit() -> None:
+    journal = MemoryJournal(capture="metadata")
+    writer = journal.writer("s")
+    capture = WireCapture(
+        writer, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: 0
+    )
+    wire = _Wire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    sender = _sender(wire, log, max_chunk_ms=100, capture=capture)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        log.append(_frame(0))
+        assert await wire.take() == _frame(0)  # idle: sent at once, alone
+        log.append(_frame(1))
+        await wire.sender_blocked()  # frame 1 is on its way; the sender is busy
+        for i in range(2, 9):
+            log.append(_frame(i))
+        assert await wire.take() == _frame(1)
+        # Seven frames queued meanwhile: five (100 ms) in one message, then the other two.
+        assert await wire.take() == b"".join(_frame(i) for i in range(2, 7))
+        assert await wire.take() == _frame(7) + _frame(8)
+        tg.cancel_scope.cancel()
+    assert sender.cursor == 9
+    assert sender.frames_sent == 9
+    assert sender.audio_commands == 4
+    assert sender.frames_resent == 3
+    # A safe point of 60 ms covers three frames; one beyond what was sent covers no more.
+    assert sender.safe_index(60) == 3
+    assert sender.safe_index(10_000) == 9
+    captured = [(f.audio_index, f.audio_frames) for f in read_capture(journal, "s")]
+    assert captured == [(0, 1), (1, 1), (2, 5), (7, 2)]
+
+
+@pytest.mark.anyio
+async def test_a_limit_of_one_frame_sends_every_frame_alone() -> None:
+    wire = _Wire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    sender = _sender(wire, log, max_chunk_ms=20)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        log.append(_frame(0))
+        await wire.sender_blocked()
+        log.append(_frame(1))
+        log.append(_frame(2))
+        assert [await wire.take() for _ in range(3)] == [_frame(0), _frame(1), _frame(2)]
+        tg.cancel_scope.cancel()
+    assert (sender.frames_sent, sender.audio_commands) == (3, 3)
