@@ -2,7 +2,7 @@
 
 ``python -m benches sessions [--provider openai|gemini|nova|phonic] [--sessions N] [--seconds S]
 [--workload all|scripted|continuous] [--idle-seconds S]
-[--ab send_deadline|coalesce|journal_flusher] [--scale] [--json]``
+[--ab send_deadline|coalesce|journal_flusher|compress] [--scale] [--json]``
 
 Method (also printed with the figures):
 
@@ -42,7 +42,9 @@ Method (also printed with the figures):
   Nova event JSON written by hand; no antiphon code); phonic, a minimal raw-protocol client
   (``websockets`` + ``json`` + ``base64``: one ``config`` with the same formats, an
   ``audio_chunk`` per chunk once ``ready_to_start_conversation`` came, every server message
-  parsed and each ``audio_chunk``'s audio base64-decoded).
+  parsed and each ``audio_chunk``'s audio base64-decoded). The OpenAI and Phonic baselines
+  speak the same wire as antiphon's presets: no permessage-deflate (``compress=False``, as
+  LiveKit's plugins have it); Gemini's, like google-genai, keeps websockets' default.
 * 48 kHz scenario: the same with 48 kHz user audio. antiphon resamples in the runtime; the
   baseline resamples each chunk with ``soxr.ResampleStream`` (int16) to the provider's rate
   before encoding.
@@ -68,8 +70,10 @@ Method (also printed with the figures):
   one change undone in its process, so one run gives the change's before and after:
   ``send_deadline`` (a websocket send deadline armed around every frame), ``coalesce`` (every
   20 ms frame its own message, even when frames queued while the sender was busy),
-  ``journal_flusher`` (a flusher task per session handing its fsyncs to a worker thread,
-  instead of the file journal's one flusher thread for all sessions).
+  ``compress`` (permessage-deflate offered on antiphon's OpenAI socket, websockets' default;
+  the baseline keeps it off), ``journal_flusher`` (a flusher task per session handing its
+  fsyncs to a worker thread, instead of the file journal's one flusher thread for all
+  sessions).
 * audio_frames_per_message (antiphon): user audio frames sent / ``AudioFrame`` commands
   encoded over the run, summed over the sessions' senders: 1.0 when every frame went out
   alone; more when frames that queued while a sender was busy went out joined.
@@ -133,7 +137,7 @@ SCALE = (1, 10, 50, 100, 200)
 IDLE_S = 2.0
 HELD_MS = 100.0  # a chunk handed to the client later than this behind its schedule: not held
 # Bench-only patches, for a before/after of one change in one run (``--ab NAME``).
-AB_PATCHES = ("send_deadline", "coalesce", "journal_flusher")
+AB_PATCHES = ("send_deadline", "coalesce", "journal_flusher", "compress")
 
 
 # --- shared inputs ---------------------------------------------------------------------
@@ -509,6 +513,7 @@ async def _client_raw_openai(
             url + "?model=gpt-realtime",
             additional_headers={"Authorization": "Bearer test"},
             max_size=None,
+            compression=None,  # the same wire as antiphon's preset (no permessage-deflate)
         )
         await ws.send(json.dumps(update))
         conns.append(ws)
@@ -752,7 +757,10 @@ async def _client_raw_phonic(
     conns: list[Any] = []
     for _ in range(n):
         ws = await websockets.connect(
-            url, additional_headers={"Authorization": "Bearer test"}, max_size=None
+            url,
+            additional_headers={"Authorization": "Bearer test"},
+            max_size=None,
+            compression=None,  # the same wire as antiphon's preset (no permessage-deflate)
         )
         await ws.send(json.dumps(config))
         while json.loads(await ws.recv()).get("type") != "ready_to_start_conversation":
@@ -859,6 +867,17 @@ def _apply_patch(name: str) -> None:
         _file.FileJournal.flushes_itself = False
         _file._OpenStream.set_deferred = set_deferred  # type: ignore[method-assign]
         _file._OpenStream.flush_deadline = property(flush_deadline)  # type: ignore[assignment,method-assign]
+        return
+    if name == "compress":
+        from antiphon.adapters.openai._connector import OpenAIConnector
+
+        connector_init = OpenAIConnector.__init__
+
+        def with_deflate(self: OpenAIConnector, **kwargs: Any) -> None:
+            connector_init(self, **kwargs)
+            self.compress = True  # as before: permessage-deflate offered (websockets' default)
+
+        OpenAIConnector.__init__ = with_deflate  # type: ignore[method-assign]
         return
     raise SystemExit(f"unknown patch {name!r}")
 

@@ -71,12 +71,14 @@ async def dial(
     logger: logging.Logger,
     refused_hint: str = "",
     recoverable_status: Callable[[int], bool],
+    compress: bool = False,
 ) -> ClientConnection:
     """Open a websocket within ``limits.connect_timeout_s``.
 
     Args:
         refused_hint: Added to the message of a 401/403 refusal (e.g. which key to check).
         recoverable_status: Whether a refused upgrade's HTTP status is worth a retry.
+        compress: Offer permessage-deflate (off by default, as LiveKit's plugins have it).
 
     Raises:
         ProviderError: the server refused the upgrade (``http_status``) or could not be
@@ -96,6 +98,9 @@ async def dial(
                 close_timeout=limits.close_timeout_s,
                 max_size=max_size,
                 logger=logger,
+                # permessage-deflate costs CPU on every message both ways and gains little on
+                # base64 audio: offered only when the preset asks for it.
+                compression="deflate" if compress else None,
             )
     except TimeoutError as exc:
         raise ProviderTimeout(

@@ -203,7 +203,10 @@ class WireCapture:
         index = self._index.get(key, 0)
         self._index[key] = index + 1
         binary = not isinstance(frame, str)
-        size = len(frame) if binary else len(frame.encode("utf-8"))  # type: ignore[union-attr]
+        if isinstance(frame, str):  # its size on the wire, without encoding an ASCII frame
+            size = len(frame) if frame.isascii() else len(frame.encode("utf-8"))
+        else:
+            size = len(frame)
         payload: bytes | None = None
         spans: tuple[AudioSpan, ...] = ()
         try:
@@ -227,6 +230,8 @@ class WireCapture:
             )
             body = _ENCODER.encode(entry)
             pad = b"\0" if len(body) % 2 else b""
+            # One write per frame, at once: `journal verify` relates the capture to the
+            # records, so what was captured is in the journal before any later record.
             self._write_audio(WIRE_STREAM, _LEN.pack(len(body)) + body + pad, BYTE_STREAM_RATE)
         except JournalError:
             self.errors += 1

@@ -65,6 +65,7 @@ class OpenAIConnector:
         ping_interval: websocket keepalive ping period in seconds; ``None`` turns it off.
         max_size: Largest incoming message in bytes.
         extra_headers: Further non-secret headers (e.g. ``OpenAI-Project``).
+        compress: Offer permessage-deflate on the socket.
     """
 
     def __init__(
@@ -79,8 +80,10 @@ class OpenAIConnector:
         ping_interval: float | None = 20.0,
         max_size: int = DEFAULT_MAX_SIZE,
         extra_headers: Mapping[str, str] | None = None,
+        compress: bool = False,
     ) -> None:
         self.url = url
+        self.compress = compress
         self.model = model
         self.provider = provider
         self.limits = limits if limits is not None else Limits()
@@ -133,6 +136,7 @@ class OpenAIConnector:
             logger=_WS_LOGGER,
             refused_hint="check the API key",
             recoverable_status=http_status_recoverable,
+            compress=self.compress,
         )
         connection = OpenAIConnection(ws, provider=self.provider, limits=self.limits)
         await connection.send_all(handshake)

@@ -72,6 +72,7 @@ class PhonicConnector:
         ping_interval: websocket keepalive ping period in seconds; ``None`` turns it off.
         extra_headers: Further non-secret headers.
         extra_query: Further URL query parameters sent on every dial.
+        compress: Offer permessage-deflate on the socket.
     """
 
     def __init__(
@@ -83,8 +84,10 @@ class PhonicConnector:
         ping_interval: float | None = 20.0,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, str] | None = None,
+        compress: bool = False,
     ) -> None:
         self.url = url
+        self.compress = compress
         self.limits = limits if limits is not None else Limits()
         self.ping_interval = ping_interval
         self.extra_headers = dict(extra_headers or {})
@@ -129,6 +132,7 @@ class PhonicConnector:
             logger=_WS_LOGGER,
             refused_hint="check PHONIC_API_KEY",
             recoverable_status=lambda status: status in (408, 429) or status >= 500,
+            compress=self.compress,
         )
         connection = PhonicConnection(ws, limits=self.limits)
         await connection.send_all(handshake)
