@@ -85,3 +85,33 @@ async def test_the_watchdog_sleeps_until_woken_while_nothing_is_due() -> None:
             await anyio.lowlevel.checkpoint()
         assert len(checks) == count  # asleep again until the next wake
         tg.cancel_scope.cancel()
+
+
+class _ForeverSender:
+    """A sender that sends until it is stopped."""
+
+    async def run(self) -> None:
+        await anyio.sleep_forever()
+
+
+async def test_stopping_a_sender_that_has_not_started_yet_stops_it() -> None:
+    """A link closed right after it was activated (a session closed as soon as it connected)
+    stops its sender even when the sender's task has not run yet; waiting for it then
+    returned never (the session's shielded close hung)."""
+    quiet = _Quiet()
+    link = Link(
+        epoch=1,
+        translator=ScriptedTranslator(capabilities=Capabilities(), limits=Limits()),
+        connection=quiet,
+        receiver=cast("Any", quiet),
+        close_timeout_s=1.0,
+        opened_at=0.0,
+        opened_wall_s=0.0,
+        state=SessionState,
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(link.run)
+        link.start_sending(cast("Any", _ForeverSender()))
+        with anyio.fail_after(10):  # the sender's task has not had a turn yet
+            await link.stop_sending()
+        tg.cancel_scope.cancel()

@@ -96,12 +96,15 @@ class Link:
     def start_sending(self, sender: TransportSend) -> None:
         assert self._tg is not None
         self.sender = sender
-        self._tg.start_soon(self._run_sender, sender)
+        # The scope exists before the task runs: a stop that comes before the task has
+        # started cancels it all the same (it then ends at once), instead of waiting for a
+        # sender nobody will stop.
+        self._sender_scope = anyio.CancelScope()
+        self._tg.start_soon(self._run_sender, sender, self._sender_scope)
 
-    async def _run_sender(self, sender: TransportSend) -> None:
+    async def _run_sender(self, sender: TransportSend, scope: anyio.CancelScope) -> None:
         try:
-            with anyio.CancelScope() as scope:
-                self._sender_scope = scope
+            with scope:
                 await self._guard(sender.run)
         finally:
             self._sender_done.set()
