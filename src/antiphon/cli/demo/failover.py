@@ -11,9 +11,9 @@ later connection to it is refused, as a provider that is down would):
   reconnect is refused with 401.
 * ``expire``: ``session_expired`` as the user starts the second utterance; the reconnect is
   refused with 429 ``insufficient_quota``.
-* ``stall``: OpenAI goes silent as the user starts the second utterance (the session's stall
-  timeout, 2 s here, replaces it), and every reconnect is refused with 503: an outage that
-  outlasts the failover policy's attempts.
+* ``stall``: OpenAI goes silent once it has the weather tool's output (a reply is due, so the
+  session's stall timeout, 2 s here, replaces the connection), and every reconnect is refused
+  with 500: an outage that outlasts the failover policy's attempts (three).
 * ``none``: no failure; the call stays on OpenAI.
 
 User audio goes to OpenAI at 24 kHz and to Gemini resampled to 16 kHz. The summary counts a
@@ -27,7 +27,7 @@ any faults; the end-to-end tests use it.
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -58,14 +58,12 @@ FAILOVER_FAULTS: dict[str, list[Scheduled]] = {
         (Fault.refuse(status=429), Trigger.connect(2), None),
     ],
     "stall": [
-        (Fault.stall(), Trigger.user_speech(2), None),
-        (Fault.refuse(status=503), Trigger.connect(2), None),
+        (Fault.stall(), Trigger.tool_result(), None),
+        (Fault.refuse(status=500), Trigger.connect(2), None),
     ],
     "none": [],
 }
 """Demo fault -> what the first provider's (OpenAI's) emulator is told."""
-
-Opener = Callable[[str], AbstractAsyncContextManager[DemoTarget]]
 
 
 @asynccontextmanager
