@@ -324,13 +324,15 @@ class ConnectionManager:
         translator, handshake, state = self._prime(state, member)
         request = translator.connect_request(state)
         timeout = limits.connect_timeout_s
-        abandon = anyio.Event()  # set when another session opens this provider's breaker
-        key = provider_key(provider)
-        unsubscribe = (
-            None
-            if self._breakers is None
-            else self._breakers.subscribe(lambda opened: abandon.set() if opened == key else None)
-        )
+        # A failover gives the attempt up when another session opens this provider's breaker.
+        abandon: anyio.Event | None = None
+        unsubscribe: Callable[[], None] | None = None
+        if self._breakers is not None:
+            key, gone = provider_key(provider), anyio.Event()
+            unsubscribe = self._breakers.subscribe(
+                lambda opened: gone.set() if opened == key else None
+            )
+            abandon = gone
         try:
             connection = await self._connect(member, request, handshake.frames, abandon)
             if member != self._member:
@@ -362,13 +364,18 @@ class ConnectionManager:
             link.history_truncated = handshake.history_truncated
             link.resumed = handshake.resumed  # the handshake really asked the provider to resume
             await self._tg.start(link.run)
-            await wait_any(receiver.ready, link.done, abandon, clock=self._clock, within_s=timeout)
+            ends = (
+                (receiver.ready, link.done)
+                if abandon is None
+                else (receiver.ready, link.done, abandon)
+            )
+            await wait_any(*ends, clock=self._clock, within_s=timeout)
             if not receiver.ready.is_set():
                 failure = link.failure
                 await link.close(graceful=False)
                 if failure is not None:
                     raise failure
-                if abandon.is_set():
+                if abandon is not None and abandon.is_set():
                     raise self._abandoned(provider)
                 raise ProviderTimeout(
                     f"{provider.name} did not acknowledge the session setup within {timeout} s",
@@ -391,7 +398,11 @@ class ConnectionManager:
         return link
 
     async def _connect(
-        self, member: int, request: ConnectRequest, frames: Sequence[Frame], abandon: anyio.Event
+        self,
+        member: int,
+        request: ConnectRequest,
+        frames: Sequence[Frame],
+        abandon: anyio.Event | None,
     ) -> Connection:
         """Dial ``member`` within its connect deadline; give up when ``abandon`` is set."""
         assert self._tg is not None
@@ -400,14 +411,15 @@ class ConnectionManager:
         dialling = anyio.CancelScope()
         watching = anyio.CancelScope()
 
-        async def give_up() -> None:
+        async def give_up(abandon: anyio.Event) -> None:
             with watching:
                 await abandon.wait()
                 dialling.cancel()
 
-        # The watcher runs in the manager's task group, not in one of its own here: errors
-        # of the dial then reach the caller as they are, not wrapped in an exception group.
-        self._tg.start_soon(give_up)
+        if abandon is not None:
+            # In the manager's task group, not one of its own here: errors of the dial then
+            # reach the caller as they are, not wrapped in an exception group.
+            self._tg.start_soon(give_up, abandon)
         connection: Connection | None = None
         try:
             with dialling, anyio.fail_after(limits.connect_timeout_s + limits.close_timeout_s):
@@ -675,8 +687,6 @@ class ConnectionManager:
         retries with backoff, unless the failure is fatal (or a failover moves on)."""
         self._report.lost(self._clock.now())
         member = self._dialled
-        if self._target is None and self._switch_cause == CIRCUIT_OPEN:
-            self._switch_cause = ""  # the provider chosen over an open breaker failed too
         verdict = self._classify(self._members[member].new_translator(), exc)
         cause = cause_code(exc)
         # Journalled under the epoch that never opened, so `journal show` and the viewer say
@@ -895,7 +905,7 @@ class ConnectionManager:
                 case UserAudioCommitted():
                     self._reply_due(now)  # the provider answers a committed turn
                     if active and link is not None and link.sender is not None:
-                        self._audio_in.log.mark_safe(self._safe_index(link.sender, event))
+                        self._audio_in.log.mark_safe(link.sender.safe_index(event.audio_end_ms))
                         link.carried_turn = True
                 case GenerationStarted() | GenerationTextDelta() | GenerationAudioDelta():
                     self._awaiting_since = None
@@ -912,15 +922,6 @@ class ConnectionManager:
                         link.last_error_code = code
                 case _:
                     pass
-
-    def _safe_index(self, sender: TransportSend, event: UserAudioCommitted) -> int:
-        """The audio log index a safe point covers, less the provider's margin for audio
-        that may still have been in flight (``limits.safe_point_margin_ms``)."""
-        index = sender.safe_index(event.audio_end_ms)
-        margin_ms = self._limits.safe_point_margin_ms
-        if margin_ms > 0:
-            index = max(sender.start_index, index - margin_ms // self._audio_in.frame_ms)
-        return index
 
     def _on_unencodable(self, command: Command, error: Exception) -> None:
         """The translator could not encode ``command``: it is dropped and the app told."""

@@ -141,11 +141,18 @@ class TransportSend:
 
         A provider reports its safe point (``UserAudioCommitted.audio_end_ms``) in ms of *this
         connection's* input, which began at ``start_index``; None means everything sent so
-        far. Never beyond what this sender actually sent.
+        far. Never beyond what this sender actually sent, and for a provider whose safe
+        points carry no position, ``limits.safe_point_margin_ms`` short of it: that audio may
+        still have been in flight.
         """
         if audio_end_ms is None:
-            return self.cursor
-        return min(self.cursor, self.start_index + max(0, audio_end_ms) // self.frame_ms)
+            index = self.cursor
+        else:
+            index = min(self.cursor, self.start_index + max(0, audio_end_ms) // self.frame_ms)
+        margin_ms = self._translator.limits.safe_point_margin_ms
+        if margin_ms > 0:
+            index = max(self.start_index, index - margin_ms // self.frame_ms)
+        return index
 
     async def run(self) -> None:
         log = self._log
