@@ -73,7 +73,10 @@ Method (also printed with the figures):
   ``compress`` (permessage-deflate offered on antiphon's OpenAI socket, websockets' default;
   the baseline keeps it off), ``journal_flusher`` (a flusher task per session handing its
   fsyncs to a worker thread, instead of the file journal's one flusher thread for all
-  sessions).
+  sessions), ``filesystem_sync`` (the flusher fsyncs every dirty file of a round instead of
+  syncing the filesystem once), ``send_at_once`` (every frame wakes the connection's sender,
+  which sends it, instead of going out from the task that handed it over while the sender
+  waits for it).
 * audio_frames_per_message (antiphon): user audio frames sent / ``AudioFrame`` commands
   encoded over the run, summed over the sessions' senders: 1.0 when every frame went out
   alone; more when frames that queued while a sender was busy went out joined.
@@ -137,7 +140,14 @@ SCALE = (1, 10, 50, 100, 200)
 IDLE_S = 2.0
 HELD_MS = 100.0  # a chunk handed to the client later than this behind its schedule: not held
 # Bench-only patches, for a before/after of one change in one run (``--ab NAME``).
-AB_PATCHES = ("send_deadline", "coalesce", "journal_flusher", "compress")
+AB_PATCHES = (
+    "send_deadline",
+    "coalesce",
+    "journal_flusher",
+    "compress",
+    "filesystem_sync",
+    "send_at_once",
+)
 
 
 # --- shared inputs ---------------------------------------------------------------------
@@ -878,6 +888,23 @@ def _apply_patch(name: str) -> None:
             self.compress = True  # as before: permessage-deflate offered (websockets' default)
 
         OpenAIConnector.__init__ = with_deflate  # type: ignore[method-assign]
+        return
+    if name == "filesystem_sync":
+        from antiphon.journal import _file
+
+        # As before: every round fsyncs each dirty file.
+        _file.filesystem_sync_for = lambda directory, scope: None
+        return
+    if name == "send_at_once":
+        from antiphon.actors.transport_send import TransportSend
+
+        init = TransportSend.__init__
+
+        def woken_per_frame(self: TransportSend, **kwargs: Any) -> None:
+            init(self, **kwargs)
+            self._direct = None  # as before: every frame wakes the sender, which sends it
+
+        TransportSend.__init__ = woken_per_frame  # type: ignore[method-assign]
         return
     raise SystemExit(f"unknown patch {name!r}")
 

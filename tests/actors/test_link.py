@@ -93,6 +93,9 @@ class _ForeverSender:
     async def run(self) -> None:
         await anyio.sleep_forever()
 
+    def stop_sending_at_once(self) -> None:
+        pass
+
 
 async def test_stopping_a_sender_that_has_not_started_yet_stops_it() -> None:
     """A link closed right after it was activated (a session closed as soon as it connected)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -15,7 +16,7 @@ from antiphon.actors.audio_in import AudioLog
 from antiphon.actors.transport_send import TransportSend
 from antiphon.adapters import Capabilities, Frame, Limits
 from antiphon.journal import MemoryJournal, WireCapture, read_capture
-from antiphon.protocol import Command, SessionState
+from antiphon.protocol import Command, GenerateReply, SessionState
 from antiphon.testing._translator import ScriptedTranslator
 
 FRAME_BYTES = 640  # 20 ms at 16 kHz
@@ -110,6 +111,7 @@ async def test_a_busy_sender_joins_the_frames_that_queued_up_to_the_limit() -> N
     # A safe point of 60 ms covers three frames; one beyond what was sent covers no more.
     assert sender.safe_index(60) == 3
     assert sender.safe_index(10_000) == 9
+    capture.flush()
     captured = [(f.audio_index, f.audio_frames) for f in read_capture(journal, "s")]
     assert captured == [(0, 1), (1, 1), (2, 5), (7, 2)]
 
@@ -128,3 +130,157 @@ async def test_a_limit_of_one_frame_sends_every_frame_alone() -> None:
         assert [await wire.take() for _ in range(3)] == [_frame(0), _frame(1), _frame(2)]
         tg.cancel_scope.cancel()
     assert (sender.frames_sent, sender.audio_commands) == (3, 3)
+
+
+class _DirectWire:
+    """A connection that can also send without waiting (``NonBlockingSend``), while it has
+    ``room``: it records every frame and which way it went out."""
+
+    def __init__(self) -> None:
+        self.room = True
+        self.sent: list[tuple[str, str]] = []  # (how: "at once" | "send", the frame's kind)
+        self.audio: list[bytes] = []
+        self._arrived = anyio.Event()
+
+    def _take(self, how: str, frame: Frame) -> None:
+        assert isinstance(frame, str)
+        message = json.loads(frame)
+        self.sent.append((how, message["t"]))
+        if message["t"] == "audio":
+            self.audio.append(base64.b64decode(message["b64"]))
+        self._arrived.set()
+
+    def send_nowait(self, frame: Frame) -> bool:
+        if not self.room:
+            return False
+        self._take("at once", frame)
+        return True
+
+    async def send(self, frame: Frame) -> None:
+        await anyio.lowlevel.checkpoint()
+        self._take("send", frame)
+
+    async def receive(self) -> Frame:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+    async def until(self, count: int) -> None:
+        with anyio.fail_after(10):
+            while len(self.sent) < count:
+                self._arrived = anyio.Event()
+                await self._arrived.wait()
+
+
+async def _waiting(log: AudioLog) -> None:
+    """Until the sender waits on the log, taking frames directly."""
+    with anyio.fail_after(10):
+        while log._direct is None:
+            await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.anyio
+async def test_an_idle_sender_sends_each_frame_in_the_appending_task() -> None:
+    journal = MemoryJournal(capture="metadata")
+    capture = WireCapture(
+        journal.writer("s"), "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: 0
+    )
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    sender = _sender(cast("Any", wire), log, max_chunk_ms=100, capture=capture)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        for i in range(5):
+            log.append(_frame(i))
+            # Out before append returned: no task switch, no wake-up of the sender.
+            assert wire.audio[-1] == _frame(i)
+        tg.cancel_scope.cancel()
+    assert wire.sent == [("at once", "audio")] * 5
+    assert (sender.cursor, sender.frames_sent, sender.frames_sent_at_once) == (5, 5, 5)
+    assert (sender.audio_commands, sender.frames_resent) == (5, 3)
+    capture.flush()
+    assert [(f.audio_index, f.audio_frames) for f in read_capture(journal, "s")] == [
+        (i, 1) for i in range(5)
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_queued_command_goes_before_the_frames_appended_after_it() -> None:
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    sender = _sender(cast("Any", wire), log, max_chunk_ms=20)
+    outbox = sender._outbox
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        log.append(_frame(0))
+        outbox.put(GenerateReply())  # wakes the sender: frames now wait their turn
+        log.append(_frame(1))
+        log.append(_frame(2))
+        await wire.until(4)
+        await _waiting(log)
+        log.append(_frame(3))  # idle again: at once
+        tg.cancel_scope.cancel()
+    assert wire.sent == [
+        ("at once", "audio"),
+        ("send", "reply"),
+        ("send", "audio"),
+        ("send", "audio"),
+        ("at once", "audio"),
+    ]
+    assert wire.audio == [_frame(i) for i in range(4)]
+    assert (sender.cursor, sender.frames_sent, sender.frames_sent_at_once) == (4, 4, 2)
+
+
+@pytest.mark.anyio
+async def test_a_frame_the_connection_cannot_take_at_once_is_sent_by_the_sender() -> None:
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    sender = _sender(cast("Any", wire), log, max_chunk_ms=20)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        wire.room = False  # its buffer is full, say
+        log.append(_frame(0))
+        assert wire.sent == []  # nothing was done in the appending task
+        await wire.until(1)
+        wire.room = True
+        await _waiting(log)
+        sender.stop_sending_at_once()  # being stopped: nothing more at once
+        log.append(_frame(1))
+        assert len(wire.sent) == 1
+        tg.cancel_scope.cancel()
+    assert wire.sent[0] == ("send", "audio")
+    assert sender.frames_sent_at_once == 0
+
+
+@pytest.mark.anyio
+async def test_frames_sent_at_once_keep_a_keep_alive_from_going_out() -> None:
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    clock = [0.0]
+    limits = Limits(input_sample_rate=16_000, frame_ms=20, idle_timeout_s=10.0)
+    sender = TransportSend(
+        epoch=1,
+        connection=cast("Any", wire),
+        translator=ScriptedTranslator(capabilities=Capabilities(), limits=limits),
+        log=log,
+        outbox=Outbox(log.wake),
+        start_index=0,
+        frame_ms=20,
+        high_water=0,
+        state=SessionState,
+        on_sent=lambda command, epoch, frames: None,
+        on_unencodable=lambda command, error: None,
+        now=lambda: clock[0],
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        clock[0] = 4.0
+        log.append(_frame(0))
+        assert sender.keepalive.last_sent_at == 4.0  # the timer heard of it
+        tg.cancel_scope.cancel()
+    assert wire.sent == [("at once", "audio")]

@@ -90,3 +90,49 @@ async def test_send_into_a_full_buffer_keeps_its_deadline() -> None:
             assert not conn._send_cannot_block(SMALL)
         finally:
             await conn.aclose()
+
+
+@asynccontextmanager
+async def recording_server() -> AsyncIterator[tuple[str, list[str | bytes]]]:
+    """A server that keeps every message it receives."""
+    received: list[str | bytes] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        async for message in ws:
+            received.append(message)
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/", received
+
+
+@pytest.mark.anyio
+async def test_send_nowait_puts_the_frame_on_the_wire_in_order() -> None:
+    async with recording_server() as (url, received):
+        conn = await _open(url)
+        try:
+            assert conn.send_nowait("one")
+            await conn.send("two")
+            assert conn.send_nowait(b"\x01\x02")  # a binary frame stays binary
+            assert conn.send_nowait("é" * 10)
+            with anyio.fail_after(10):
+                while len(received) < 4:
+                    await anyio.sleep(0.01)
+        finally:
+            await conn.aclose()
+        assert received == ["one", "two", b"\x01\x02", "é" * 10]
+        assert not conn.send_nowait("after close")  # nothing done: send reports the close
+
+
+@pytest.mark.anyio
+async def test_send_nowait_does_nothing_when_the_send_would_wait() -> None:
+    async with stalled_server() as url:
+        conn = await _open(url)
+        try:
+            with anyio.fail_after(30), pytest.raises(ProviderTimeout):
+                await _fill(conn)
+            size = conn._ws.transport.get_write_buffer_size()
+            assert not conn.send_nowait(SMALL)
+            assert conn._ws.transport.get_write_buffer_size() == size  # nothing was written
+        finally:
+            await conn.aclose()

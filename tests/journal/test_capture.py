@@ -10,7 +10,8 @@ import pytest
 
 from antiphon.errors import JournalError
 from antiphon.journal import FileJournal, MemoryJournal, WireCapture, frame_payload, read_capture
-from antiphon.journal._capture import REDACTED, frame_kind, redact_text, scrub
+from antiphon.journal._capture import FLUSH_BYTES, REDACTED, frame_kind, redact_text, scrub
+from antiphon.protocol import AudioSpan, SessionClosed
 
 AUDIO = bytes(range(256)) * 4  # 1 KiB: long enough to be cut out
 B64 = base64.b64encode(AUDIO).decode()
@@ -64,6 +65,7 @@ def test_audio_is_cut_out_and_put_back_exactly() -> None:
     capture.sent(1, sent, audio_index=0)
     capture.received(1, received)
     capture.received(1, AUDIO[:333])  # a binary frame that is not JSON: audio as a whole
+    capture.flush()
     frames = read_capture(journal, sid)
     assert [f.direction for f in frames] == ["sent", "received", "received"]
     assert [f.index for f in frames] == [0, 0, 1]
@@ -90,6 +92,7 @@ def test_metadata_keeps_no_payload() -> None:
     journal = MemoryJournal()
     capture, sid = _capture(journal, "metadata")
     capture.received(2, json.dumps({"type": "response.output_audio.delta", "delta": B64}))
+    capture.flush()
     (frame,) = read_capture(journal, sid)
     assert frame.payload is None
     assert frame.audio == ()
@@ -127,6 +130,58 @@ def test_capture_survives_a_file_journal_reopen_and_a_cut_tail(tmp_path: Path) -
     frames = read_capture(reopened, sid)
     assert [f.audio_index for f in frames] == [0, 1, 2, 3]
     assert json.loads(frame_payload(reopened, sid, frames[3]))["audio"] == B64
+
+
+def test_entries_are_written_together_and_before_the_next_record() -> None:
+    journal = MemoryJournal()
+    writer = journal.writer("s1")
+    capture = WireCapture(
+        writer, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: writer.next_seq
+    )
+    writes: list[int] = []
+    store = capture._write_audio
+
+    def counted(stream: str, data: bytes, rate: int) -> AudioSpan:
+        writes.append(len(data))
+        return store(stream, data, rate)
+
+    capture._write_audio = counted
+    for i in range(3):
+        capture.sent(1, json.dumps({"type": "input_audio_buffer.append", "n": i}), audio_index=i)
+    assert read_capture(journal, "s1") == []  # collected, not written yet
+    writer.append([SessionClosed()], expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
+    # Written before the record, in one write; a record never precedes a frame captured first.
+    assert [f.audio_index for f in read_capture(journal, "s1")] == [0, 1, 2]
+    assert len(writes) == 1
+    assert capture.frames == 3
+    # A long stretch without records is written in pieces of FLUSH_BYTES.
+    frame = json.dumps({"type": "input_audio_buffer.append", "audio": "x" * 64})
+    n = 0
+    while len(writes) < 2:
+        capture.sent(1, frame, audio_index=3 + n)
+        n += 1
+    assert writes[1] >= FLUSH_BYTES
+    writer.close()  # writes the rest
+    assert len(read_capture(journal, "s1")) == 3 + n
+
+
+def test_a_capture_that_cannot_be_written_counts_its_frames_and_stops() -> None:
+    journal = MemoryJournal()
+    writer = journal.writer("s1")
+    capture = WireCapture(
+        writer, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: writer.next_seq
+    )
+
+    def refuse(stream: str, data: bytes, rate: int) -> AudioSpan:
+        raise JournalError("disk full")
+
+    capture._write_audio = refuse
+    capture.sent(1, '{"type":"a"}')
+    capture.received(1, '{"type":"b"}')
+    capture.flush()
+    capture.sent(1, '{"type":"c"}')  # capturing stopped
+    capture.flush()
+    assert (capture.frames, capture.errors) == (0, 2)
 
 
 def test_capture_mode_is_checked() -> None:

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from antiphon.errors import JournalConflict, JournalCorrupt, JournalError, NotAJournal
-from antiphon.journal import Durability, FileJournal, check, open_journal
+from antiphon.journal import Durability, FileJournal, JournalWriter, check, open_journal
+from antiphon.journal._file import SyncScope, filesystem_sync_for, mount_of
 from antiphon.protocol import (
     SCHEMA_VERSION,
     Event,
@@ -314,41 +315,179 @@ def _wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.005)
 
 
-def test_deferred_writers_are_synced_together_by_one_flusher(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
+class _Syncs:
+    """The journal's real fsyncs and filesystem syncs, counted (and made to fail on demand)."""
 
-    def fsync(fd: int) -> None:  # the real fsync, counted
-        synced.append(fd)
-        real_fsync(fd)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, journal: FileJournal) -> None:
+        self.fsyncs: list[int] = []
+        self.filesystem: list[int] = []
+        self.fail_fsync = False
+        self.fail_filesystem = False
+        real_fsync = os.fsync
 
-    monkeypatch.setattr(os, "fsync", fsync)
-    journal = FileJournal(tmp_path, durability=Durability.batch(0.05))
-    writers = [journal.writer(f"s{i}") for i in range(20)]
+        def fsync(fd: int) -> None:
+            self.fsyncs.append(fd)
+            if self.fail_fsync:
+                raise OSError(5, "Input/output error")
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        real_whole = journal._flusher._filesystem_sync
+        if real_whole is not None:
+
+            def whole(fd: int) -> None:
+                self.filesystem.append(fd)
+                if self.fail_filesystem:
+                    raise OSError(5, "Input/output error")
+                real_whole(fd)
+
+            monkeypatch.setattr(journal._flusher, "_filesystem_sync", whole)
+
+
+def _deferred_writers(journal: FileJournal, n: int) -> list[JournalWriter]:
+    """``n`` writers with their first segment written and synced, synced by the flusher."""
+    writers = [journal.writer(f"s{i}") for i in range(n)]
     for writer in writers:
+        writer.append(text_events(1), expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
+        writer.flush()
         writer.deferred_sync = True
-    assert journal.flushes_itself
-    assert _flusher_threads() == 0  # nothing written yet: no thread
-    synced.clear()
-    for writer in writers:
-        writer.append(text_events(2), expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
-        writer.write_audio("user", b"\1\0" * 160, 16_000)
-        # The journal's flusher syncs it: nobody else needs to call flush.
-        assert writer.flush_deadline is None
-    assert _flusher_threads() == 1
-    # Every writer's records and audio reach the disk (within the 0.05 s batch window, but
-    # this waits for the syncs, not for time).
-    _wait_for(lambda: len(synced) >= 2 * len(writers))
-    streams = list(journal._leases.values())
-    _wait_for(lambda: not any(s._dirty for s in streams))
-    assert journal._flusher.rounds <= 3  # one round for all of them, not one per writer
+    return writers
+
+
+def _synced(journal: FileJournal) -> bool:
+    """Every stream was synced since its last write (not dirty, and no round in progress)."""
+    return not any(s.dirty for s in journal._leases.values()) and not journal._flusher.busy
+
+
+def _close(writers: list[JournalWriter]) -> None:
     for writer in writers:
         writer.close()
     _wait_for(lambda: _flusher_threads() == 0)  # the last writer closed: the thread ends
+
+
+def _write_some(writers: list[JournalWriter]) -> None:
+    for writer in writers:
+        writer.append(text_events(2), expected_seq=1, epoch=1, mono_ns=0, wall_ns=0)
+        writer.write_audio("user", b"\1\0" * 160, 16_000)
+        # The journal's flusher syncs it: nobody else needs to call flush.
+        assert writer.flush_deadline is None
+
+
+needs_syncfs = pytest.mark.skipif(
+    filesystem_sync_for(Path(tempfile.gettempdir()), "auto") is None,
+    reason="the filesystem here is synced file by file",
+)
+
+
+@pytest.mark.parametrize("sync", ["files", pytest.param("filesystem", marks=needs_syncfs)])
+def test_deferred_writers_are_synced_together_by_one_flusher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: SyncScope
+) -> None:
+    journal = FileJournal(tmp_path, durability=Durability.batch(0.05), sync=sync)
+    syncs = _Syncs(monkeypatch, journal)
+    assert journal.flushes_itself
+    writers = _deferred_writers(journal, 20)
+    assert _flusher_threads() == 0  # nothing written since the flushes: no thread
+    syncs.fsyncs.clear()
+    _write_some(writers)
+    assert _flusher_threads() == 1
+    # Every writer's records and audio reach the disk (within the 0.05 s batch window, but
+    # this waits for the syncs, not for time).
+    _wait_for(lambda: _synced(journal))
+    assert journal._flusher.rounds <= 3  # one round for all of them, not one per writer
+    if sync == "files":
+        assert len(syncs.fsyncs) >= 2 * len(writers)  # each writer's segment and audio store
+        assert not syncs.filesystem
+    else:
+        assert 1 <= len(syncs.filesystem) <= journal._flusher.rounds  # one call per round
+        assert not syncs.fsyncs
+    _close(writers)
     reader = FileJournal(tmp_path, create=False)
-    assert all(len(list(reader.records(f"s{i}"))) == 2 for i in range(20))
+    assert all(len(list(reader.records(f"s{i}"))) == 3 for i in range(20))
+
+
+@needs_syncfs
+def test_a_round_with_few_files_fsyncs_them_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = FileJournal(tmp_path, durability=Durability.batch(0.01), sync="filesystem")
+    syncs = _Syncs(monkeypatch, journal)
+    writers = _deferred_writers(journal, 2)  # 4 files: below FILESYSTEM_SYNC_MIN_FILES
+    syncs.fsyncs.clear()
+    _write_some(writers)
+    _wait_for(lambda: _synced(journal))
+    assert len(syncs.fsyncs) == 4
+    assert not syncs.filesystem
+    _close(writers)
+
+
+@needs_syncfs
+def test_a_failed_filesystem_sync_is_retried_file_by_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = FileJournal(tmp_path, durability=Durability.batch(0.01))
+    syncs = _Syncs(monkeypatch, journal)
+    syncs.fail_filesystem = True
+    writers = _deferred_writers(journal, 10)
+    syncs.fsyncs.clear()
+    _write_some(writers)
+    streams = list(journal._leases.values())
+    _wait_for(lambda: _synced(journal))
+    assert syncs.filesystem  # tried first
+    assert len(syncs.fsyncs) >= 2 * len(writers)  # then every stream synced its own files
+    assert all(s.open and s.failure is None for s in streams)  # and all of them succeeded
+    _close(writers)
+
+
+@pytest.mark.parametrize("sync", ["files", pytest.param("auto", marks=needs_syncfs)])
+def test_a_failed_batch_sync_closes_the_stream_and_its_next_append_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync: SyncScope
+) -> None:
+    journal = FileJournal(tmp_path, durability=Durability.batch(0.01), sync=sync)
+    syncs = _Syncs(monkeypatch, journal)
+    writers = _deferred_writers(journal, 10)
+    syncs.fail_filesystem = syncs.fail_fsync = True
+    _write_some(writers)
+    streams = list(journal._leases.values())
+    _wait_for(lambda: not any(s.open for s in streams))
+    for writer in writers:
+        with pytest.raises(JournalError, match=r"fsync failed: .*Input/output error"):
+            writer.append(text_events(1), expected_seq=3, epoch=1, mono_ns=0, wall_ns=0)
+    _close(writers)
+
+
+_MOUNTINFO = [
+    "22 27 0:21 / /proc rw,relatime - proc proc rw",
+    "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard",
+    "30 27 254:1 / /data rw,relatime shared:5 master:1 - ext4 /dev/vdb rw,data=writeback",
+    "31 27 0:40 / /mnt/nfs rw - nfs4 server:/export rw,vers=4.2",
+    "32 27 0:41 / /tmp rw - tmpfs tmpfs rw,size=100k",
+    "33 27 8:3 / /x rw - xfs /dev/sda3 rw,attr2",
+]
+
+
+@pytest.mark.parametrize(
+    ("major", "minor", "expected"),
+    [
+        (254, 0, ("ext4", "rw,discard")),
+        (254, 1, ("ext4", "rw,data=writeback")),  # optional fields before the separator
+        (0, 40, ("nfs4", "rw,vers=4.2")),
+        (0, 41, ("tmpfs", "rw,size=100k")),
+        (8, 3, ("xfs", "rw,attr2")),
+        (9, 9, ("", "")),  # no such device
+    ],
+)
+def test_mount_of_reads_the_filesystem_type_and_options(
+    major: int, minor: int, expected: tuple[str, str]
+) -> None:
+    assert mount_of(_MOUNTINFO, major, minor) == expected
+
+
+def test_sync_scope_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="sync must be one of auto, files, filesystem"):
+        FileJournal(tmp_path, sync="everything")  # type: ignore[arg-type]
+    assert filesystem_sync_for(tmp_path, "files") is None
+    assert FileJournal(tmp_path, sync="files")._flusher._filesystem_sync is None
 
 
 def test_an_idle_deferred_writer_costs_the_flusher_nothing(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import abc
 from typing import Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 import msgspec
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -53,6 +54,8 @@ class Actor(abc.ABC, Generic[M]):
         self._send: MemoryObjectSendStream[Envelope[M]]
         self._recv: MemoryObjectReceiveStream[Envelope[M]]
         self._send, self._recv = anyio.create_memory_object_stream[Envelope[M]](mailbox_size)
+        # Set by a send while run() waits for mail (see run()); made only for that wait.
+        self._mail: anyio.Event | None = None
         self.stats = ActorStats(name=name, queue_size=mailbox_size)
         self.running = False  # True while run() is handling the mailbox
 
@@ -61,6 +64,7 @@ class Actor(abc.ABC, Generic[M]):
     async def send(self, body: M, *, epoch: int = 0) -> None:
         """Put a message in the mailbox, waiting while it is full (back-pressure)."""
         await self._send.send(Envelope(epoch, body))
+        self._notify()
 
     def send_nowait(self, body: M, *, epoch: int = 0) -> bool:
         """Put a message in the mailbox if there is room; False (and counted) when full."""
@@ -69,17 +73,31 @@ class Actor(abc.ABC, Generic[M]):
         except anyio.WouldBlock:
             self.stats.dropped_overrun += 1
             return False
+        self._notify()
         return True
+
+    def _notify(self) -> None:
+        if self._mail is not None:
+            self._mail.set()
 
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Handle messages until cancelled. Survives restarts: the mailbox outlives the task."""
+        """Handle messages until cancelled. Survives restarts: the mailbox outlives the task.
+
+        An empty mailbox is waited on with an event the senders set, not with the stream's
+        ``receive()``: a receiver parked in ``receive()`` holds several times the memory,
+        and an actor is parked most of its life.
+        """
         await self.on_start()
         self.running = True
         task_status.started()
         try:
-            async for envelope in self._recv:
+            while True:
+                try:
+                    envelope = await self._receive()
+                except anyio.EndOfStream:
+                    return
                 if envelope.epoch and envelope.epoch < self.epoch:
                     self.stats.dropped_stale += 1
                     continue
@@ -87,6 +105,20 @@ class Actor(abc.ABC, Generic[M]):
                 self.stats.handled += 1
         finally:
             self.running = False
+
+    async def _receive(self) -> Envelope[M]:
+        """The next message, after a checkpoint (one message per turn, as ``receive()``)."""
+        await anyio.lowlevel.checkpoint()
+        while True:
+            try:
+                return self._recv.receive_nowait()
+            except anyio.WouldBlock:
+                pass  # not awaited in here: the exception and its traceback would live on
+            self._mail = anyio.Event()
+            try:
+                await self._mail.wait()
+            finally:
+                self._mail = None
 
     def queued(self) -> int:
         """Messages waiting in the mailbox."""
@@ -106,3 +138,4 @@ class Actor(abc.ABC, Generic[M]):
 
     def close(self) -> None:
         self._send.close()
+        self._notify()

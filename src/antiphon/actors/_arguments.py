@@ -64,6 +64,8 @@ def _fail_type(argument: str, expected: str, value: object) -> NoReturn:
 
 
 def _int(value: object, argument: str) -> int:
+    if type(value) is int:  # the common case, without the ABC check (send_audio's hot path)
+        return value
     # bool is an int subclass, but True as a sample rate is certainly a caller bug.
     if isinstance(value, bool) or not isinstance(value, Integral):
         _fail_type(argument, "an int", value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -23,16 +25,36 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The event loop's clock (``anyio.current_time``), wall time from ``time.time_ns``."""
+    """The event loop's clock (``anyio.current_time``), wall time from ``time.time_ns``.
+
+    The runtime asks for the time several times per frame, so on asyncio the loop's clock is
+    looked up once, at the first call (``anyio.current_time`` looks the backend up on every
+    call): a clock serves the event loop of the session that made it.
+    """
+
+    def __init__(self) -> None:
+        self._current_time: Callable[[], float] | None = None
 
     def now(self) -> float:
-        return anyio.current_time()
+        current_time = self._current_time
+        if current_time is None:
+            current_time = self._current_time = _event_loop_time()
+        return current_time()
 
     def wall_ns(self) -> int:
         return time.time_ns()
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
+
+
+def _event_loop_time() -> Callable[[], float]:
+    """The running asyncio loop's own clock (what ``anyio.current_time`` reads there), else
+    ``anyio.current_time`` itself."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # not asyncio (trio)
+        return anyio.current_time
 
 
 class ManualClock:

@@ -10,7 +10,7 @@ provider's close sequence first) never hangs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import anyio
@@ -37,6 +37,7 @@ class Link:
         opened_at: float,
         opened_wall_s: float,
         state: Callable[[], SessionState],
+        on_done: Callable[[], None] | None = None,
     ) -> None:
         self.epoch = epoch
         self.translator = translator
@@ -52,23 +53,30 @@ class Link:
         self._state = state
         self.failure: Exception | None = None
         self.done = anyio.Event()
+        self._on_done = on_done
         self.closing = False
         self.last_error_code = ""
         self._close_timeout = close_timeout_s
         self._tg: TaskGroup | None = None
         self._sender_scope: anyio.CancelScope | None = None
-        self._sender_done = anyio.Event()
-        self._watchdog_wake = anyio.Event()
+        self._sender_ended = False
+        self._sender_done: anyio.Event | None = None  # made when someone waits for the end
+        self._watchdog: Callable[[], Awaitable[None]] | None = None
+        self._watching = False  # the watchdog's task is running
         self._closed = False
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                tg.start_soon(self._guard, self.receiver.run)
                 task_status.started()
+                # The receiver runs in this task, the group's host: a task fewer per
+                # connection, with the same fate (its failure cancels the group).
+                await self._guard(self.receiver.run)
         finally:
             self.done.set()
+            if self._on_done is not None:
+                self._on_done()
             with anyio.CancelScope(shield=True):
                 if self.failure is not None:
                     # A stream ended by a provider error may still take input: end the
@@ -90,6 +98,8 @@ class Link:
         except Exception as exc:
             if self.failure is None and not self.closing:
                 self.failure = exc
+            if self.sender is not None:
+                self.sender.stop_sending_at_once()
             assert self._tg is not None
             self._tg.cancel_scope.cancel()
 
@@ -107,40 +117,48 @@ class Link:
             with scope:
                 await self._guard(sender.run)
         finally:
-            self._sender_done.set()
+            self._sender_ended = True
+            if self._sender_done is not None:
+                self._sender_done.set()
 
     def start_watchdog(self, check: Callable[[], float | None], clock: Clock) -> None:
-        """Run ``check`` when it asks to be run again, or raises.
+        """Run ``check`` (in a task of the link), and again when it asks to be run again, or
+        raises: that fails the link.
 
         ``check`` returns the seconds until it should run next, or None when nothing is due
-        (no reply awaited): the watchdog then sleeps until :meth:`wake_watchdog`, so an idle
-        connection costs no wake-ups at all.
+        (no reply awaited): the watchdog's task then ends, and :meth:`wake_watchdog` starts
+        it again, so an idle connection costs neither wake-ups nor a task.
         """
-        assert self._tg is not None
 
         async def watchdog() -> None:
-            while True:
-                delay = check()
-                if delay is not None:
+            try:
+                while (delay := check()) is not None:
                     await clock.sleep(delay)
-                    continue
-                if not self._watchdog_wake.is_set():
-                    await self._watchdog_wake.wait()
-                self._watchdog_wake = anyio.Event()
+            finally:
+                self._watching = False
 
-        self._tg.start_soon(self._guard, watchdog)
+        self._watchdog = watchdog
+        self.wake_watchdog()
 
     def wake_watchdog(self) -> None:
         """Something became due (a reply is now awaited): run the watchdog's check again."""
-        self._watchdog_wake.set()
+        if self._watchdog is None or self._watching or self.done.is_set():
+            return  # not started, still running (it checks again after its sleep), or over
+        assert self._tg is not None
+        self._watching = True
+        self._tg.start_soon(self._guard, self._watchdog)
 
     async def stop_sending(self) -> None:
         """Stop transport-send and wait for it, so its cursor is final."""
         if self.sender is None:
             return
+        self.sender.stop_sending_at_once()
         if self._sender_scope is not None:
             self._sender_scope.cancel()
-        await self._sender_done.wait()
+        if not self._sender_ended:
+            if self._sender_done is None:
+                self._sender_done = anyio.Event()
+            await self._sender_done.wait()
 
     async def close(self, *, graceful: bool) -> None:
         """Close this link; ``graceful`` first sends the provider's close sequence."""
@@ -158,6 +176,8 @@ class Link:
             return
         self._closed = True
         self.closing = True
+        if self.sender is not None:
+            self.sender.stop_sending_at_once()
         # A close that fails has still closed: there is nothing to recover.
         with anyio.move_on_after(self._close_timeout, shield=True), suppress(Exception):
             await self.connection.aclose()

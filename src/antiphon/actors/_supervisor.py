@@ -24,11 +24,11 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import SupervisorEscalation
 from ._clock import Clock, SystemClock
@@ -98,11 +98,12 @@ class Backoff:
         return raw * (1.0 + self.jitter * (2.0 * rng.random() - 1.0))
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class _Child:
     spec: ChildSpec
     scope: anyio.CancelScope | None = None
-    done: anyio.Event = field(default_factory=anyio.Event)
+    ended: bool = False  # its task of the current start has ended
+    done: anyio.Event | None = None  # made only when someone must wait for that end
     running: bool = False
     restarts: int = 0
 
@@ -142,20 +143,19 @@ class Supervisor:
         self.backoff = backoff or Backoff()
         self.clock: Clock = clock or SystemClock()
         self.seed = seed
-        self._rng = random.Random(seed)
+        # Made at the first restart: most supervisors never restart anything, and a
+        # generator's state is 2.5 KB.
+        self._rng: random.Random | None = None
         self._on_restart = on_restart
         self._children = [_Child(spec=spec) for spec in children]
         self._restart_times: list[float] = []
         self._consecutive = 0
-        self._exits: tuple[
-            MemoryObjectSendStream[tuple[_Child, Exception | None]],
-            MemoryObjectReceiveStream[tuple[_Child, Exception | None]],
-        ]
-        # One slot per child is enough: a child reports its exit once per run, and the
-        # supervisor drains reports before starting anything again.
-        self._exits = anyio.create_memory_object_stream[tuple[_Child, Exception | None]](
-            max(1, len(self._children))
-        )
+        # Exit reports, oldest first. At most one per child: a child reports its exit once
+        # per run, and the supervisor takes (or, for a sibling it stops, drops) the report
+        # before starting that child again. A list and an event made only while the
+        # supervisor waits cost less than a memory object stream and its waiting receiver.
+        self._exits: list[tuple[_Child, Exception | None]] = []
+        self._exited: anyio.Event | None = None
 
     def restarts(self) -> dict[str, int]:
         return {c.spec.name: c.restarts for c in self._children}
@@ -166,7 +166,6 @@ class Supervisor:
         Raises:
             SupervisorEscalation: a child exceeded the restart intensity.
         """
-        send, receive = self._exits
         escalation: SupervisorEscalation | None = None
         async with anyio.create_task_group() as tg:
             for child in self._children:
@@ -174,16 +173,31 @@ class Supervisor:
             task_status.started()
             try:
                 while any(c.running for c in self._children):
-                    child, error = await receive.receive()
+                    child, error = await self._next_exit()
                     child.running = False
                     await self._on_exit(tg, child, error)
             except SupervisorEscalation as exc:
                 # Raised outside the task group, so callers get it as is, not in a group.
                 escalation = exc
             tg.cancel_scope.cancel()
-        send.close()
         if escalation is not None:
             raise escalation
+
+    async def _next_exit(self) -> tuple[_Child, Exception | None]:
+        """The oldest exit report, waiting for one."""
+        await anyio.lowlevel.checkpoint()
+        while not self._exits:
+            self._exited = anyio.Event()
+            try:
+                await self._exited.wait()
+            finally:
+                self._exited = None
+        return self._exits.pop(0)
+
+    def _report_exit(self, child: _Child, error: Exception | None) -> None:
+        self._exits.append((child, error))
+        if self._exited is not None:
+            self._exited.set()
 
     async def _on_exit(self, tg: TaskGroup, child: _Child, error: Exception | None) -> None:
         restart = child.spec.restart
@@ -206,6 +220,8 @@ class Supervisor:
                 await self._stop(sibling)
         if self._on_restart is not None:
             self._on_restart(child.spec.name, error)
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
         delay = self.backoff.delay(self._consecutive, self._rng)
         if error is not None and child.spec.min_backoff is not None:
             delay = max(delay, child.spec.min_backoff())
@@ -225,28 +241,23 @@ class Supervisor:
     async def _stop(self, child: _Child) -> None:
         if child.scope is not None:
             child.scope.cancel()
-        await child.done.wait()
+        if not child.ended:
+            if child.done is None:
+                child.done = anyio.Event()
+            await child.done.wait()
         child.running = False
-        # Its exit report (None, from the cancellation) is still queued: drain it.
-        send, receive = self._exits
-        pending = receive.statistics().current_buffer_used
-        keep: list[tuple[_Child, Exception | None]] = []
-        for _ in range(pending):
-            item = receive.receive_nowait()
-            if item[0] is not child:
-                keep.append(item)
-        for item in keep:
-            send.send_nowait(item)
+        # An exit report it made before the cancellation reached it is still queued: drop it.
+        self._exits = [item for item in self._exits if item[0] is not child]
 
     async def _start(self, tg: TaskGroup, child: _Child) -> None:
-        child.done = anyio.Event()
+        child.ended, child.done = False, None
         child.running = True
         try:
             await tg.start(self._supervise_child, child)
         except Exception as exc:
             # Failed before it was ready: report it like any other exit.
             child.running = True
-            await self._exits[0].send((child, exc))
+            self._report_exit(child, exc)
 
     async def _supervise_child(self, child: _Child, *, task_status: TaskStatus[None]) -> None:
         error: Exception | None = None
@@ -267,12 +278,14 @@ class Supervisor:
                 raise
             error = exc
         finally:
-            child.done.set()
+            child.ended = True
+            if child.done is not None:
+                child.done.set()
         if not started:
             task_status.started()
         if child.scope is not None and child.scope.cancel_called:
             return  # stopped by us as part of a group restart: not an exit to act on
-        await self._exits[0].send((child, error))
+        self._report_exit(child, error)
 
 
 class StatusProxy:

@@ -51,7 +51,9 @@ class FrameSource(Protocol):
 
     def get(self, index: int) -> bytes | None: ...
 
-    async def wait_beyond(self, index: int) -> None: ...
+    async def wait_beyond(
+        self, index: int, direct: Callable[[int, bytes], bool] | None = None
+    ) -> None: ...
 
 
 class AudioLog:
@@ -70,6 +72,7 @@ class AudioLog:
         self.safe = 0  # frames below this index are in the conversation
         self.evicted = 0
         self._wake = anyio.Event()
+        self._direct: Callable[[int, bytes], bool] | None = None  # the waiting sender's
         self._listeners: list[Callable[[], None]] = []
         self.on_settled: Callable[[int], None] | None = None  # told each new safe point
 
@@ -85,7 +88,11 @@ class AudioLog:
             self._frames.popleft()
             self.base += 1
             self.evicted += 1
-        self._wake.set()
+        direct = self._direct
+        # Offered to the waiting sender first, unless it was woken already (a command is
+        # queued for it, or a frame it did not take: order matters).
+        if direct is None or self._wake.is_set() or not direct(index, frame):
+            self._wake.set()
         return index
 
     def get(self, index: int) -> bytes | None:
@@ -133,12 +140,23 @@ class AudioLog:
         """Where a new connection starts sending: the oldest frame not known to be safe."""
         return max(self.safe, self.base)
 
-    async def wait_beyond(self, index: int) -> None:
-        """Return once a frame at ``index`` or later exists (or when woken)."""
+    async def wait_beyond(
+        self, index: int, direct: Callable[[int, bytes], bool] | None = None
+    ) -> None:
+        """Return once a frame at ``index`` or later exists (or when woken).
+
+        One sender waits at a time. With ``direct``, each frame appended meanwhile is first
+        offered to it, in the appending task: when it returns True it took the frame (sent
+        it), and the waiter is not woken for it.
+        """
         if index < self.end:
             return
-        self._wake = anyio.Event()
-        await self._wake.wait()
+        self._wake = wake = anyio.Event()
+        self._direct = direct
+        try:
+            await wake.wait()
+        finally:
+            self._direct = None
 
     def wake(self) -> None:
         """Wake a waiting sender without a new frame (a command is queued for it)."""
@@ -336,7 +354,10 @@ class ResampledLog:
     def end(self) -> int:
         return self._log.end
 
-    async def wait_beyond(self, index: int) -> None:
+    async def wait_beyond(
+        self, index: int, direct: Callable[[int, bytes], bool] | None = None
+    ) -> None:
+        # Frames are resampled on the way out: the log's frames cannot be taken directly.
         await self._log.wait_beyond(index)
 
     def get(self, index: int) -> bytes | None:

@@ -24,6 +24,7 @@ old one cleanly); the others close first, then reopen.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ from ..protocol import (
     UserSpeechStopped,
     fold,
 )
-from ._clock import Clock
+from ._clock import Clock, SystemClock
 from ._delivery import ToolResultDelivery
 from ._link import Link
 from ._outbox import Outbox
@@ -122,6 +123,7 @@ class ConnectionStats:
     frames_sent: int = 0
     frames_resent: int = 0
     frames_skipped: int = 0
+    frames_sent_at_once: int = 0  # of frames_sent: from the appending task (send_at_once)
     malformed_frames: int = 0
     last_cause: str = ""
     provider: str = ""
@@ -272,9 +274,14 @@ class ConnectionManager:
             if self._return_at is not None:
                 deadline = self._return_at if deadline is None else min(deadline, self._return_at)
             within = None if deadline is None else max(0.0, deadline - now)
-            await wait_any(link.done, self._poke, clock=self._clock, within_s=within)
+            # A link that ends pokes the manager (``_wake``): one event says it all.
+            await wait_any(self._poke, clock=self._clock, within_s=within)
             if self._poke.is_set():
                 self._poke = anyio.Event()
+
+    def _wake(self) -> None:
+        """Make the manager look again: a link ended, or a rotation may be due."""
+        self._poke.set()
 
     def _return_due(self, now: float) -> RotationDue | None:
         """Time to go back to the first provider: the policy's delay passed, the turn is
@@ -360,6 +367,7 @@ class ConnectionManager:
                 opened_at=self._clock.now(),
                 opened_wall_s=self._clock.wall_ns() / 1e9,
                 state=lambda: self._recorder.state,
+                on_done=self._wake,  # so the manager waits on one event, not on each link's
             )
             link.history_truncated = handshake.history_truncated
             link.resumed = handshake.resumed  # the handshake really asked the provider to resume
@@ -796,7 +804,9 @@ class ConnectionManager:
         self._stats.frames_sent += sender.frames_sent
         self._stats.frames_resent += sender.frames_resent
         self._stats.frames_skipped += sender.frames_skipped
+        self._stats.frames_sent_at_once += sender.frames_sent_at_once
         sender.frames_sent = sender.frames_resent = sender.frames_skipped = 0
+        sender.frames_sent_at_once = 0
 
     # -- rotation ----------------------------------------------------------------------------
 
@@ -1067,12 +1077,20 @@ class ConnectionManager:
                 stats.frames_sent += link.sender.frames_sent
                 stats.frames_resent += link.sender.frames_resent
                 stats.frames_skipped += link.sender.frames_skipped
+                stats.frames_sent_at_once += link.sender.frames_sent_at_once
         return stats
 
 
 async def wait_any(*events: anyio.Event, clock: Clock, within_s: float | None) -> None:
     """Return when any of ``events`` is set, or after ``within_s`` seconds on ``clock``."""
     if any(e.is_set() for e in events):
+        return
+    if len(events) == 1 and (within_s is None or type(clock) is SystemClock):
+        # One event, with no deadline or one on the event loop's own clock (which is what
+        # SystemClock sleeps on), needs no task: a waiting connection manager holds a cancel
+        # scope, not a task group with a task per event.
+        with anyio.move_on_after(math.inf if within_s is None else within_s):
+            await events[0].wait()
         return
     async with anyio.create_task_group() as tg:
 

@@ -203,7 +203,7 @@ class Session:
         )
         self._scope: anyio.CancelScope | None = None
         self._closed = False
-        self._ended = anyio.Event()
+        self._ended: anyio.Event | None = None  # made when someone waits for the end
         self.error: BaseException | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -249,7 +249,8 @@ class Session:
         finally:
             self._recorder.emit(SessionEnded(reason=reason, error=error))
             self._recorder.close_app_events()
-            self._ended.set()
+            if self._ended is not None:
+                self._ended.set()
 
     async def aclose(self) -> None:
         """End the session: flush audio, close the provider connection cleanly, close the
@@ -670,6 +671,11 @@ class Session:
             yield event
 
     async def wait_closed(self) -> None:
+        if self._closed:  # ended (_finish does not await between the flag and the event)
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._ended is None:
+            self._ended = anyio.Event()
         await self._ended.wait()
 
     def subscribe(self, listener: Callable[[Sequence[Event], int], None]) -> None:
@@ -701,6 +707,7 @@ class Session:
                 "frames_resent": conn.frames_resent,
                 "frames_evicted": log.evicted,
                 "frames_skipped": conn.frames_skipped,
+                "frames_sent_at_once": conn.frames_sent_at_once,
                 "safe_index": log.safe,
             },
             tools_completed=self._executor.completed,

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from ..adapters import Connection, Frame, Translator
+from ..adapters import Connection, Frame, NonBlockingSend, Translator
 from ..journal import WireCapture
 from ..protocol import AudioFrame, Command, KeepAlive, SessionState
 from ._outbox import Outbox
@@ -135,6 +135,12 @@ class TransportSend:
         self.max_frames = max(1, translator.limits.max_chunk_ms // frame_ms)
         self.audio_commands = 0  # AudioFrame commands encoded: frames_sent / this = batching
         self._batch = 1  # frames in the AudioFrame being sent (for the wire capture)
+        # Frames sent from the appending task while this sender waited (see send_at_once).
+        self.frames_sent_at_once = 0
+        self._send_nowait: Callable[[Frame], bool] | None = (
+            connection.send_nowait if isinstance(connection, NonBlockingSend) else None
+        )
+        self._direct = None if self._send_nowait is None else self.send_at_once
 
     def safe_index(self, audio_end_ms: int | None) -> int:
         """The audio log index up to which a provider safe point covers user audio.
@@ -195,10 +201,10 @@ class TransportSend:
                 sent = False
                 deadline = keepalive.next_deadline()
                 if deadline is None:
-                    await log.wait_beyond(cursor)
+                    await log.wait_beyond(cursor, self._direct)
                     continue
                 with anyio.move_on_after(max(0.0, deadline - now())):
-                    await log.wait_beyond(cursor)
+                    await log.wait_beyond(cursor, self._direct)
                 if keepalive.due(now()):
                     await self._keep_alive()
                 continue
@@ -225,6 +231,43 @@ class TransportSend:
             self.audio_commands += 1
             if cursor < self.high_water:
                 self.frames_resent += min(count, self.high_water - cursor)
+
+    def stop_sending_at_once(self) -> None:
+        """Take no more frames in the appending task: this sender is being stopped, and
+        nothing may go out on its connection once that was asked (its cursor is final)."""
+        self._send_nowait = None
+
+    def send_at_once(self, index: int, pcm: bytes) -> bool:
+        """Send the frame just appended to the log, in the appending task, while this sender
+        waits idle for exactly that frame: no wake-up and no task switch per frame.
+
+        Offered by the log (``wait_beyond``'s ``direct``) only while this sender waits and
+        nothing woke it (a queued command wakes it: commands go first). Taken only when the
+        frame encodes to one message that the connection sends without waiting
+        (:class:`~antiphon.adapters.NonBlockingSend`); otherwise nothing was done, and the
+        sender is woken to send the frame itself, as it would without this path. The
+        cursor, counters, keep-alive timer and capture move exactly as in :meth:`run`.
+        """
+        send_nowait = self._send_nowait
+        if send_nowait is None or index != self.cursor:
+            return False
+        try:
+            frames = self._translator.encode(AudioFrame(pcm=pcm, index=index), self._state())
+        except Exception:  # the sender meets it again and reports it
+            return False
+        if len(frames) != 1 or not send_nowait(frames[0]):
+            return False
+        if self._capture is not None:
+            self._capture.sent(self.epoch, frames[0], audio_index=index, audio_frames=1)
+        self.cursor = index + 1
+        self.frames_sent += 1
+        self.frames_sent_at_once += 1
+        self.audio_commands += 1
+        if index < self.high_water:
+            self.frames_resent += 1
+        if self.keepalive.interval is not None:
+            self.keepalive.on_sent(self._now())
+        return True
 
     async def _send_captured(self, frame: Frame) -> None:
         await self._conn.send(frame)

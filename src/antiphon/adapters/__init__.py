@@ -13,6 +13,7 @@ from ._contract import (
     Frame,
     Handshake,
     Limits,
+    NonBlockingSend,
     Provider,
     Translator,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Frame",
     "Handshake",
     "Limits",
+    "NonBlockingSend",
     "Provider",
     "Translator",
 ]

@@ -274,6 +274,26 @@ class Connection(Protocol):
 
 
 @runtime_checkable
+class NonBlockingSend(Protocol):
+    """A :class:`Connection` that can also send a frame synchronously when that cannot wait.
+
+    The runtime then sends a user audio frame from the task that handed it over, while the
+    connection's sender sits idle waiting for it: no task switch and no wake-up per frame.
+    """
+
+    def send_nowait(self, frame: Frame) -> bool:
+        """Send ``frame`` now if that completes without waiting.
+
+        Returns:
+            True when it went out, exactly as if ``send`` had returned; False when nothing
+            was done (the connection is busy, closing, or its buffer is full) and ``send``
+            must be used instead. It never raises: a failing connection answers False and
+            its ``send`` reports the failure.
+        """
+        ...
+
+
+@runtime_checkable
 class Connector(Protocol):
     """Opens provider connections: one connector per session, for all of its epochs."""
 

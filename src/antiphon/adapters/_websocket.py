@@ -182,6 +182,9 @@ class WebSocketConnection:
         self._recoverable_close = recoverable_close
         self._reason_is_code = reason_is_code
         self._closing = False
+        # websockets' own step from its protocol to the transport (every release this
+        # package supports has it; without it every send goes through ``ws.send``).
+        self._write_out: Callable[[], None] | None = getattr(ws, "send_data", None)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self._provider!r}, closing={self._closing})"
@@ -232,6 +235,26 @@ class WebSocketConnection:
         _, high = transport.get_write_buffer_limits()
         return transport.get_write_buffer_size() + size <= high
 
+    def send_nowait(self, frame: Frame) -> bool:
+        """Send ``frame`` at once when that cannot wait (see :meth:`_send_cannot_block`).
+
+        What websockets' ``send`` does for an unfragmented message on an open connection
+        whose buffer has room — the frame built by the protocol, its bytes written to the
+        transport — without the coroutine, the async context manager and the ``drain`` around
+        it, which could not wait here anyway. A transport that fails while writing closes
+        itself, and the receive side reports the loss, as after any ``send``.
+        """
+        write_out = self._write_out
+        if write_out is None or self._closing or not self._send_cannot_block(frame):
+            return False
+        protocol = self._ws.protocol
+        if isinstance(frame, str):
+            protocol.send_text(frame.encode())
+        else:
+            protocol.send_binary(frame)
+        write_out()
+        return True
+
     async def send(self, frame: Frame) -> None:
         """Send one frame within ``limits.send_timeout_s``.
 
@@ -243,10 +266,7 @@ class WebSocketConnection:
             ProviderTimeout: the send missed its deadline.
         """
         try:
-            if self._send_cannot_block(frame):
-                # No deadline to arm: the send writes to the transport and returns.
-                await self._ws.send(frame)
-            else:
+            if not self.send_nowait(frame):
                 with anyio.fail_after(self._limits.send_timeout_s):
                     await self._ws.send(frame)
         except TimeoutError as exc:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 import msgspec
@@ -131,6 +131,9 @@ class JournalWriter:
         # Each audio stream's rate, asked of the backend once and then kept here: the check
         # runs on every audio write.
         self._rates: dict[str, int] = {}
+        # Called before each append, flush and close: a wire capture that collects its
+        # entries writes them out, so they are in the journal before any later record.
+        self.before_records: Callable[[], None] | None = None
 
     @property
     def next_seq(self) -> int:
@@ -221,6 +224,8 @@ class JournalWriter:
             raise JournalError(f"journal writer for {self.session_id!r} is closed")
         if expected_seq != self._next_seq:
             raise JournalConflict(self.session_id, expected_seq, self._next_seq)
+        if self.before_records is not None:
+            self.before_records()
         stored = tuple(events)
         for i, event in enumerate(stored):
             t = type(event)
@@ -301,6 +306,8 @@ class JournalWriter:
         """
         if self._closed:
             return
+        if self.before_records is not None:
+            self.before_records()
         try:
             self._backend.flush(self._lease)
         except JournalError:
@@ -311,6 +318,8 @@ class JournalWriter:
         """Flush and release the stream; a new writer may then be opened for it."""
         if self._closed:
             return
+        if self.before_records is not None:
+            self.before_records()
         self._closed = True
         self._backend._forget(self)
         self._backend.release(self._lease)

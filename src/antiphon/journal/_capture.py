@@ -20,6 +20,10 @@ Capture is stored through the backend contract's audio-store methods, so every b
 it without code of its own: the ``wire`` byte stream holds the frames, each as a 4-byte
 big-endian length, the msgpack of the :class:`WireFrame`, and one pad byte when the length is
 odd (the audio store holds whole PCM16 samples). Byte streams carry a nominal rate of 1.
+Entries are collected and written together, one write for many frames: before the journal
+writer's next append, flush or close (so what was captured is in the journal before any
+later record: ``journal verify`` relies on it), and whenever ``FLUSH_BYTES`` have collected.
+A process that dies loses the entries of the frames since its last record, no more.
 Capture is diagnostic: a failure to store it is counted and ends capturing, never the session.
 """
 
@@ -78,6 +82,9 @@ _B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
 _TYPE_FIELD = re.compile(r'"type"\s*:\s*"([^"]{1,80})"')
 _FIRST_KEY = re.compile(r'^\s*\{\s*"([^"]{1,80})"\s*:\s*(\{\s*"([^"]{1,80})")?')
 _LEN = struct.Struct(">I")
+FLUSH_BYTES: Final = 16 * 1024
+"""Collected capture entries are written once they reach this size (~300 metadata entries),
+if no record was journalled before."""
 
 
 class WireFrame(msgspec.Struct, frozen=True, kw_only=True, tag="wire.frame", array_like=True):
@@ -154,8 +161,8 @@ class WireCapture:
         next_seq: The journal's next sequence number.
 
     Attributes:
-        frames: Frames captured.
-        errors: Frames that could not be stored (capturing stops at the first).
+        frames: Frames captured and written to the journal.
+        errors: Frames that could not be stored (capturing stops at the first failure).
     """
 
     def __init__(
@@ -174,8 +181,11 @@ class WireCapture:
         self._wall_ns = wall_ns
         self._next_seq = next_seq
         self._index: dict[tuple[int, str], int] = {}
+        self._collected: list[bytes] = []  # encoded entries not written yet
+        self._collected_bytes = 0
         self.frames = 0
         self.errors = 0
+        writer.before_records = self.flush
 
     def sent(
         self, epoch: int, frame: str | bytes, *, audio_index: int = -1, audio_frames: int = 1
@@ -228,15 +238,31 @@ class WireCapture:
                 audio_index=audio_index,
                 audio_frames=audio_frames,
             )
-            body = _ENCODER.encode(entry)
-            pad = b"\0" if len(body) % 2 else b""
-            # One write per frame, at once: `journal verify` relates the capture to the
-            # records, so what was captured is in the journal before any later record.
-            self._write_audio(WIRE_STREAM, _LEN.pack(len(body)) + body + pad, BYTE_STREAM_RATE)
-        except JournalError:
+        except JournalError:  # a full capture's payload could not be stored
             self.errors += 1
             return
-        self.frames += 1
+        body = _ENCODER.encode(entry)
+        pad = b"\0" if len(body) % 2 else b""
+        data = _LEN.pack(len(body)) + body + pad
+        self._collected.append(data)
+        self._collected_bytes += len(data)
+        if self._collected_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the collected entries (the journal writer calls this before each append,
+        flush and close)."""
+        collected = self._collected
+        if not collected or self.errors:
+            return
+        self._collected = []
+        self._collected_bytes = 0
+        try:
+            self._write_audio(WIRE_STREAM, b"".join(collected), BYTE_STREAM_RATE)
+        except JournalError:
+            self.errors += len(collected)
+            return
+        self.frames += len(collected)
 
     def _store_audio(self, data: bytes) -> AudioSpan:
         padded = data + b"\0" if len(data) % 2 else data

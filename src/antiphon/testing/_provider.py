@@ -146,6 +146,13 @@ class _Connection:
             raise self._ended
         self._provider._on_frame(self, frame)
 
+    def send_nowait(self, frame: Frame) -> bool:
+        # As a websocket with room in its buffer: the runtime's direct path (NonBlockingSend).
+        if self._ended is not None:
+            return False
+        self._provider._on_frame(self, frame)
+        return True
+
     async def receive(self) -> Frame:
         while not self._inbox:
             if self._ended is not None:

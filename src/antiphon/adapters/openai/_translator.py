@@ -296,6 +296,41 @@ class OpenAITranslator:
     ``session`` (a dict merged verbatim into the ``session`` object last).
     """
 
+    # One translator per connection, with some thirty fields: slots keep them without a
+    # per-instance dict (about 1.5 KB a session).
+    __slots__ = (
+        "_audio_item",
+        "_audio_item_bytes",
+        "_calls_seen",
+        "_conversation_id",
+        "_created",
+        "_doomed",
+        "_encoded",
+        "_inserted",
+        "_known",
+        "_last_stop",
+        "_on_server",
+        "_pending",
+        "_phases",
+        "_ready",
+        "_replayed",
+        "_resume_settled",
+        "_resuming",
+        "_seed",
+        "_seeded",
+        "_server_ids",
+        "_tool_responses",
+        "beta",
+        "capabilities",
+        "limits",
+        "provider",
+        "session_extra",
+        "transcription_model",
+        "turn_detection",
+        "variant",
+        "voice",
+    )
+
     def __init__(
         self,
         *,
