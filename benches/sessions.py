@@ -77,6 +77,11 @@ Method (also printed with the figures):
   syncing the filesystem once), ``send_at_once`` (every frame wakes the connection's sender,
   which sends it, instead of going out from the task that handed it over while the sender
   waits for it).
+* ``--repeat K``: each client (and the ``--ab`` one) runs K times, interleaved (antiphon,
+  [before,] baseline, antiphon, ...), each in a fresh process against a fresh emulator; the
+  figures are those of each client's run with the median CPU figure, ``ratio_to_raw`` the
+  ratio of the two medians, ``cpu_runs`` / ``raw_cpu_runs`` every run's CPU figure, and the
+  audio counts as delivered only if it was in every run.
 * audio_frames_per_message (antiphon): user audio frames sent / ``AudioFrame`` commands
   encoded over the run, summed over the sessions' senders: 1.0 when every frame went out
   alone; more when frames that queued while a sender was busy went out joined.
@@ -1061,6 +1066,17 @@ def _delivery(
     }
 
 
+def _median(
+    runs: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> tuple[tuple[dict[str, Any], dict[str, Any]], list[float]]:
+    """The run with the median CPU figure (its delivery check failed if any run's did), and
+    every run's CPU figure."""
+    cpus = [result["cpu_s_per_session_s"] for result, _ in runs]
+    result, check = sorted(runs, key=lambda run: run[0]["cpu_s_per_session_s"])[len(runs) // 2]
+    check = {**check, "ok": all(c["ok"] for _, c in runs)}
+    return (result, check), cpus
+
+
 def _brief(figures: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of one client run."""
     keys = ("cpu_s_per_session_s", "idle_cpu_s_per_session_s", "lateness_ms", "realtime_held")
@@ -1079,17 +1095,27 @@ def _scenario(
     workload: str = "scripted",
     idle_s: float = IDLE_S,
     ab: str | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     base_name = BASELINE[provider]
-    ours, our_report = _run_scenario(provider, "antiphon", n, seconds, rate, workload, idle_s)
+    runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {"ours": [], "base": []}
     if ab is not None:
-        # The same runtime with the one change undone, between the two other runs.
-        before, before_report = _run_scenario(
-            provider, f"antiphon:{ab}", n, seconds, rate, workload, idle_s
-        )
-    base, base_report = _run_scenario(provider, base_name, n, seconds, rate, workload, idle_s)
-    ours_check = _delivery(provider, "antiphon", n, seconds, rate, ours, our_report, workload)
-    base_check = _delivery(provider, base_name, n, seconds, rate, base, base_report, workload)
+        runs["before"] = []
+    for _ in range(repeat):  # interleaved, so a slow spell of the machine hits every client
+        for key, client in (
+            ("ours", "antiphon"),
+            ("before", f"antiphon:{ab}"),
+            ("base", base_name),
+        ):
+            if key in runs:
+                # ("before": the same runtime with the one change undone, between the others.)
+                result, report = _run_scenario(provider, client, n, seconds, rate, workload, idle_s)
+                check = _delivery(
+                    provider, client.partition(":")[0], n, seconds, rate, result, report, workload
+                )
+                runs[key].append((result, check))
+    (ours, ours_check), ours_cpu = _median(runs["ours"])
+    (base, base_check), base_cpu = _median(runs["base"])
     ours["delivery"], base["delivery"] = ours_check, base_check
     base.pop("sent_bytes", None)
     raw_cpu = base["cpu_s_per_session_s"]
@@ -1116,11 +1142,13 @@ def _scenario(
         "raw_audio_delivered": base_check["ok"],
         "audio_frames_per_message": ours.get("audio_frames_per_message"),
         "baseline": base_name,
+        "repetitions": repeat,
+        "cpu_runs": ours_cpu,
+        "raw_cpu_runs": base_cpu,
     }
     if ab is not None:
-        before_check = _delivery(
-            provider, "antiphon", n, seconds, rate, before, before_report, workload
-        )
+        (before, before_check), before_cpu = _median(runs["before"])
+        out["before_cpu_runs"] = before_cpu
         out["ab"] = {
             "change": ab,
             "before": {**_brief(before), "audio_delivered": before_check["ok"]},
@@ -1150,6 +1178,7 @@ def run(
     workload: str = "all",
     idle_s: float = IDLE_S,
     ab: str | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """The scripted workload at the provider's rate and at 48 kHz, and (OpenAI, whose
     emulator can be asked for it) the continuous conversation; ``workload`` picks."""
@@ -1157,13 +1186,20 @@ def run(
     scenarios: dict[str, Any] = {}
     continuous: dict[str, Any] | None = None
     if workload in ("all", "continuous") and provider == "openai":
-        continuous = _scenario(provider, n, seconds, native, "continuous", idle_s, ab)
+        continuous = _scenario(provider, n, seconds, native, "continuous", idle_s, ab, repeat)
     if workload in ("all", "scripted"):
         scenarios[f"{native // 1000}k"] = _scenario(
-            provider, n, seconds, native, "scripted", idle_s, ab if continuous is None else None
+            provider,
+            n,
+            seconds,
+            native,
+            "scripted",
+            idle_s,
+            ab if continuous is None else None,
+            repeat,
         )
         scenarios[f"{HIGH_RATE // 1000}k"] = _scenario(
-            provider, n, seconds, HIGH_RATE, "scripted", idle_s
+            provider, n, seconds, HIGH_RATE, "scripted", idle_s, None, repeat
         )
     main = scenarios.get(f"{native // 1000}k") or continuous
     if main is None:
@@ -1183,11 +1219,13 @@ def run(
     }
 
 
-def scale(seconds: float, idle_s: float = IDLE_S) -> dict[str, Any]:
+def scale(seconds: float, idle_s: float = IDLE_S, repeat: int = 1) -> dict[str, Any]:
     """The continuous conversation (OpenAI) at each of ``SCALE`` session counts."""
     rows = []
     for n in SCALE:
-        sc = _scenario("openai", n, seconds, NATIVE_RATE["openai"], "continuous", idle_s)
+        sc = _scenario(
+            "openai", n, seconds, NATIVE_RATE["openai"], "continuous", idle_s, None, repeat
+        )
         rows.append(
             {"sessions": n, **{k: v for k, v in sc.items() if k not in ("antiphon", "raw")}}
         )
@@ -1216,6 +1254,11 @@ def _row(sc: dict[str, Any]) -> str:
         f" | delivered {sc['audio_delivered']}/{sc['raw_audio_delivered']}"
         f" | server events/session-s {sc['server_events_per_session_s']}"
         f" | frames/message {sc.get('audio_frames_per_message')}"
+        + (
+            f" | CPU runs {sc['cpu_runs']} vs {sc['raw_cpu_runs']}"
+            if sc.get("repetitions", 1) > 1
+            else ""
+        )
     )
 
 
@@ -1245,12 +1288,15 @@ def main(argv: list[str]) -> int:
         help=f"the continuous workload (openai) at {', '.join(map(str, SCALE))} sessions",
     )
     parser.add_argument("--ab", choices=AB_PATCHES, help="also run with this change undone")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="interleaved runs per client; medians reported"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.sessions < 1 or args.seconds <= 0 or args.idle_seconds < 0:
-        parser.error("--sessions must be >= 1, --seconds > 0, --idle-seconds >= 0")
+    if args.sessions < 1 or args.seconds <= 0 or args.idle_seconds < 0 or args.repeat < 1:
+        parser.error("--sessions must be >= 1, --seconds > 0, --idle-seconds >= 0, --repeat >= 1")
     if args.scale:
-        figures = scale(args.seconds, args.idle_seconds)
+        figures = scale(args.seconds, args.idle_seconds, args.repeat)
         if args.json:
             print(json.dumps(figures, indent=2))
             return 0
@@ -1260,7 +1306,13 @@ def main(argv: list[str]) -> int:
         print(f"\nmethod: {figures['method']}")
         return 0
     result = run(
-        args.provider, args.sessions, args.seconds, args.workload, args.idle_seconds, args.ab
+        args.provider,
+        args.sessions,
+        args.seconds,
+        args.workload,
+        args.idle_seconds,
+        args.ab,
+        args.repeat,
     )
     if args.json:
         print(json.dumps(result, indent=2))
