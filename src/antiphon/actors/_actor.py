@@ -56,6 +56,7 @@ class Actor(abc.ABC, Generic[M]):
         self._send, self._recv = anyio.create_memory_object_stream[Envelope[M]](mailbox_size)
         # Set by a send while run() waits for mail (see run()); made only for that wait.
         self._mail: anyio.Event | None = None
+        self._queued = 0  # messages in the mailbox (its statistics() builds an object per call)
         self.stats = ActorStats(name=name, queue_size=mailbox_size)
         self.running = False  # True while run() is handling the mailbox
 
@@ -64,6 +65,7 @@ class Actor(abc.ABC, Generic[M]):
     async def send(self, body: M, *, epoch: int = 0) -> None:
         """Put a message in the mailbox, waiting while it is full (back-pressure)."""
         await self._send.send(Envelope(epoch, body))
+        self._queued += 1
         self._notify()
 
     def send_nowait(self, body: M, *, epoch: int = 0) -> bool:
@@ -73,6 +75,7 @@ class Actor(abc.ABC, Generic[M]):
         except anyio.WouldBlock:
             self.stats.dropped_overrun += 1
             return False
+        self._queued += 1
         self._notify()
         return True
 
@@ -111,9 +114,15 @@ class Actor(abc.ABC, Generic[M]):
         await anyio.lowlevel.checkpoint()
         while True:
             try:
-                return self._recv.receive_nowait()
+                envelope = self._recv.receive_nowait()
             except anyio.WouldBlock:
-                pass  # not awaited in here: the exception and its traceback would live on
+                # Empty: the count is exact again (a send cancelled just as its message was
+                # taken counts one short until here; below zero, submit takes the mailbox).
+                # The wait is not in here: the exception and its traceback would live on.
+                self._queued = 0
+            else:
+                self._queued -= 1
+                return envelope
             self._mail = anyio.Event()
             try:
                 await self._mail.wait()
@@ -122,7 +131,7 @@ class Actor(abc.ABC, Generic[M]):
 
     def queued(self) -> int:
         """Messages waiting in the mailbox."""
-        return self._recv.statistics().current_buffer_used
+        return self._queued
 
     async def on_start(self) -> None:
         """Called at every (re)start before ``started()`` is signalled."""

@@ -19,11 +19,13 @@ loses nothing); fsync follows the :class:`Durability` policy.
 
 Batch durability without a task per session. A writer whose owner defers its fsyncs (the
 session runtime does: fsync must never block its event loop) is synced by the journal itself:
-one flusher thread per :class:`FileJournal` fsyncs every dirty deferred writer together, at
-most ``interval_s`` after the first append that found it clean. The thread starts with the
-first such append and ends when the journal's last deferred writer closes; an idle writer
-costs it nothing (it is woken only when a clean writer is appended to). A writer that is not
-deferred fsyncs inside ``append`` once ``interval_s`` passed, and on ``flush``/``close``.
+one flusher thread per :class:`FileJournal` syncs every dirty deferred writer together, at
+most ``interval_s`` after the first append that found it clean: file by file, or, where the
+filesystem keeps earlier writes ahead of later ones, with one ``syncfs`` for all of them
+(``sync=``, :func:`filesystem_sync_for`). The thread starts with the first such append and
+ends when the journal's last deferred writer closes; an idle writer costs it nothing (it is
+woken only when a clean writer is appended to). A writer that is not deferred fsyncs inside
+``append`` once ``interval_s`` passed, and on ``flush``/``close``.
 
 Damage. When a writer opens a stream, a torn tail of the last segment (a short header, a
 length past the end, a checksum mismatch with nothing intact after it, zeros left by a crash)
