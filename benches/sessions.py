@@ -2,7 +2,8 @@
 
 ``python -m benches sessions [--provider openai|gemini|nova|phonic] [--sessions N] [--seconds S]
 [--workload all|scripted|continuous] [--idle-seconds S]
-[--ab send_deadline|coalesce|journal_flusher|compress] [--scale] [--json]``
+[--ab send_deadline|coalesce|journal_flusher|compress] [--scale] [--livekit] [--repeat K]
+[--json]``
 
 Method (also printed with the figures):
 
@@ -45,6 +46,26 @@ Method (also printed with the figures):
   parsed and each ``audio_chunk``'s audio base64-decoded). The OpenAI and Phonic baselines
   speak the same wire as antiphon's presets: no permessage-deflate (``compress=False``, as
   LiveKit's plugins have it); Gemini's, like google-genai, keeps websockets' default.
+* LiveKit (``--livekit``; OpenAI, 24 kHz scenarios): LiveKit's OpenAI plugin
+  (``livekit-plugins-openai``) headless, with no room and no ``AgentSession``. Per session one
+  ``livekit.plugins.openai.realtime.RealtimeModel`` (base URL ``ws://<emulator>/v1``, to
+  which the plugin appends ``/realtime?model=``; each model opens its own aiohttp client
+  session, as each LiveKit job has its own) and its ``RealtimeSession``, with the raw
+  client's session settings in the plugin's terms: model ``gpt-realtime``, voice ``alloy``,
+  audio output only, ``server_vad`` that creates and interrupts responses,
+  ``gpt-4o-mini-transcribe`` input transcription (the plugin's ``session.update`` also
+  carries ``max_output_tokens``, ``tool_choice`` and ``tracing``, which the emulator
+  accepts). A session counts as connected once the emulator's ``session.updated`` reached
+  it (a raw-event listener, removed when it fires). Each 20 ms chunk goes in as one
+  ``rtc.AudioFrame`` through ``push_audio``, with the plugin's defaults: its byte stream cuts
+  the input into 100 ms ``input_audio_buffer.append`` messages, which the session's sender
+  task sends; a remainder under 100 ms stays in that buffer, unsent (at whole tenths of a
+  second there is none). Every ``generation_created`` is drained: each message's
+  ``audio_stream`` and ``text_stream`` read to the end, concurrently, the audio bytes
+  counted. What the plugin logs at WARNING or above is counted by message instead of
+  printed (``plugin_log``; ``plugin_log_steady``: during the steady phase), and its
+  ``error`` events are kept (``plugin_errors``). Its figures are the ``livekit_*`` ones,
+  measured as below; ratio_to_livekit = antiphon / livekit.
 * 48 kHz scenario: the same with 48 kHz user audio. antiphon resamples in the runtime; the
   baseline resamples each chunk with ``soxr.ResampleStream`` (int16) to the provider's rate
   before encoding.
@@ -78,10 +99,11 @@ Method (also printed with the figures):
   which sends it, instead of going out from the task that handed it over while the sender
   waits for it).
 * ``--repeat K``: each client (and the ``--ab`` one) runs K times, interleaved (antiphon,
-  [before,] baseline, antiphon, ...), each in a fresh process against a fresh emulator; the
-  figures are those of each client's run with the median CPU figure, ``ratio_to_raw`` the
-  ratio of the two medians, ``cpu_runs`` / ``raw_cpu_runs`` every run's CPU figure, and the
-  audio counts as delivered only if it was in every run.
+  [before,] baseline, [livekit,] antiphon, ...), each in a fresh process against a fresh
+  emulator; the figures are those of each client's run with the median CPU figure,
+  ``ratio_to_raw`` (``ratio_to_livekit``) the ratio of the two medians, ``cpu_runs`` /
+  ``raw_cpu_runs`` / ``livekit_cpu_runs`` every run's CPU figure, and the audio counts as
+  delivered only if it was in every run.
 * audio_frames_per_message (antiphon): user audio frames sent / ``AudioFrame`` commands
   encoded over the run, summed over the sessions' senders: 1.0 when every frame went out
   alone; more when frames that queued while a sender was busy went out joined.
@@ -94,10 +116,11 @@ Method (also printed with the figures):
   rate; the resampled frames at 48 kHz, computed offline with ``antiphon.codecs``), checked
   by SHA-256, with or without the final padded flush frame; for the baseline at the
   provider's rate the input bytes (SHA-256), at 48 kHz the byte count each baseline session
-  reports it sent. ``delivery`` in each client's figures gives the counts behind the verdict,
-  and ``runtime_counters`` the sessions' own audio counters (``statistics()``).
-* The ticker and the RSS sampler run in both clients, so their small cost is in both CPU
-  figures; at small N such fixed per-process costs dominate the per-session figure.
+  reports it sent; for LiveKit's plugin the input's whole 100 ms blocks (SHA-256; it never
+  sends the remainder). ``delivery`` in each client's figures gives the counts behind the
+  verdict, and ``runtime_counters`` the sessions' own audio counters (``statistics()``).
+* The ticker and the RSS sampler run in every client, so their small cost is in every CPU
+  figure; at small N such fixed per-process costs dominate the per-session figure.
 * One run per scenario (not a median): the machine has two cores, and the emulator shares
   them with the client.
 """
@@ -110,6 +133,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -453,7 +477,13 @@ async def _client_antiphon(
             await done.wait()
             await s.aclose()
             stats = s.statistics()
-            for key in ("frames_sent", "frames_resent", "frames_evicted", "frames_skipped"):
+            for key in (
+                "frames_sent",
+                "frames_sent_at_once",
+                "frames_resent",
+                "frames_evicted",
+                "frames_skipped",
+            ):
                 counters[key] = counters.get(key, 0) + int(stats.audio.get(key, 0))
             counters["connection_restarts"] = counters.get("connection_restarts", 0) + int(
                 stats.connection.get("restarts", 0)
@@ -844,6 +874,127 @@ async def _client_baseline(
     }
 
 
+class _LogCount(logging.Handler):
+    """Counts what the LiveKit plugin logs at WARNING and above, by message, instead of
+    printing it: the figures report what it complained about, and no formatting or terminal
+    output lands in its CPU figure."""
+
+    def __init__(self, meter: Meter) -> None:
+        super().__init__(logging.WARNING)
+        self.meter = meter
+        self.by_message: dict[str, int] = {}
+        self.steady = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = f"{record.levelname}: {record.getMessage()}"[:160]
+        self.by_message[key] = self.by_message.get(key, 0) + 1
+        self.steady += self.meter.measuring
+
+
+async def _client_livekit(
+    url: str, n: int, seconds: float, rate: int, workload: str, idle_s: float
+) -> dict[str, Any]:
+    """LiveKit's OpenAI plugin, headless: one ``RealtimeModel`` and ``RealtimeSession`` per
+    session, user audio pushed as ``rtc.AudioFrame``s, every generation drained."""
+    from livekit import rtc
+    from livekit.agents import llm
+    from livekit.plugins.openai.realtime import RealtimeModel
+    from openai.types import realtime
+
+    if rate != NATIVE_RATE["openai"]:
+        raise SystemExit("the livekit client sends at 24 kHz only")
+    meter = Meter(idle_s)
+    logs = _LogCount(meter)
+    logging.getLogger().addHandler(logs)
+    chunks = chunks_of(user_audio(rate, seconds, workload), rate)
+    heard = [0] * n
+    sent = [0] * n
+    errors: list[str] = []
+    drains: set[asyncio.Future[None]] = set()
+    # The plugin's base URL is the REST one ("https://api.openai.com/v1"); it appends
+    # "/realtime?model=..." itself.
+    base_url = url.removesuffix("/realtime")
+    # The raw client's session settings, in the plugin's terms (its defaults differ: semantic
+    # VAD, text and audio output, voice "marin").
+    options: dict[str, Any] = {
+        "base_url": base_url,
+        "api_key": "test",
+        "model": "gpt-realtime",
+        "voice": "alloy",
+        "modalities": ["audio"],
+        "turn_detection": realtime.realtime_audio_input_turn_detection.ServerVad(
+            type="server_vad", create_response=True, interrupt_response=True
+        ),
+        "input_audio_transcription": realtime.AudioTranscription(model="gpt-4o-mini-transcribe"),
+    }
+
+    async def drain_message(i: int, message: llm.MessageGeneration) -> None:
+        async def audio() -> None:
+            async for frame in message.audio_stream:
+                heard[i] += frame.samples_per_channel * frame.num_channels * 2
+
+        async def text() -> None:
+            async for _ in message.text_stream:
+                pass
+
+        await asyncio.gather(audio(), text())
+
+    async def drain_generation(i: int, event: llm.GenerationCreatedEvent) -> None:
+        async for message in event.message_stream:
+            await drain_message(i, message)
+
+    def watch(i: int, session: Any) -> asyncio.Event:
+        """Set once the emulator confirmed this session's ``session.update``: the connection
+        is up and configured. The raw-event listener goes once it has seen that."""
+        up = asyncio.Event()
+
+        def on_server_event(event: dict[str, Any]) -> None:
+            if event.get("type") == "session.updated":
+                up.set()
+                session.off("openai_server_event_received", on_server_event)
+
+        def on_generation(event: llm.GenerationCreatedEvent) -> None:
+            task = asyncio.ensure_future(drain_generation(i, event))
+            drains.add(task)
+            task.add_done_callback(drains.discard)
+
+        session.on("openai_server_event_received", on_server_event)
+        session.on("generation_created", on_generation)
+        session.on("error", lambda event: errors.append(repr(event.error)[:160]))
+        return up
+
+    meter.rss_base = _settle()
+    models = [RealtimeModel(**options) for _ in range(n)]
+    sessions = [model.session() for model in models]
+    ups = [watch(i, s) for i, s in enumerate(sessions)]
+    await asyncio.wait_for(asyncio.gather(*(up.wait() for up in ups)), 60)
+    senders: list[SendFn] = []
+    for i, session in enumerate(sessions):
+
+        async def send(chunk: bytes, i: int = i, session: Any = session) -> None:
+            sent[i] += len(chunk)
+            session.push_audio(rtc.AudioFrame(chunk, rate, 1, len(chunk) // 2))
+
+        senders.append(send)
+    await _steady(meter, senders, chunks, None)
+    # ``aclose`` sends what the plugin queued, then closes the socket; the audio its byte
+    # stream still holds (less than one of its 100 ms chunks) is never sent.
+    await asyncio.wait_for(asyncio.gather(*(s.aclose() for s in sessions)), 60)
+    await asyncio.wait_for(asyncio.gather(*drains), 60)
+    await asyncio.gather(*(m.aclose() for m in models))
+    await meter.finish()
+    logging.getLogger().removeHandler(logs)
+    return {
+        **meter.summary(n, seconds),
+        "chunks_per_session": len(chunks),
+        "assistant_audio_s_per_session": round(sum(heard) / n / 2 / 24_000, 3),
+        "sent_bytes": sent,
+        "plugin_errors": errors,
+        "plugin_log": logs.by_message,
+        "plugin_log_steady": logs.steady,
+    }
+
+
 def _apply_patch(name: str) -> None:
     """Undo one change in this client process, for a before/after in one run."""
     if not name:
@@ -931,6 +1082,12 @@ def _child(argv: list[str]) -> int:
         result = asyncio.run(
             _client_antiphon(provider, url, ca_file, n, seconds, rate, workload, idle_s)
         )
+    elif client == "livekit":
+        # Import the plugin (and the native audio library) before the baseline RSS sample.
+        import livekit.plugins.openai.realtime  # noqa: F401
+        from livekit import rtc  # noqa: F401
+
+        result = asyncio.run(_client_livekit(url, n, seconds, rate, workload, idle_s))
     else:
         result = asyncio.run(
             _client_baseline(provider, url, ca_file, n, seconds, rate, workload, idle_s)
@@ -1048,6 +1205,14 @@ def _delivery(
         ok = {hashlib.sha256(full).hexdigest(), hashlib.sha256(full[:pushed]).hexdigest()}
         exact = sum(c["sha256"] in ok for c in report)
         expected = [len(full)]
+    elif client == "livekit":
+        # The plugin re-chunks the input into 100 ms appends and never sends the remainder
+        # of its byte stream: the input's whole 100 ms blocks, by SHA-256 of the concatenation.
+        pcm = user_audio(rate, seconds, workload)
+        block = rate // 10 * 2
+        pcm = pcm[: len(pcm) // block * block]
+        exact = sum(c["sha256"] == hashlib.sha256(pcm).hexdigest() for c in report)
+        expected = [len(pcm)]
     elif rate == NATIVE_RATE[provider]:
         pcm = user_audio(rate, seconds, workload)
         exact = sum(c["sha256"] == hashlib.sha256(pcm).hexdigest() for c in report)
@@ -1096,16 +1261,20 @@ def _scenario(
     idle_s: float = IDLE_S,
     ab: str | None = None,
     repeat: int = 1,
+    livekit: bool = False,
 ) -> dict[str, Any]:
     base_name = BASELINE[provider]
     runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {"ours": [], "base": []}
     if ab is not None:
         runs["before"] = []
+    if livekit:
+        runs["lk"] = []
     for _ in range(repeat):  # interleaved, so a slow spell of the machine hits every client
         for key, client in (
             ("ours", "antiphon"),
             ("before", f"antiphon:{ab}"),
             ("base", base_name),
+            ("lk", "livekit"),
         ):
             if key in runs:
                 # ("before": the same runtime with the one change undone, between the others.)
@@ -1154,6 +1323,28 @@ def _scenario(
             "before": {**_brief(before), "audio_delivered": before_check["ok"]},
             "after": {**_brief(ours), "audio_delivered": ours_check["ok"]},
         }
+    if livekit:
+        (lk, lk_check), lk_cpu = _median(runs["lk"])
+        lk["delivery"] = lk_check
+        lk.pop("sent_bytes", None)
+        lk_cpu_s = lk["cpu_s_per_session_s"]
+        out.update(
+            {
+                "livekit_cpu_s_per_session_s": lk_cpu_s,
+                "ratio_to_livekit": (
+                    round(ours["cpu_s_per_session_s"] / lk_cpu_s, 3) if lk_cpu_s else None
+                ),
+                "livekit_idle_cpu_s_per_session_s": lk["idle_cpu_s_per_session_s"],
+                "livekit_rss_kb_per_session": lk["rss_kb_per_session"],
+                "livekit_rss_kb_per_session_setup": lk["rss_kb_per_session_setup"],
+                "livekit_rss_kb_per_session_end": lk["rss_kb_per_session_end"],
+                "livekit_lateness_ms": {k: v for k, v in lk["lateness_ms"].items() if k != "ticks"},
+                "livekit_realtime_held": lk["realtime_held"],
+                "livekit_audio_delivered": lk_check["ok"],
+                "livekit_cpu_runs": lk_cpu,
+            }
+        )
+        return {**out, "antiphon": ours, "raw": base, "livekit": lk}
     return {**out, "antiphon": ours, "raw": base}
 
 
@@ -1179,14 +1370,18 @@ def run(
     idle_s: float = IDLE_S,
     ab: str | None = None,
     repeat: int = 1,
+    livekit: bool = False,
 ) -> dict[str, Any]:
     """The scripted workload at the provider's rate and at 48 kHz, and (OpenAI, whose
-    emulator can be asked for it) the continuous conversation; ``workload`` picks."""
+    emulator can be asked for it) the continuous conversation; ``workload`` picks.
+    ``livekit`` (OpenAI) adds LiveKit's plugin as a third client of the scenarios at 24 kHz."""
     native = NATIVE_RATE[provider]
     scenarios: dict[str, Any] = {}
     continuous: dict[str, Any] | None = None
     if workload in ("all", "continuous") and provider == "openai":
-        continuous = _scenario(provider, n, seconds, native, "continuous", idle_s, ab, repeat)
+        continuous = _scenario(
+            provider, n, seconds, native, "continuous", idle_s, ab, repeat, livekit
+        )
     if workload in ("all", "scripted"):
         scenarios[f"{native // 1000}k"] = _scenario(
             provider,
@@ -1197,6 +1392,7 @@ def run(
             idle_s,
             ab if continuous is None else None,
             repeat,
+            livekit,
         )
         scenarios[f"{HIGH_RATE // 1000}k"] = _scenario(
             provider, n, seconds, HIGH_RATE, "scripted", idle_s, None, repeat
@@ -1204,7 +1400,7 @@ def run(
     main = scenarios.get(f"{native // 1000}k") or continuous
     if main is None:
         raise SystemExit(f"no workload {workload!r} for {provider}")
-    top = {k: main[k] for k in main if k not in ("antiphon", "raw")}
+    top = {k: main[k] for k in main if k not in ("antiphon", "raw", "livekit")}
     return {
         "scenario": "sessions",
         "provider": provider,
@@ -1259,6 +1455,28 @@ def _row(sc: dict[str, Any]) -> str:
             if sc.get("repetitions", 1) > 1
             else ""
         )
+        + (_livekit_row(sc) if "livekit_cpu_s_per_session_s" in sc else "")
+    )
+
+
+def _livekit_row(sc: dict[str, Any]) -> str:
+    lat = sc["livekit_lateness_ms"]
+    return (
+        f"\n      livekit plugin: {sc['livekit_cpu_s_per_session_s']:.5f}"
+        f" (antiphon/livekit {sc['ratio_to_livekit']}x)"
+        f" | idle {sc['livekit_idle_cpu_s_per_session_s']}"
+        f" | lateness {lat['mean']:.1f}/{lat['p99']:.1f}/{lat['max']:.1f} ms"
+        f" | held {sc['livekit_realtime_held']}"
+        f" | RSS KB/session {sc['livekit_rss_kb_per_session_setup']}"
+        f"->{sc['livekit_rss_kb_per_session_end']}"
+        f" | delivered {sc['livekit_audio_delivered']}"
+        + (
+            f" | plugin warnings {sum(lk['plugin_log'].values())}"
+            f" ({lk['plugin_log_steady']} in the steady phase), errors {len(lk['plugin_errors'])}"
+            if (lk := sc.get("livekit"))
+            else ""
+        )
+        + (f" | CPU runs {sc['livekit_cpu_runs']}" if sc.get("repetitions", 1) > 1 else "")
     )
 
 
@@ -1266,7 +1484,8 @@ LEGEND = (
     "columns: CPU-s per session-s antiphon / raw (ratio) | idle CPU-s per session-s"
     " antiphon / raw | event-loop lateness mean/p99/max antiphon vs raw |"
     " real time held antiphon/raw | RSS per session at setup -> end antiphon vs raw |"
-    " audio delivered antiphon/raw"
+    " audio delivered antiphon/raw (with --livekit, a second line: the same for LiveKit's"
+    " plugin)"
 )
 
 
@@ -1291,10 +1510,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="interleaved runs per client; medians reported"
     )
+    parser.add_argument(
+        "--livekit",
+        action="store_true",
+        help="openai: also run LiveKit's OpenAI plugin (headless) as a third client",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0 or args.idle_seconds < 0 or args.repeat < 1:
         parser.error("--sessions must be >= 1, --seconds > 0, --idle-seconds >= 0, --repeat >= 1")
+    if args.livekit and (args.provider != "openai" or args.scale):
+        parser.error("--livekit runs with --provider openai, without --scale")
     if args.scale:
         figures = scale(args.seconds, args.idle_seconds, args.repeat)
         if args.json:
@@ -1313,6 +1539,7 @@ def main(argv: list[str]) -> int:
         args.idle_seconds,
         args.ab,
         args.repeat,
+        args.livekit,
     )
     if args.json:
         print(json.dumps(result, indent=2))

@@ -71,6 +71,53 @@ def test_sessions_bench_smoke() -> None:
             assert figures[f"raw_{key}"] >= 0
 
 
+@pytest.mark.e2e
+def test_sessions_bench_measures_livekit_plugin_beside_the_others() -> None:
+    pytest.importorskip("livekit.plugins.openai")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    cmd = [sys.executable, "-m", "benches", "sessions", "--provider", "openai", "--livekit"]
+    cmd += ["--workload", "continuous", "--sessions", "2", "--seconds", "1"]
+    cmd += ["--idle-seconds", "0.5", "--json"]
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    continuous = result["continuous"]
+    for figures in (result, continuous):
+        for key in (
+            "livekit_cpu_s_per_session_s",
+            "ratio_to_livekit",
+            "livekit_lateness_ms",
+            "livekit_rss_kb_per_session_setup",
+            "livekit_rss_kb_per_session_end",
+            "livekit_idle_cpu_s_per_session_s",
+            "livekit_audio_delivered",
+            "livekit_cpu_runs",
+        ):
+            assert key in figures, key
+    assert continuous["livekit_cpu_s_per_session_s"] > 0
+    assert continuous["ratio_to_livekit"] == pytest.approx(
+        continuous["cpu_s_per_session_s"] / continuous["livekit_cpu_s_per_session_s"], rel=0.01
+    )
+    assert set(continuous["livekit_lateness_ms"]) >= {"mean", "p50", "p99", "max"}
+    assert len(continuous["livekit_cpu_runs"]) == 1
+    # Delivery was checked against what the emulator received: one connection per session,
+    # each with the plugin's whole 100 ms blocks of the input (all of it, at 1 s).
+    delivery = continuous["livekit"]["delivery"]
+    assert continuous["livekit_audio_delivered"] is True
+    assert delivery["connections"] == 2
+    assert delivery["exact"] == 2
+    assert delivery["bytes_expected"] == [48_000]
+    assert continuous["livekit"]["chunks_per_session"] == 50
+    assert continuous["livekit"]["plugin_errors"] == []
+    assert continuous["audio_delivered"] is True
+    assert continuous["raw_audio_delivered"] is True
+
+
 def test_repeated_runs_report_the_median_run_and_every_figure() -> None:
     sys.path.insert(0, str(ROOT))
     from benches.sessions import _median
