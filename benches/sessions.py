@@ -16,10 +16,12 @@ Method (also printed with the figures):
   Python process per scenario, on asyncio; each scenario gets a fresh emulator.
 * Work. N concurrent sessions each send the same deterministic user audio (the emulators'
   scripted conversation: utterances 0, 2, 0, 2, ... with 2.5 s of low-level noise between
-  them, so the scripted model answers and both directions flow) in 20 ms chunks, paced in
-  real time against an absolute schedule for S seconds (session i is offset by i/N of a
-  chunk so the sessions do not send in lock step), while reading every server event and
-  the assistant audio.
+  them, so the scripted model answers and both directions flow) in 20 ms chunks (``--chunk-ms``:
+  40 or 100), paced in real time against an absolute schedule for S seconds (session i is
+  offset by i/N of a chunk so the sessions do not send in lock step), while reading every
+  server event and the assistant audio. antiphon sends a chunk as one message when its sender
+  is idle (joined up to the provider's ``max_chunk_ms``, 100 ms for OpenAI), so every client
+  sends one message per chunk.
 * Continuous conversation (OpenAI; ``--workload``, default both): the user side is low-level
   noise (no utterance, so no server VAD turn), and the emulator (``reply_every_ms=1000``,
   ``chunk_ms=100``) answers every second of appended input with a one-second reply (four
@@ -34,7 +36,7 @@ Method (also printed with the figures):
 * Baseline, in the same run and on the same emulator code: openai, a minimal raw-protocol
   client (one ``websockets`` connection per session, ``json``, ``base64``, nothing else: one
   ``session.update`` with the same session settings, one ``input_audio_buffer.append`` per
-  20 ms chunk -- the frame size antiphon sends, ``Limits.frame_ms``, every server event parsed
+  chunk -- the message size antiphon sends, every server event parsed
   and each ``response.output_audio.delta`` base64-decoded); gemini, the same over TLS
   trusting the emulator's CA, speaking the Live JSON (``setup``, ``realtimeInput.audio``,
   ``serverContent.modelTurn`` inline data decoded); nova, a raw client would need HTTP/2,
@@ -56,7 +58,7 @@ Method (also printed with the figures):
   ``gpt-4o-mini-transcribe`` input transcription (the plugin's ``session.update`` also
   carries ``max_output_tokens``, ``tool_choice`` and ``tracing``, which the emulator
   accepts). A session counts as connected once the emulator's ``session.updated`` reached
-  it (a raw-event listener, removed when it fires). Each 20 ms chunk goes in as one
+  it (a raw-event listener, removed when it fires). Each chunk goes in as one
   ``rtc.AudioFrame`` through ``push_audio``, with the plugin's defaults: its byte stream cuts
   the input into 100 ms ``input_audio_buffer.append`` messages, which the session's sender
   task sends; a remainder under 100 ms stays in that buffer, unsent (at whole tenths of a
@@ -74,9 +76,10 @@ Method (also printed with the figures):
   scheduled chunk, once every session is connected, to the last chunk sent -- divided by
   N x S. Connecting and closing are not in it. ratio_to_raw = antiphon / baseline.
 * idle_cpu_s_per_session_s: once every session is connected, and before any audio, the
-  client does nothing for ``--idle-seconds`` (default 2) with the ticker and the RSS sampler
-  not yet running; its CPU time over that phase / (N x its wall time): what connected,
-  silent sessions cost.
+  client waits 1 s for what its setup left in flight (the last handshake answers, their
+  journal records and syncs) and then does nothing for ``--idle-seconds`` (default 2) with
+  the ticker and the RSS sampler not yet running; its CPU time over that phase / (N x its
+  wall time): what connected, silent sessions cost.
 * rss_kb_per_session: (peak resident set size during the steady phase, sampled from
   ``/proc/self/statm`` every 100 ms - resident size just before the first session opens)
   / N. Imports, the shared audio and the journal object exist before the first sample.
@@ -121,8 +124,8 @@ Method (also printed with the figures):
   verdict, and ``runtime_counters`` the sessions' own audio counters (``statistics()``).
 * The ticker and the RSS sampler run in every client, so their small cost is in every CPU
   figure; at small N such fixed per-process costs dominate the per-session figure.
-* One run per scenario (not a median): the machine has two cores, and the emulator shares
-  them with the client.
+* One run per scenario unless ``--repeat`` asks for more (then the median run): the machine
+  has two cores, and the emulator shares them with the client.
 """
 
 from __future__ import annotations
@@ -151,7 +154,8 @@ PROVIDERS = ("openai", "gemini", "nova", "phonic")
 NATIVE_RATE = {"openai": 24_000, "gemini": 16_000, "nova": 16_000, "phonic": 24_000}
 BASELINE = {"openai": "raw", "gemini": "raw", "nova": "sdk", "phonic": "raw"}
 HIGH_RATE = 48_000
-CHUNK_MS = 20
+CHUNK_MS = 20  # the app's chunk: the frame size antiphon sends; --chunk-ms changes it
+CHUNK_CHOICES = (20, 40, 100)
 TICK_S = 0.010
 RSS_EVERY_TICKS = 10
 SCRIPT = (0, 2)
@@ -167,6 +171,7 @@ REPLY_CHUNK_MS = 100
 CONTINUOUS_REPLY = "one two three four"
 SCALE = (1, 10, 50, 100, 200)
 IDLE_S = 2.0
+SETTLE_S = 1.0  # between "every session connected" and the idle phase
 HELD_MS = 100.0  # a chunk handed to the client later than this behind its schedule: not held
 # Bench-only patches, for a before/after of one change in one run (``--ab NAME``).
 AB_PATCHES = (
@@ -289,6 +294,10 @@ class Meter:
         ticker not yet running, so only the sessions' own idle work counts), start the
         ticker."""
         self.rss_setup = _rss_kb()
+        if self.idle_s > 0:
+            # What the setup left in flight (the last handshake answers, their journal
+            # records and syncs) is not idle cost: let it settle first, in every client.
+            await asyncio.sleep(SETTLE_S)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if self.idle_s > 0:
             await asyncio.sleep(self.idle_s)
@@ -1065,10 +1074,18 @@ def _apply_patch(name: str) -> None:
     raise SystemExit(f"unknown patch {name!r}")
 
 
+def _use_chunk_ms(chunk_ms: int) -> None:
+    """Every client of this process (and the parent's delivery check) cuts the user audio
+    into chunks of ``chunk_ms``."""
+    global CHUNK_MS
+    CHUNK_MS = chunk_ms
+
+
 def _child(argv: list[str]) -> int:
     client, provider, url, ca_file = argv[0], argv[1], argv[2], argv[3]
     n, seconds, rate = int(argv[4]), float(argv[5]), int(argv[6])
     workload, idle_s = argv[7], float(argv[8])
+    _use_chunk_ms(int(argv[9]))
     if client.startswith("antiphon"):
         _apply_patch(client.partition(":")[2])
         # Import what the session will use before the baseline RSS sample.
@@ -1173,7 +1190,7 @@ def _run_scenario(
         info = json.loads(emu.stdout.readline())
         cmd = [sys.executable, "-m", "benches.sessions", "--child", client, provider]
         cmd += [info["url"], info.get("ca_file", "-"), str(n), str(seconds), str(rate)]
-        cmd += [workload, str(idle_s)]
+        cmd += [workload, str(idle_s), str(CHUNK_MS)]
         done = subprocess.run(
             cmd, capture_output=True, text=True, check=False, timeout=seconds + idle_s + 180
         )
@@ -1406,6 +1423,7 @@ def run(
         "provider": provider,
         "sessions": n,
         "seconds": seconds,
+        "chunk_ms": CHUNK_MS,
         **top,
         "targets": _targets(continuous or main),
         "scenarios": scenarios,
@@ -1430,6 +1448,7 @@ def scale(seconds: float, idle_s: float = IDLE_S, repeat: int = 1) -> dict[str, 
         "provider": "openai",
         "workload": "continuous",
         "seconds": seconds,
+        "chunk_ms": CHUNK_MS,
         "rows": rows,
         "python": sys.version.split()[0],
         "method": " ".join(METHOD.split()),
@@ -1515,8 +1534,16 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="openai: also run LiveKit's OpenAI plugin (headless) as a third client",
     )
+    parser.add_argument(
+        "--chunk-ms",
+        type=int,
+        choices=CHUNK_CHOICES,
+        default=CHUNK_MS,
+        help="the app's audio chunk, in ms: every client sends one message per chunk",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    _use_chunk_ms(args.chunk_ms)
     if args.sessions < 1 or args.seconds <= 0 or args.idle_seconds < 0 or args.repeat < 1:
         parser.error("--sessions must be >= 1, --seconds > 0, --idle-seconds >= 0, --repeat >= 1")
     if args.livekit and (args.provider != "openai" or args.scale):

@@ -284,3 +284,49 @@ async def test_frames_sent_at_once_keep_a_keep_alive_from_going_out() -> None:
         assert sender.keepalive.last_sent_at == 4.0  # the timer heard of it
         tg.cancel_scope.cancel()
     assert wire.sent == [("at once", "audio")]
+
+
+@pytest.mark.anyio
+async def test_frames_appended_together_go_out_together_up_to_the_limit() -> None:
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    sender = _sender(cast("Any", wire), log, max_chunk_ms=100)  # 5 frames a message at most
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        for i in range(7):  # one app chunk of 140 ms, cut into 7 frames
+            log.append(_frame(i), offer=False)
+        assert wire.sent == []  # nothing until the chunk is complete
+        log.offer()
+        assert wire.audio == [b"".join(_frame(i) for i in range(5)), _frame(5) + _frame(6)]
+        tg.cancel_scope.cancel()
+    assert wire.sent == [("at once", "audio")] * 2
+    assert (sender.cursor, sender.frames_sent, sender.frames_sent_at_once) == (7, 7, 7)
+    assert (sender.audio_commands, sender.frames_resent) == (2, 3)
+
+
+@pytest.mark.anyio
+async def test_a_chunk_the_connection_takes_only_in_part_is_finished_by_the_sender() -> None:
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    taken = 0
+    take = wire.send_nowait
+
+    def room_for_one(frame: Frame) -> bool:
+        nonlocal taken
+        taken += 1
+        return taken == 1 and take(frame)
+
+    wire.send_nowait = room_for_one  # type: ignore[method-assign]
+    sender = _sender(cast("Any", wire), log, max_chunk_ms=40)  # 2 frames a message
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        for i in range(5):
+            log.append(_frame(i), offer=False)
+        log.offer()
+        await wire.until(3)
+        tg.cancel_scope.cancel()
+    assert wire.sent == [("at once", "audio"), ("send", "audio"), ("send", "audio")]
+    assert wire.audio == [_frame(0) + _frame(1), _frame(2) + _frame(3), _frame(4)]
+    assert (sender.cursor, sender.frames_sent, sender.frames_sent_at_once) == (5, 5, 2)

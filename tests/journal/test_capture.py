@@ -132,7 +132,7 @@ def test_capture_survives_a_file_journal_reopen_and_a_cut_tail(tmp_path: Path) -
     assert json.loads(frame_payload(reopened, sid, frames[3]))["audio"] == B64
 
 
-def test_entries_are_written_together_and_before_the_next_record() -> None:
+def test_entries_are_written_together_and_audio_ones_before_the_next_record() -> None:
     journal = MemoryJournal()
     writer = journal.writer("s1")
     capture = WireCapture(
@@ -161,8 +161,14 @@ def test_entries_are_written_together_and_before_the_next_record() -> None:
         capture.sent(1, frame, audio_index=3 + n)
         n += 1
     assert writes[1] >= FLUSH_BYTES
-    writer.close()  # writes the rest
+    # Frames without user audio need not precede the next record: they wait for more.
+    capture.flush()
+    capture.received(1, '{"type":"response.output_audio.delta"}')
+    seq = writer.next_seq
+    writer.append([SessionClosed()], expected_seq=seq, epoch=1, mono_ns=0, wall_ns=0)
     assert len(read_capture(journal, "s1")) == 3 + n
+    writer.close()  # writes the rest
+    assert len(read_capture(journal, "s1")) == 4 + n
 
 
 def test_a_capture_that_cannot_be_written_counts_its_frames_and_stops() -> None:

@@ -52,7 +52,7 @@ class FrameSource(Protocol):
     def get(self, index: int) -> bytes | None: ...
 
     async def wait_beyond(
-        self, index: int, direct: Callable[[int, bytes], bool] | None = None
+        self, index: int, direct: Callable[[int], bool] | None = None
     ) -> None: ...
 
 
@@ -72,7 +72,7 @@ class AudioLog:
         self.safe = 0  # frames below this index are in the conversation
         self.evicted = 0
         self._wake = anyio.Event()
-        self._direct: Callable[[int, bytes], bool] | None = None  # the waiting sender's
+        self._direct: Callable[[int], bool] | None = None  # the waiting sender's
         self._listeners: list[Callable[[], None]] = []
         self.on_settled: Callable[[int], None] | None = None  # told each new safe point
 
@@ -81,19 +81,26 @@ class AudioLog:
         """Index the next appended frame gets."""
         return self.base + len(self._frames)
 
-    def append(self, frame: bytes) -> int:
+    def append(self, frame: bytes, *, offer: bool = True) -> int:
+        """Add ``frame``; returns its index. ``offer=False`` leaves the sender to a later
+        :meth:`offer` (one for all the frames of an app chunk)."""
         index = self.end
         self._frames.append(frame)
         if len(self._frames) > self.capacity:
             self._frames.popleft()
             self.base += 1
             self.evicted += 1
-        direct = self._direct
-        # Offered to the waiting sender first, unless it was woken already (a command is
-        # queued for it, or a frame it did not take: order matters).
-        if direct is None or self._wake.is_set() or not direct(index, frame):
-            self._wake.set()
+        if offer:
+            self.offer()
         return index
+
+    def offer(self) -> None:
+        """New frames are in: offer them to the waiting sender, which sends them at once, or
+        wake it. Not offered once it was woken (a command is queued for it, or frames it did
+        not take: order matters)."""
+        direct = self._direct
+        if direct is None or self._wake.is_set() or not direct(self.end):
+            self._wake.set()
 
     def get(self, index: int) -> bytes | None:
         """The frame at ``index``, or None when it is not there (yet, or any more)."""
@@ -140,14 +147,13 @@ class AudioLog:
         """Where a new connection starts sending: the oldest frame not known to be safe."""
         return max(self.safe, self.base)
 
-    async def wait_beyond(
-        self, index: int, direct: Callable[[int, bytes], bool] | None = None
-    ) -> None:
+    async def wait_beyond(self, index: int, direct: Callable[[int], bool] | None = None) -> None:
         """Return once a frame at ``index`` or later exists (or when woken).
 
-        One sender waits at a time. With ``direct``, each frame appended meanwhile is first
-        offered to it, in the appending task: when it returns True it took the frame (sent
-        it), and the waiter is not woken for it.
+        One sender waits at a time. With ``direct``, frames appended meanwhile are first
+        offered to it, in the appending task, as ``direct(end)``: the frames from ``index`` up
+        to ``end`` are in. When it returns True it took them all (sent them), and the waiter
+        is not woken for them.
         """
         if index < self.end:
             return
@@ -240,11 +246,16 @@ class AudioIn(Actor[SendAudio]):
                 frame_bytes=self.frame_bytes,
             )
             self._format = (sample_rate, channels)
-        for frame in self._converter.push(pcm):
+        frames = self._converter.push(pcm)
+        for frame in frames:
             self._append(frame)
+        if frames:
+            # All of the chunk at once: a waiting sender sends it as one message (up to the
+            # provider's chunk limit), as the app handed it over.
+            self.log.offer()
 
     def _append(self, frame: bytes) -> None:
-        index = self.log.append(frame)
+        index = self.log.append(frame, offer=False)
         self.frames_in += 1
         evicted = self.log.evicted
         if evicted != self._evicted_reported and (
@@ -261,8 +272,11 @@ class AudioIn(Actor[SendAudio]):
 
     def _flush_converter(self, *, pad: bool) -> None:
         if self._converter is not None:
-            for frame in self._converter.flush(pad=pad):
+            frames = self._converter.flush(pad=pad)
+            for frame in frames:
                 self._append(frame)
+            if frames:
+                self.log.offer()
 
     def flush(self) -> None:
         """End of input: emit the converter's tail (zero-padded) and the journal record."""
@@ -354,9 +368,7 @@ class ResampledLog:
     def end(self) -> int:
         return self._log.end
 
-    async def wait_beyond(
-        self, index: int, direct: Callable[[int, bytes], bool] | None = None
-    ) -> None:
+    async def wait_beyond(self, index: int, direct: Callable[[int], bool] | None = None) -> None:
         # Frames are resampled on the way out: the log's frames cannot be taken directly.
         await self._log.wait_beyond(index)
 

@@ -237,36 +237,50 @@ class TransportSend:
         nothing may go out on its connection once that was asked (its cursor is final)."""
         self._send_nowait = None
 
-    def send_at_once(self, index: int, pcm: bytes) -> bool:
-        """Send the frame just appended to the log, in the appending task, while this sender
-        waits idle for exactly that frame: no wake-up and no task switch per frame.
+    def send_at_once(self, end: int) -> bool:
+        """Send the frames just appended to the log (up to ``end``), in the appending task,
+        while this sender waits idle for them: no wake-up and no task switch per frame.
 
         Offered by the log (``wait_beyond``'s ``direct``) only while this sender waits and
-        nothing woke it (a queued command wakes it: commands go first). Taken only when the
-        frame encodes to one message that the connection sends without waiting
-        (:class:`~antiphon.adapters.NonBlockingSend`); otherwise nothing was done, and the
-        sender is woken to send the frame itself, as it would without this path. The
-        cursor, counters, keep-alive timer and capture move exactly as in :meth:`run`.
+        nothing woke it (a queued command wakes it: commands go first). The frames go out
+        joined as the run loop joins frames that queued, up to ``limits.max_chunk_ms`` a
+        message, each message only when it encodes to one frame that the connection sends
+        without waiting (:class:`~antiphon.adapters.NonBlockingSend`). When one does not,
+        nothing more is done: False, and the sender is woken to send the rest itself, as it
+        would without this path. The cursor, counters, keep-alive timer and capture move
+        exactly as in :meth:`run`.
         """
         send_nowait = self._send_nowait
-        if send_nowait is None or index != self.cursor:
+        if send_nowait is None:
             return False
-        try:
-            frames = self._translator.encode(AudioFrame(pcm=pcm, index=index), self._state())
-        except Exception:  # the sender meets it again and reports it
-            return False
-        if len(frames) != 1 or not send_nowait(frames[0]):
-            return False
-        if self._capture is not None:
-            self._capture.sent(self.epoch, frames[0], audio_index=index, audio_frames=1)
-        self.cursor = index + 1
-        self.frames_sent += 1
-        self.frames_sent_at_once += 1
-        self.audio_commands += 1
-        if index < self.high_water:
-            self.frames_resent += 1
-        if self.keepalive.interval is not None:
-            self.keepalive.on_sent(self._now())
+        log = self._log
+        cursor = self.cursor
+        while cursor < end:
+            count = min(end - cursor, self.max_frames)
+            parts: list[bytes] = []
+            for i in range(cursor, cursor + count):
+                part = log.get(i)
+                if part is None:
+                    return False  # evicted meanwhile: the run loop counts it as skipped
+                parts.append(part)
+            pcm = parts[0] if count == 1 else b"".join(parts)
+            try:
+                frames = self._translator.encode(AudioFrame(pcm=pcm, index=cursor), self._state())
+            except Exception:  # the sender meets it again and reports it
+                return False
+            if len(frames) != 1 or not send_nowait(frames[0]):
+                return False
+            if self._capture is not None:
+                self._capture.sent(self.epoch, frames[0], audio_index=cursor, audio_frames=count)
+            if cursor < self.high_water:
+                self.frames_resent += min(count, self.high_water - cursor)
+            cursor += count
+            self.cursor = cursor
+            self.frames_sent += count
+            self.frames_sent_at_once += count
+            self.audio_commands += 1
+            if self.keepalive.interval is not None:
+                self.keepalive.on_sent(self._now())
         return True
 
     async def _send_captured(self, frame: Frame) -> None:

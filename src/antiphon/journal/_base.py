@@ -131,9 +131,10 @@ class JournalWriter:
         # Each audio stream's rate, asked of the backend once and then kept here: the check
         # runs on every audio write.
         self._rates: dict[str, int] = {}
-        # Called before each append, flush and close: a wire capture that collects its
-        # entries writes them out, so they are in the journal before any later record.
-        self.before_records: Callable[[], None] | None = None
+        # Called before each append (False) and before a flush or close (True): a wire
+        # capture that collects its entries writes out what must be in the journal before
+        # any later record (True: all of them).
+        self.before_records: Callable[[bool], None] | None = None
 
     @property
     def next_seq(self) -> int:
@@ -225,7 +226,7 @@ class JournalWriter:
         if expected_seq != self._next_seq:
             raise JournalConflict(self.session_id, expected_seq, self._next_seq)
         if self.before_records is not None:
-            self.before_records()
+            self.before_records(False)
         stored = tuple(events)
         for i, event in enumerate(stored):
             t = type(event)
@@ -307,7 +308,7 @@ class JournalWriter:
         if self._closed:
             return
         if self.before_records is not None:
-            self.before_records()
+            self.before_records(True)
         try:
             self._backend.flush(self._lease)
         except JournalError:
@@ -319,7 +320,7 @@ class JournalWriter:
         if self._closed:
             return
         if self.before_records is not None:
-            self.before_records()
+            self.before_records(True)
         self._closed = True
         self._backend._forget(self)
         self._backend.release(self._lease)

@@ -21,9 +21,11 @@ it without code of its own: the ``wire`` byte stream holds the frames, each as a
 big-endian length, the msgpack of the :class:`WireFrame`, and one pad byte when the length is
 odd (the audio store holds whole PCM16 samples). Byte streams carry a nominal rate of 1.
 Entries are collected and written together, one write for many frames: before the journal
-writer's next append, flush or close (so what was captured is in the journal before any
-later record: ``journal verify`` relies on it), and whenever ``FLUSH_BYTES`` have collected.
-A process that dies loses the entries of the frames since its last record, no more.
+writer's next append once a frame carrying user audio was captured (so such a frame is in
+the journal before any later record: ``journal verify`` relies on it to tell which audio
+reached which connection), before its flush and close, and whenever ``FLUSH_BYTES`` have
+collected. A process that dies loses the entries collected since, no more: of the user audio
+sent, those after its last record.
 Capture is diagnostic: a failure to store it is counted and ends capturing, never the session.
 """
 
@@ -183,9 +185,10 @@ class WireCapture:
         self._index: dict[tuple[int, str], int] = {}
         self._collected: list[bytes] = []  # encoded entries not written yet
         self._collected_bytes = 0
+        self._collected_audio = False  # a frame carrying user audio is among them
         self.frames = 0
         self.errors = 0
-        writer.before_records = self.flush
+        writer.before_records = self._before_records
 
     def sent(
         self, epoch: int, frame: str | bytes, *, audio_index: int = -1, audio_frames: int = 1
@@ -246,17 +249,22 @@ class WireCapture:
         data = _LEN.pack(len(body)) + body + pad
         self._collected.append(data)
         self._collected_bytes += len(data)
+        self._collected_audio = self._collected_audio or audio_index >= 0
         if self._collected_bytes >= FLUSH_BYTES:
             self.flush()
 
+    def _before_records(self, everything: bool) -> None:
+        if everything or self._collected_audio:
+            self.flush()
+
     def flush(self) -> None:
-        """Write the collected entries (the journal writer calls this before each append,
-        flush and close)."""
+        """Write the collected entries."""
         collected = self._collected
         if not collected or self.errors:
             return
         self._collected = []
         self._collected_bytes = 0
+        self._collected_audio = False
         try:
             self._write_audio(WIRE_STREAM, b"".join(collected), BYTE_STREAM_RATE)
         except JournalError:
