@@ -11,7 +11,13 @@ import pytest
 from antiphon.errors import JournalError
 from antiphon.journal import FileJournal, MemoryJournal, WireCapture, frame_payload, read_capture
 from antiphon.journal._capture import FLUSH_BYTES, REDACTED, frame_kind, redact_text, scrub
-from antiphon.protocol import AudioSpan, SessionClosed
+from antiphon.protocol import (
+    AudioSpan,
+    Event,
+    InputTranscriptDelta,
+    UserAudioCleared,
+    UserAudioCommitted,
+)
 
 AUDIO = bytes(range(256)) * 4  # 1 KiB: long enough to be cut out
 B64 = base64.b64encode(AUDIO).decode()
@@ -132,7 +138,7 @@ def test_capture_survives_a_file_journal_reopen_and_a_cut_tail(tmp_path: Path) -
     assert json.loads(frame_payload(reopened, sid, frames[3]))["audio"] == B64
 
 
-def test_entries_are_written_together_and_audio_ones_before_the_next_record() -> None:
+def test_entries_are_written_together_and_audio_ones_before_the_next_safe_point() -> None:
     journal = MemoryJournal()
     writer = journal.writer("s1")
     capture = WireCapture(
@@ -145,30 +151,33 @@ def test_entries_are_written_together_and_audio_ones_before_the_next_record() ->
         writes.append(len(data))
         return store(stream, data, rate)
 
+    def append(event: Event) -> None:
+        writer.append([event], expected_seq=writer.next_seq, epoch=1, mono_ns=0, wall_ns=0)
+
     capture._write_audio = counted
     for i in range(3):
         capture.sent(1, json.dumps({"type": "input_audio_buffer.append", "n": i}), audio_index=i)
-    assert read_capture(journal, "s1") == []  # collected, not written yet
-    writer.append([SessionClosed()], expected_seq=0, epoch=1, mono_ns=0, wall_ns=0)
-    # Written before the record, in one write; a record never precedes a frame captured first.
-    assert [f.audio_index for f in read_capture(journal, "s1")] == [0, 1, 2]
-    assert len(writes) == 1
-    assert capture.frames == 3
-    # A long stretch without records is written in pieces of FLUSH_BYTES.
+    capture.received(1, '{"type":"response.output_audio.delta"}')
+    append(InputTranscriptDelta(item_id="u1", text="hi"))
+    assert read_capture(journal, "s1") == []  # collected: nothing needs them before this record
+    append(UserAudioCommitted(item_id="u1", audio_end_ms=60))
+    # Written before the safe point, in one write: verify relates it to the frames sent before.
+    assert [f.audio_index for f in read_capture(journal, "s1")] == [0, 1, 2, -1]
+    assert (len(writes), capture.frames) == (1, 4)
+    # Frames without user audio need not precede even a safe point: they wait for more.
+    capture.received(1, '{"type":"response.output_audio.delta"}')
+    append(UserAudioCleared())
+    assert len(read_capture(journal, "s1")) == 4
+    # A long stretch without safe points is written in pieces of FLUSH_BYTES.
     frame = json.dumps({"type": "input_audio_buffer.append", "audio": "x" * 64})
     n = 0
     while len(writes) < 2:
         capture.sent(1, frame, audio_index=3 + n)
         n += 1
     assert writes[1] >= FLUSH_BYTES
-    # Frames without user audio need not precede the next record: they wait for more.
-    capture.flush()
-    capture.received(1, '{"type":"response.output_audio.delta"}')
-    seq = writer.next_seq
-    writer.append([SessionClosed()], expected_seq=seq, epoch=1, mono_ns=0, wall_ns=0)
-    assert len(read_capture(journal, "s1")) == 3 + n
+    capture.sent(1, frame, audio_index=3 + n)
     writer.close()  # writes the rest
-    assert len(read_capture(journal, "s1")) == 4 + n
+    assert len(read_capture(journal, "s1")) == 6 + n
 
 
 def test_a_capture_that_cannot_be_written_counts_its_frames_and_stops() -> None:

@@ -266,9 +266,9 @@ class TransportSend:
             pcm = parts[0] if count == 1 else b"".join(parts)
             try:
                 frames = self._translator.encode(AudioFrame(pcm=pcm, index=cursor), self._state())
-            except Exception:  # the sender meets it again and reports it
-                return False
-            if len(frames) != 1 or not send_nowait(frames[0]):
+                if len(frames) != 1 or not send_nowait(frames[0]):
+                    return False
+            except Exception:  # the sender meets it again, in its own task, and reports it
                 return False
             if self._capture is not None:
                 self._capture.sent(self.epoch, frames[0], audio_index=cursor, audio_frames=count)

@@ -131,10 +131,10 @@ class JournalWriter:
         # Each audio stream's rate, asked of the backend once and then kept here: the check
         # runs on every audio write.
         self._rates: dict[str, int] = {}
-        # Called before each append (False) and before a flush or close (True): a wire
-        # capture that collects its entries writes out what must be in the journal before
-        # any later record (True: all of them).
-        self.before_records: Callable[[bool], None] | None = None
+        # Called with the events of each append before they are written, and with None
+        # before a flush or close: a wire capture that collects its entries writes out what
+        # must be in the journal ahead of those records (None: all of them).
+        self.before_records: Callable[[Sequence[Event] | None], None] | None = None
 
     @property
     def next_seq(self) -> int:
@@ -226,7 +226,7 @@ class JournalWriter:
         if expected_seq != self._next_seq:
             raise JournalConflict(self.session_id, expected_seq, self._next_seq)
         if self.before_records is not None:
-            self.before_records(False)
+            self.before_records(events)
         stored = tuple(events)
         for i, event in enumerate(stored):
             t = type(event)
@@ -308,7 +308,7 @@ class JournalWriter:
         if self._closed:
             return
         if self.before_records is not None:
-            self.before_records(True)
+            self.before_records(None)
         try:
             self._backend.flush(self._lease)
         except JournalError:
@@ -320,7 +320,7 @@ class JournalWriter:
         if self._closed:
             return
         if self.before_records is not None:
-            self.before_records(True)
+            self.before_records(None)
         self._closed = True
         self._backend._forget(self)
         self._backend.release(self._lease)

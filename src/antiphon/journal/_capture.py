@@ -20,12 +20,14 @@ Capture is stored through the backend contract's audio-store methods, so every b
 it without code of its own: the ``wire`` byte stream holds the frames, each as a 4-byte
 big-endian length, the msgpack of the :class:`WireFrame`, and one pad byte when the length is
 odd (the audio store holds whole PCM16 samples). Byte streams carry a nominal rate of 1.
-Entries are collected and written together, one write for many frames: before the journal
-writer's next append once a frame carrying user audio was captured (so such a frame is in
-the journal before any later record: ``journal verify`` relies on it to tell which audio
-reached which connection), before its flush and close, and whenever ``FLUSH_BYTES`` have
-collected. A process that dies loses the entries collected since, no more: of the user audio
-sent, those after its last record.
+Entries are collected and written together, one write for many frames: while frames carrying
+user audio are among them, before the journal writer appends a record that ``journal
+verify`` relates to the audio captured before it (a safe point: a provider's commit or a
+clear; the end of an epoch; the session's close); before the writer's flush and close; and
+whenever ``FLUSH_BYTES`` have collected. A process that dies loses the entries collected
+since: those of user audio frames sent after the last such record (not yet settled, so a
+resumed session sends them again, and captures them again), and received frames' entries
+(diagnostic only).
 Capture is diagnostic: a failure to store it is counted and ends capturing, never the session.
 """
 
@@ -35,13 +37,21 @@ import base64
 import binascii
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
 from antiphon.errors import JournalError
-from antiphon.protocol import AudioSpan
+from antiphon.protocol import (
+    AudioSpan,
+    ConnectionLost,
+    ConnectionRotated,
+    Event,
+    SessionClosed,
+    UserAudioCleared,
+    UserAudioCommitted,
+)
 
 if TYPE_CHECKING:
     from ._base import JournalBackend, JournalWriter
@@ -84,6 +94,15 @@ _B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
 _TYPE_FIELD = re.compile(r'"type"\s*:\s*"([^"]{1,80})"')
 _FIRST_KEY = re.compile(r'^\s*\{\s*"([^"]{1,80})"\s*:\s*(\{\s*"([^"]{1,80})")?')
 _LEN = struct.Struct(">I")
+# Records that journal verify relates to the user audio frames captured before them: safe
+# points (the audio before them is settled), the end of an epoch and of the session.
+_AUDIO_MILESTONES: Final = (
+    UserAudioCommitted,
+    UserAudioCleared,
+    ConnectionLost,
+    ConnectionRotated,
+    SessionClosed,
+)
 FLUSH_BYTES: Final = 16 * 1024
 """Collected capture entries are written once they reach this size (~300 metadata entries),
 if no record was journalled before."""
@@ -253,8 +272,10 @@ class WireCapture:
         if self._collected_bytes >= FLUSH_BYTES:
             self.flush()
 
-    def _before_records(self, everything: bool) -> None:
-        if everything or self._collected_audio:
+    def _before_records(self, events: Sequence[Event] | None) -> None:
+        if events is None or (
+            self._collected_audio and any(isinstance(e, _AUDIO_MILESTONES) for e in events)
+        ):
             self.flush()
 
     def flush(self) -> None:
