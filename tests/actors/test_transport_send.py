@@ -16,7 +16,7 @@ from antiphon.actors.audio_in import AudioLog
 from antiphon.actors.transport_send import TransportSend
 from antiphon.adapters import Capabilities, Frame, Limits
 from antiphon.journal import MemoryJournal, WireCapture, read_capture
-from antiphon.protocol import Command, GenerateReply, SessionState
+from antiphon.protocol import AudioFrame, Command, GenerateReply, SessionState
 from antiphon.testing._translator import ScriptedTranslator
 
 FRAME_BYTES = 640  # 20 ms at 16 kHz
@@ -330,3 +330,71 @@ async def test_a_chunk_the_connection_takes_only_in_part_is_finished_by_the_send
     assert wire.sent == [("at once", "audio"), ("send", "audio"), ("send", "audio")]
     assert wire.audio == [_frame(0) + _frame(1), _frame(2) + _frame(3), _frame(4)]
     assert (sender.cursor, sender.frames_sent, sender.frames_sent_at_once) == (5, 5, 2)
+
+
+class _SplittingTranslator(ScriptedTranslator):
+    """Sends each ``AudioFrame`` as two messages, one per half, and counts the audio it
+    encoded, as translators that count what they sent (Gemini, Phonic) do."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            capabilities=Capabilities(),
+            limits=Limits(input_sample_rate=16_000, frame_ms=20, max_chunk_ms=20),
+        )
+        self.encoded_bytes = 0
+
+    def encode(self, command: Command, state: SessionState) -> list[Frame]:
+        if isinstance(command, AudioFrame):
+            self.encoded_bytes += len(command.pcm)
+            half = len(command.pcm) // 2
+            return [
+                *super().encode(AudioFrame(pcm=command.pcm[:half], index=command.index), state),
+                *super().encode(AudioFrame(pcm=command.pcm[half:], index=command.index), state),
+            ]
+        return super().encode(command, state)
+
+
+@pytest.mark.anyio
+async def test_audio_encoded_at_once_is_sent_as_encoded_never_encoded_twice() -> None:
+    wire = _DirectWire()
+    log = AudioLog(FRAME_BYTES, capacity=100)
+    taken = 0
+    take = wire.send_nowait
+
+    def room_for_one(frame: Frame) -> bool:
+        nonlocal taken
+        taken += 1
+        return taken == 1 and take(frame)
+
+    wire.send_nowait = room_for_one  # type: ignore[method-assign]
+    translator = _SplittingTranslator()
+    sender = TransportSend(
+        epoch=1,
+        connection=cast("Any", wire),
+        translator=translator,
+        log=log,
+        outbox=Outbox(log.wake),
+        start_index=0,
+        frame_ms=20,
+        high_water=0,
+        state=SessionState,
+        on_sent=lambda command, epoch, frames: None,
+        on_unencodable=lambda command, error: None,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.run)
+        await _waiting(log)
+        log.append(_frame(1))  # encoded at once; its second half does not fit
+        log.append(_frame(2))  # the sender was woken: it sends this one itself
+        await wire.until(4)
+        tg.cancel_scope.cancel()
+    half = FRAME_BYTES // 2
+    assert wire.audio == [
+        bytes([1]) * half,
+        bytes([1]) * half,
+        bytes([2]) * half,
+        bytes([2]) * half,
+    ]
+    assert [how for how, _ in wire.sent] == ["at once", "send", "send", "send"]
+    assert translator.encoded_bytes == 2 * FRAME_BYTES  # each frame counted once
+    assert (sender.cursor, sender.frames_sent, sender.frames_sent_at_once) == (2, 2, 0)

@@ -130,7 +130,8 @@ async def test_audio_turn_transcript_audio_and_final_text(emu: NovaEmulator) -> 
     client = await open_client(emu)
     audio, _ = conversation_audio([0], sample_rate=RATE, gap_s=0.5)
     await client.send_audio(audio)
-    await client.wait_for(lambda: _ended(client))
+    # The reply's FINAL text and its usage come after its audio ended it: wait for them too.
+    await client.wait_for(lambda: _ended(client) and any(u.output_tokens for u in client.of(Usage)))
     transcript = client.of(InputTranscriptFinal)
     assert [t.text for t in transcript] == ["Hello there."]
     assert client.of(UserAudioCommitted)[0].item_id == transcript[0].item_id

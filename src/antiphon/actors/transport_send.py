@@ -141,6 +141,8 @@ class TransportSend:
             connection.send_nowait if isinstance(connection, NonBlockingSend) else None
         )
         self._direct = None if self._send_nowait is None else self.send_at_once
+        # What send_at_once encoded but could not send: (messages, first frame, frame count).
+        self._encoded: tuple[list[Frame], int, int] | None = None
 
     def safe_index(self, audio_end_ms: int | None) -> int:
         """The audio log index up to which a provider safe point covers user audio.
@@ -174,6 +176,17 @@ class TransportSend:
         # matters once the sender goes idle, so it is told then, not once per audio frame.
         sent = False
         while True:
+            if self._encoded is not None:
+                # Encoded by send_at_once, which could not send it all: the translator has
+                # counted it, so it goes out as it was encoded, before anything else.
+                frames, cursor, count = self._encoded
+                self._batch = count
+                for frame in frames:
+                    await send_audio(frame)
+                self._encoded = None
+                sent = True
+                self._sent_audio(cursor, count)
+                continue
             command = outbox.peek()
             if command is not None:
                 try:
@@ -226,11 +239,15 @@ class TransportSend:
             for frame in encode(AudioFrame(pcm=pcm, index=cursor), self._state()):
                 await send_audio(frame)
             sent = True
-            self.cursor = cursor + count
-            self.frames_sent += count
-            self.audio_commands += 1
-            if cursor < self.high_water:
-                self.frames_resent += min(count, self.high_water - cursor)
+            self._sent_audio(cursor, count)
+
+    def _sent_audio(self, cursor: int, count: int) -> None:
+        """The ``count`` frames from ``cursor`` went out (as one ``AudioFrame``)."""
+        self.cursor = cursor + count
+        self.frames_sent += count
+        self.audio_commands += 1
+        if cursor < self.high_water:
+            self.frames_resent += min(count, self.high_water - cursor)
 
     def stop_sending_at_once(self) -> None:
         """Take no more frames in the appending task: this sender is being stopped, and
@@ -242,13 +259,15 @@ class TransportSend:
         while this sender waits idle for them: no wake-up and no task switch per frame.
 
         Offered by the log (``wait_beyond``'s ``direct``) only while this sender waits and
-        nothing woke it (a queued command wakes it: commands go first). The frames go out
-        joined as the run loop joins frames that queued, up to ``limits.max_chunk_ms`` a
-        message, each message only when it encodes to one frame that the connection sends
-        without waiting (:class:`~antiphon.adapters.NonBlockingSend`). When one does not,
-        nothing more is done: False, and the sender is woken to send the rest itself, as it
-        would without this path. The cursor, counters, keep-alive timer and capture move
-        exactly as in :meth:`run`.
+        nothing woke it (a queued command wakes it: commands go first). The frames are joined
+        as the run loop joins frames that queued, up to ``limits.max_chunk_ms`` an
+        ``AudioFrame``, and each one's messages go out while the connection sends them without
+        waiting (:class:`~antiphon.adapters.NonBlockingSend`). Once the translator encoded an
+        ``AudioFrame`` it has counted that audio (Gemini and Phonic count what they sent), so
+        its messages go out exactly as encoded: the ones the connection did not take are left
+        to the run loop, which sends them before anything else. Returns False when anything
+        is left (the sender is woken for it), True when all went out. The cursor, counters,
+        keep-alive timer and capture move exactly as in :meth:`run`.
         """
         send_nowait = self._send_nowait
         if send_nowait is None:
@@ -266,21 +285,23 @@ class TransportSend:
             pcm = parts[0] if count == 1 else b"".join(parts)
             try:
                 frames = self._translator.encode(AudioFrame(pcm=pcm, index=cursor), self._state())
-                if len(frames) != 1 or not send_nowait(frames[0]):
-                    return False
-            except Exception:  # the sender meets it again, in its own task, and reports it
+            except Exception:  # nothing was counted: the run loop meets it and reports it
                 return False
-            if self._capture is not None:
-                self._capture.sent(self.epoch, frames[0], audio_index=cursor, audio_frames=count)
-            if cursor < self.high_water:
-                self.frames_resent += min(count, self.high_water - cursor)
-            cursor += count
-            self.cursor = cursor
-            self.frames_sent += count
+            for taken, frame in enumerate(frames):
+                try:
+                    went = send_nowait(frame)
+                except Exception:  # the run loop's send meets it, in its own task
+                    went = False
+                if not went:
+                    self._encoded = (frames[taken:], cursor, count)
+                    return False
+                if self._capture is not None:
+                    self._capture.sent(self.epoch, frame, audio_index=cursor, audio_frames=count)
+            self._sent_audio(cursor, count)
             self.frames_sent_at_once += count
-            self.audio_commands += 1
             if self.keepalive.interval is not None:
                 self.keepalive.on_sent(self._now())
+            cursor += count
         return True
 
     async def _send_captured(self, frame: Frame) -> None:
