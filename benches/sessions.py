@@ -2,8 +2,8 @@
 
 ``python -m benches sessions [--provider openai|gemini|nova|phonic] [--sessions N] [--seconds S]
 [--workload all|scripted|continuous] [--idle-seconds S]
-[--ab send_deadline|coalesce|journal_flusher|compress] [--scale] [--livekit] [--repeat K]
-[--json]``
+[--ab send_deadline|coalesce|journal_flusher|compress|filesystem_sync|send_at_once]
+[--scale] [--livekit] [--repeat K] [--chunk-ms 20|40|100] [--json]``
 
 Method (also printed with the figures):
 

@@ -105,7 +105,7 @@ _AUDIO_MILESTONES: Final = (
 )
 FLUSH_BYTES: Final = 16 * 1024
 """Collected capture entries are written once they reach this size (~300 metadata entries),
-if no record was journalled before."""
+unless something wrote them earlier."""
 
 
 class WireFrame(msgspec.Struct, frozen=True, kw_only=True, tag="wire.frame", array_like=True):
@@ -281,11 +281,14 @@ class WireCapture:
     def flush(self) -> None:
         """Write the collected entries."""
         collected = self._collected
-        if not collected or self.errors:
+        if not collected:
             return
         self._collected = []
         self._collected_bytes = 0
         self._collected_audio = False
+        if self.errors:  # capturing stopped at a failure: these are not stored either
+            self.errors += len(collected)
+            return
         try:
             self._write_audio(WIRE_STREAM, b"".join(collected), BYTE_STREAM_RATE)
         except JournalError:
