@@ -37,15 +37,10 @@ class _Quiet:
         pass
 
 
-async def _until(condition: Any) -> None:
-    with anyio.fail_after(10):
-        while not condition():
-            await anyio.lowlevel.checkpoint()
-
-
-async def test_the_watchdog_sleeps_until_woken_while_nothing_is_due() -> None:
+def _quiet_link() -> Link:
+    """A link over a connection that never says anything (it is its own receiver)."""
     quiet = _Quiet()
-    link = Link(
+    return Link(
         epoch=1,
         translator=ScriptedTranslator(capabilities=Capabilities(), limits=Limits()),
         connection=quiet,
@@ -55,6 +50,16 @@ async def test_the_watchdog_sleeps_until_woken_while_nothing_is_due() -> None:
         opened_wall_s=0.0,
         state=SessionState,
     )
+
+
+async def _until(condition: Any) -> None:
+    with anyio.fail_after(10):
+        while not condition():
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_the_watchdog_sleeps_until_woken_while_nothing_is_due() -> None:
+    link = _quiet_link()
     clock = ManualClock()
     due: list[float | None] = [None]
     checks: list[float] = []
@@ -101,17 +106,7 @@ async def test_stopping_a_sender_that_has_not_started_yet_stops_it() -> None:
     """A link closed right after it was activated (a session closed as soon as it connected)
     stops its sender even when the sender's task has not run yet; waiting for it then
     returned never (the session's shielded close hung)."""
-    quiet = _Quiet()
-    link = Link(
-        epoch=1,
-        translator=ScriptedTranslator(capabilities=Capabilities(), limits=Limits()),
-        connection=quiet,
-        receiver=cast("Any", quiet),
-        close_timeout_s=1.0,
-        opened_at=0.0,
-        opened_wall_s=0.0,
-        state=SessionState,
-    )
+    link = _quiet_link()
     async with anyio.create_task_group() as tg:
         await tg.start(link.run)
         link.start_sending(cast("Any", _ForeverSender()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, cast
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from antiphon.actors._outbox import Outbox
 from antiphon.actors.audio_in import AudioLog
 from antiphon.actors.transport_send import TransportSend
-from antiphon.adapters import Capabilities, Frame, Limits
+from antiphon.adapters import Capabilities, Connection, Frame, Limits, Translator
 from antiphon.journal import MemoryJournal, WireCapture, read_capture
 from antiphon.protocol import AudioFrame, Command, GenerateReply, SessionState
 from antiphon.testing._translator import ScriptedTranslator
@@ -55,7 +55,13 @@ def _frame(i: int) -> bytes:
 
 
 def _sender(
-    wire: _Wire, log: AudioLog, max_chunk_ms: int, capture: WireCapture | None = None
+    wire: Connection,
+    log: AudioLog,
+    max_chunk_ms: int = 100,
+    capture: WireCapture | None = None,
+    *,
+    translator: Translator | None = None,
+    now: Callable[[], float] = anyio.current_time,
 ) -> TransportSend:
     limits = Limits(input_sample_rate=16_000, frame_ms=20, max_chunk_ms=max_chunk_ms)
 
@@ -68,7 +74,7 @@ def _sender(
     return TransportSend(
         epoch=1,
         connection=wire,
-        translator=ScriptedTranslator(capabilities=Capabilities(), limits=limits),
+        translator=translator or ScriptedTranslator(capabilities=Capabilities(), limits=limits),
         log=log,
         outbox=Outbox(log.wake),
         start_index=0,
@@ -77,6 +83,7 @@ def _sender(
         state=SessionState,
         on_sent=on_sent,
         on_unencodable=on_unencodable,
+        now=now,
         capture=capture,
     )
 
@@ -134,10 +141,11 @@ async def test_a_limit_of_one_frame_sends_every_frame_alone() -> None:
 
 class _DirectWire:
     """A connection that can also send without waiting (``NonBlockingSend``), while it has
-    ``room``: it records every frame and which way it went out."""
+    ``room`` (messages it takes that way before its buffer is full; None: any number): it
+    records every frame and which way it went out."""
 
-    def __init__(self) -> None:
-        self.room = True
+    def __init__(self, room: int | None = None) -> None:
+        self.room = room
         self.sent: list[tuple[str, str]] = []  # (how: "at once" | "send", the frame's kind)
         self.audio: list[bytes] = []
         self._arrived = anyio.Event()
@@ -151,8 +159,10 @@ class _DirectWire:
         self._arrived.set()
 
     def send_nowait(self, frame: Frame) -> bool:
-        if not self.room:
-            return False
+        if self.room is not None:
+            if self.room == 0:
+                return False
+            self.room -= 1
         self._take("at once", frame)
         return True
 
@@ -188,7 +198,7 @@ async def test_an_idle_sender_sends_each_frame_in_the_appending_task() -> None:
     )
     wire = _DirectWire()
     log = AudioLog(FRAME_BYTES, capacity=100)
-    sender = _sender(cast("Any", wire), log, max_chunk_ms=100, capture=capture)
+    sender = _sender(wire, log, max_chunk_ms=100, capture=capture)
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         await _waiting(log)
@@ -210,7 +220,7 @@ async def test_an_idle_sender_sends_each_frame_in_the_appending_task() -> None:
 async def test_a_queued_command_goes_before_the_frames_appended_after_it() -> None:
     wire = _DirectWire()
     log = AudioLog(FRAME_BYTES, capacity=100)
-    sender = _sender(cast("Any", wire), log, max_chunk_ms=20)
+    sender = _sender(wire, log, max_chunk_ms=20)
     outbox = sender._outbox
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
@@ -238,15 +248,15 @@ async def test_a_queued_command_goes_before_the_frames_appended_after_it() -> No
 async def test_a_frame_the_connection_cannot_take_at_once_is_sent_by_the_sender() -> None:
     wire = _DirectWire()
     log = AudioLog(FRAME_BYTES, capacity=100)
-    sender = _sender(cast("Any", wire), log, max_chunk_ms=20)
+    sender = _sender(wire, log, max_chunk_ms=20)
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         await _waiting(log)
-        wire.room = False  # its buffer is full, say
+        wire.room = 0  # its buffer is full, say
         log.append(_frame(0))
         assert wire.sent == []  # nothing was done in the appending task
         await wire.until(1)
-        wire.room = True
+        wire.room = None
         await _waiting(log)
         sender.stop_sending_at_once()  # being stopped: nothing more at once
         log.append(_frame(1))
@@ -262,20 +272,8 @@ async def test_frames_sent_at_once_keep_a_keep_alive_from_going_out() -> None:
     log = AudioLog(FRAME_BYTES, capacity=100)
     clock = [0.0]
     limits = Limits(input_sample_rate=16_000, frame_ms=20, idle_timeout_s=10.0)
-    sender = TransportSend(
-        epoch=1,
-        connection=cast("Any", wire),
-        translator=ScriptedTranslator(capabilities=Capabilities(), limits=limits),
-        log=log,
-        outbox=Outbox(log.wake),
-        start_index=0,
-        frame_ms=20,
-        high_water=0,
-        state=SessionState,
-        on_sent=lambda command, epoch, frames: None,
-        on_unencodable=lambda command, error: None,
-        now=lambda: clock[0],
-    )
+    translator = ScriptedTranslator(capabilities=Capabilities(), limits=limits)
+    sender = _sender(wire, log, translator=translator, now=lambda: clock[0])
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         await _waiting(log)
@@ -290,7 +288,7 @@ async def test_frames_sent_at_once_keep_a_keep_alive_from_going_out() -> None:
 async def test_frames_appended_together_go_out_together_up_to_the_limit() -> None:
     wire = _DirectWire()
     log = AudioLog(FRAME_BYTES, capacity=100)
-    sender = _sender(cast("Any", wire), log, max_chunk_ms=100)  # 5 frames a message at most
+    sender = _sender(wire, log, max_chunk_ms=100)  # 5 frames a message at most
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         await _waiting(log)
@@ -307,18 +305,9 @@ async def test_frames_appended_together_go_out_together_up_to_the_limit() -> Non
 
 @pytest.mark.anyio
 async def test_a_chunk_the_connection_takes_only_in_part_is_finished_by_the_sender() -> None:
-    wire = _DirectWire()
+    wire = _DirectWire(room=1)
     log = AudioLog(FRAME_BYTES, capacity=100)
-    taken = 0
-    take = wire.send_nowait
-
-    def room_for_one(frame: Frame) -> bool:
-        nonlocal taken
-        taken += 1
-        return taken == 1 and take(frame)
-
-    wire.send_nowait = room_for_one  # type: ignore[method-assign]
-    sender = _sender(cast("Any", wire), log, max_chunk_ms=40)  # 2 frames a message
+    sender = _sender(wire, log, max_chunk_ms=40)  # 2 frames a message
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         await _waiting(log)
@@ -356,31 +345,10 @@ class _SplittingTranslator(ScriptedTranslator):
 
 @pytest.mark.anyio
 async def test_audio_encoded_at_once_is_sent_as_encoded_never_encoded_twice() -> None:
-    wire = _DirectWire()
+    wire = _DirectWire(room=1)
     log = AudioLog(FRAME_BYTES, capacity=100)
-    taken = 0
-    take = wire.send_nowait
-
-    def room_for_one(frame: Frame) -> bool:
-        nonlocal taken
-        taken += 1
-        return taken == 1 and take(frame)
-
-    wire.send_nowait = room_for_one  # type: ignore[method-assign]
     translator = _SplittingTranslator()
-    sender = TransportSend(
-        epoch=1,
-        connection=cast("Any", wire),
-        translator=translator,
-        log=log,
-        outbox=Outbox(log.wake),
-        start_index=0,
-        frame_ms=20,
-        high_water=0,
-        state=SessionState,
-        on_sent=lambda command, epoch, frames: None,
-        on_unencodable=lambda command, error: None,
-    )
+    sender = _sender(wire, log, translator=translator)
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.run)
         await _waiting(log)

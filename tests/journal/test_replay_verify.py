@@ -302,21 +302,30 @@ async def test_capture_modes_of_a_session(mode: str) -> None:
     assert sent_audio == list(range(24))
 
 
-def test_verify_finds_user_audio_lost_at_a_reconnect() -> None:
-    from antiphon.journal import WireCapture
-    from antiphon.protocol import UserAudioCommitted
+class _CapturedSession:
+    """A journalled session (started, epoch 1 open) with a metadata wire capture."""
 
-    journal = MemoryJournal()
-    w = journal.writer("s")
-    capture = WireCapture(
-        w, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: w.next_seq
-    )
+    def __init__(self) -> None:
+        from antiphon.journal import WireCapture
 
-    def add(*events: Event, epoch: int = 1) -> None:
+        self.journal = MemoryJournal()
+        self.writer = w = self.journal.writer("s")
+        self.capture = WireCapture(
+            w, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: w.next_seq
+        )
+        self.add(SessionStarted(session_id="s", provider="scripted"), epoch=0)
+        self.add(ConnectionOpened(epoch=1))
+
+    def add(self, *events: Event, epoch: int = 1) -> None:
+        w = self.writer
         w.append(list(events), expected_seq=w.next_seq, epoch=epoch, mono_ns=0, wall_ns=0)
 
-    add(SessionStarted(session_id="s", provider="scripted"), epoch=0)
-    add(ConnectionOpened(epoch=1))
+
+def test_verify_finds_user_audio_lost_at_a_reconnect() -> None:
+    from antiphon.protocol import UserAudioCommitted
+
+    session = _CapturedSession()
+    journal, capture, add = session.journal, session.capture, session.add
     # Ten 20 ms frames at 16 kHz, all sent on epoch 1 ...
     add(UserAudio(first_frame=0, frames=10, audio=bytes(6400), sample_rate=16_000))
     for i in range(10):
@@ -335,20 +344,10 @@ def test_verify_finds_user_audio_lost_at_a_reconnect() -> None:
 
 
 def test_verify_counts_every_frame_of_a_joined_message() -> None:
-    from antiphon.journal import WireCapture
     from antiphon.protocol import UserAudioCommitted
 
-    journal = MemoryJournal()
-    w = journal.writer("s")
-    capture = WireCapture(
-        w, "metadata", mono_ns=lambda: 0, wall_ns=lambda: 0, next_seq=lambda: w.next_seq
-    )
-
-    def add(*events: Event, epoch: int = 1) -> None:
-        w.append(list(events), expected_seq=w.next_seq, epoch=epoch, mono_ns=0, wall_ns=0)
-
-    add(SessionStarted(session_id="s", provider="scripted"), epoch=0)
-    add(ConnectionOpened(epoch=1))
+    session = _CapturedSession()
+    journal, capture, add = session.journal, session.capture, session.add
     add(UserAudio(first_frame=0, frames=10, audio=bytes(6400), sample_rate=16_000))
     # Frame 0 alone, 1..4 joined into one message, 5..9 joined and cut into two wire frames.
     capture.sent(1, '{"type":"append"}', audio_index=0)

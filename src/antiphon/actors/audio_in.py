@@ -246,12 +246,14 @@ class AudioIn(Actor[SendAudio]):
                 frame_bytes=self.frame_bytes,
             )
             self._format = (sample_rate, channels)
-        frames = self._converter.push(pcm)
+        self._append_all(self._converter.push(pcm))
+
+    def _append_all(self, frames: list[bytes]) -> None:
         for frame in frames:
             self._append(frame)
         if frames:
-            # All of the chunk at once: a waiting sender sends it as one message (up to the
-            # provider's chunk limit), as the app handed it over.
+            # All of them at once: a waiting sender sends them as one message (up to the
+            # provider's chunk limit), as the app handed them over.
             self.log.offer()
 
     def _append(self, frame: bytes) -> None:
@@ -272,11 +274,7 @@ class AudioIn(Actor[SendAudio]):
 
     def _flush_converter(self, *, pad: bool) -> None:
         if self._converter is not None:
-            frames = self._converter.flush(pad=pad)
-            for frame in frames:
-                self._append(frame)
-            if frames:
-                self.log.offer()
+            self._append_all(self._converter.flush(pad=pad))
 
     def flush(self) -> None:
         """End of input: emit the converter's tail (zero-padded) and the journal record."""

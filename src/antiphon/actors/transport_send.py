@@ -221,25 +221,28 @@ class TransportSend:
                 if keepalive.due(now()):
                     await self._keep_alive()
                 continue
-            count = 1
-            if max_frames > 1:
-                more = log.get(cursor + 1)
-                if more is not None:
-                    # Frames queued while this sender was busy: one message for all of them.
-                    parts = [pcm, more]
-                    count = 2
-                    while count < max_frames:
-                        more = log.get(cursor + count)
-                        if more is None:
-                            break
-                        parts.append(more)
-                        count += 1
-                    pcm = b"".join(parts)
+            # Frames that queued while this sender was busy: one message for all of them.
+            pcm, count = self._joined(pcm, cursor, max_frames)
             self._batch = count
             for frame in encode(AudioFrame(pcm=pcm, index=cursor), self._state()):
                 await send_audio(frame)
             sent = True
             self._sent_audio(cursor, count)
+
+    def _joined(self, pcm: bytes, cursor: int, limit: int) -> tuple[bytes, int]:
+        """``pcm`` (the frame at ``cursor``) joined with the frames after it that the log
+        holds, ``limit`` frames at most: the audio of one ``AudioFrame``, and how many frames
+        it is."""
+        if limit <= 1:
+            return pcm, 1
+        parts = [pcm]
+        get = self._log.get
+        while len(parts) < limit:
+            more = get(cursor + len(parts))
+            if more is None:
+                break
+            parts.append(more)
+        return (b"".join(parts) if len(parts) > 1 else pcm), len(parts)
 
     def _sent_audio(self, cursor: int, count: int) -> None:
         """The ``count`` frames from ``cursor`` went out (as one ``AudioFrame``)."""
@@ -275,14 +278,10 @@ class TransportSend:
         log = self._log
         cursor = self.cursor
         while cursor < end:
-            count = min(end - cursor, self.max_frames)
-            parts: list[bytes] = []
-            for i in range(cursor, cursor + count):
-                part = log.get(i)
-                if part is None:
-                    return False  # evicted meanwhile: the run loop counts it as skipped
-                parts.append(part)
-            pcm = parts[0] if count == 1 else b"".join(parts)
+            pcm = log.get(cursor)
+            if pcm is None:
+                return False  # evicted meanwhile: the run loop counts it as skipped
+            pcm, count = self._joined(pcm, cursor, min(end - cursor, self.max_frames))
             try:
                 frames = self._translator.encode(AudioFrame(pcm=pcm, index=cursor), self._state())
             except Exception:  # nothing was counted: the run loop meets it and reports it
